@@ -1,0 +1,219 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// Settings are the enforcement limits the planner applies. The guards that
+// need a fresh look at vCenter (the snapshot still exists, no task on the VM,
+// live datastore space) are enforce's; these are the ones decidable from the
+// collected facts, so the report already shows them.
+type Settings struct {
+	MaxPerRun      int
+	MaxAttempts    int
+	MinFreePercent float64
+	// Window is the maintenance window; nil means consolidation may run at any time.
+	Window *Window
+}
+
+// Window is a maintenance window: it opens at every activation of Start and
+// stays open for Duration.
+type Window struct {
+	Start    cron.Schedule
+	Duration time.Duration
+}
+
+// Open reports whether the window is open at now, and when it next opens
+// (now itself when open).
+func (w *Window) Open(now time.Time) (bool, time.Time) {
+	if w == nil {
+		return true, now
+	}
+	// The earliest start after now-Duration is the only one that can still be open.
+	if s := w.Start.Next(now.Add(-w.Duration)); !s.After(now) {
+		return true, now
+	}
+	return false, w.Start.Next(now)
+}
+
+// Build decides, for every item, what is due at now given the ledger's
+// history (missing entries are snapshots never seen before). It is pure.
+// Decisions come back in the order of items.
+func Build(items []Item, history map[facts.Key]History, set Settings, now time.Time) []Decision {
+	out := make([]Decision, len(items))
+	var consolidations []int
+	for i := range items {
+		d := &out[i]
+		d.Item = items[i]
+		d.History = history[items[i].Snapshot.Key()]
+		decide(d, set, now)
+		if d.Action == ActionConsolidate && d.Due {
+			consolidations = append(consolidations, i)
+		}
+	}
+	limitPerRun(out, consolidations, set.MaxPerRun)
+	return out
+}
+
+func decide(d *Decision, set Settings, now time.Time) {
+	v, p := d.Verdict, d.Policy
+	switch v.State {
+	case policy.StateManaged:
+		if v.Reason != policy.ReasonManagedStale {
+			d.set(ActionEscalate, false, d.Snapshot.Created.Add(p.ManagedStaleAfter), ReasonNotYetDue,
+				"never removed by snapwarden; support is told if it is still here after managed_stale_after")
+			return
+		}
+		d.escalation(now, ReasonManagedStale, "backup snapshot older than managed_stale_after: support should check the backup job")
+	case policy.StateExempt:
+		if v.ExemptUntil.IsZero() {
+			d.set(ActionNone, false, time.Time{}, ReasonNothingToDo, "exempt: never notified or removed")
+			return
+		}
+		d.set(ActionNone, false, v.ExemptUntil, ReasonNotYetDue, "exempt until the keep-until marker ends; judged by age again then")
+	case policy.StateOK:
+		d.set(ActionWarn, false, v.WarnAt, ReasonNotYetDue, "first notice when the snapshot reaches warn_after")
+	case policy.StateWarning:
+		d.customerNotice(now)
+		if !d.Due {
+			d.set(ActionRemind, false, d.At, ReasonNotYetDue, "next reminder after reminder_every")
+		}
+	case policy.StateOverdue:
+		d.customerNotice(now)
+		notice := *d
+		if p.Action == policy.ActionConsolidate && d.Reachable {
+			d.consolidation(set, now)
+		} else {
+			d.escalation(now, ReasonDeadlinePassed, "past the deadline: support takes over")
+		}
+		// Show the customer notice when it is due and the main action is not.
+		if notice.Due && !d.Due {
+			d.set(notice.Action, true, notice.At, notice.Reason, notice.Why+"; then "+d.Action.String()+" at "+d.At.UTC().Format(time.RFC3339))
+		}
+	}
+}
+
+func (d *Decision) set(a Action, due bool, at time.Time, r Reason, why string) {
+	d.Action, d.Due, d.At, d.Reason, d.Why = a, due, at, r, why
+}
+
+// customerNotice sets the warn/remind cadence: the first notice at once, then
+// one every reminder_every after the last one issued.
+func (d *Decision) customerNotice(now time.Time) {
+	h := d.History
+	switch {
+	case h.CustomerNotices == 0:
+		d.CustomerNotice = ActionWarn
+		d.set(ActionWarn, true, now, ReasonFirstNotice, "first notice to the customer")
+	case !now.Before(h.LastCustomerNotice.Add(d.Policy.ReminderEvery)):
+		d.CustomerNotice = ActionRemind
+		d.set(ActionRemind, true, now, ReasonReminderDue,
+			fmt.Sprintf("reminder %d: reminder_every passed since the last notice", h.CustomerNotices))
+	default:
+		d.set(ActionRemind, false, h.LastCustomerNotice.Add(d.Policy.ReminderEvery), ReasonNotYetDue, "next reminder after reminder_every")
+	}
+	if !d.Reachable {
+		d.Why += "; no reachable owner, so support receives it"
+	}
+}
+
+// escalation tells support at once, then again every escalate_every.
+func (d *Decision) escalation(now time.Time, r Reason, why string) {
+	h := d.History
+	if h.Escalations > 0 && now.Before(h.LastEscalation.Add(d.Policy.EscalateEvery)) {
+		d.set(ActionEscalate, false, h.LastEscalation.Add(d.Policy.EscalateEvery), ReasonNotYetDue,
+			"support was told; again after escalate_every")
+		return
+	}
+	d.EscalateNow = true
+	d.set(ActionEscalate, true, now, r, why)
+}
+
+// consolidation applies the guards the planner can judge from facts and
+// history. A refusal is blocked with its guard; support hears of each guard
+// once, not every cycle.
+func (d *Decision) consolidation(set Settings, now time.Time) {
+	v, h := d.Verdict, d.History
+	if now.Before(v.ActAt) {
+		d.set(ActionConsolidate, false, v.ActAt, ReasonNotYetDue, "committed automatically after deadline + grace")
+		return
+	}
+	if h.InFlight {
+		d.set(ActionConsolidate, false, now, ReasonInFlight, fmt.Sprintf("consolidation task %s is running", h.TaskID))
+		return
+	}
+	if set.MaxAttempts > 0 && h.Attempts >= set.MaxAttempts {
+		d.block(now, ReasonGuardAttempts, fmt.Sprintf("consolidation failed %d times (last: %s); left to support", h.Attempts, h.LastFault))
+		return
+	}
+	if h.WarnedAt.IsZero() || !h.WarnedAt.Before(now) {
+		d.block(now, ReasonGuardNotWarned, "the customer has not been warned in an earlier cycle: no first-contact deletion")
+		return
+	}
+	if open, next := set.Window.Open(now); !open {
+		d.block(next, ReasonGuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339))
+		return
+	}
+	if ds, ok := lacksRoom(d.Snapshot, set.MinFreePercent); !ok {
+		d.block(now, ReasonGuardDatastore, fmt.Sprintf("datastore %s has %s free; the merge needs %s plus %g%% of its capacity",
+			ds.Name, iec(ds.Free), iec(d.Snapshot.SizeBytes), set.MinFreePercent))
+		return
+	}
+	d.set(ActionConsolidate, true, now, ReasonConsolidateDue, "past deadline + grace: commit (remove with consolidation)")
+}
+
+func (d *Decision) block(at time.Time, r Reason, why string) {
+	d.EscalateNow = d.History.BlockedReason != r.String()
+	d.set(ActionBlocked, true, at, r, why)
+}
+
+// lacksRoom checks every datastore of the VM; it returns the first one that
+// would fall below min_free_percent after the merge.
+func lacksRoom(s facts.Snapshot, minFreePercent float64) (facts.Datastore, bool) {
+	if s.VM == nil {
+		return facts.Datastore{}, true
+	}
+	for _, ds := range s.VM.Datastores {
+		if float64(ds.Free-s.SizeBytes) < float64(ds.Capacity)*minFreePercent/100 {
+			return ds, false
+		}
+	}
+	return facts.Datastore{}, true
+}
+
+// limitPerRun keeps the oldest max consolidations due and blocks the rest.
+func limitPerRun(out []Decision, due []int, max int) {
+	if max <= 0 || len(due) <= max {
+		return
+	}
+	sort.SliceStable(due, func(a, b int) bool {
+		return out[due[a]].Snapshot.Created.Before(out[due[b]].Snapshot.Created)
+	})
+	for _, i := range due[max:] {
+		d := &out[i]
+		d.set(ActionBlocked, true, d.At, ReasonGuardMaxPerRun,
+			fmt.Sprintf("max_per_run (%d) consolidations already planned this cycle; next cycle", max))
+		// Waiting one cycle is routine, not worth a support escalation.
+		d.EscalateNow = false
+	}
+}
+
+func iec(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,256 @@
+package plan
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+const gib = int64(1) << 30
+
+func item(name string, age time.Duration, action policy.Action, reachable bool) Item {
+	vm := &facts.VM{VCenter: "vc1", Name: "vm-" + name, InstanceUUID: "uuid-" + name,
+		Datastores: []facts.Datastore{{Name: "ds1", Capacity: 1000 * gib, Free: 500 * gib}}}
+	p := policy.Default()
+	p.Action = action
+	s := facts.Snapshot{VM: vm, ID: "snapshot-" + name, Name: name, Created: t0.Add(-age), SizeBytes: gib}
+	return Item{Snapshot: s, Customer: "acme", Reachable: reachable, Policy: p}
+}
+
+func evaluate(it Item, now time.Time) Item {
+	it.Verdict = policy.Evaluate(&it.Snapshot, it.Policy, now)
+	return it
+}
+
+func decideOne(t *testing.T, it Item, h History, set Settings, now time.Time) Decision {
+	t.Helper()
+	it = evaluate(it, now)
+	return Build([]Item{it}, map[facts.Key]History{it.Snapshot.Key(): h}, set, now)[0]
+}
+
+func TestDecisions(t *testing.T) {
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10}
+	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-20 * time.Hour), WarnedAt: t0.Add(-20 * time.Hour)}
+	tests := []struct {
+		name     string
+		it       Item
+		h        History
+		set      Settings
+		action   Action
+		due      bool
+		reason   Reason
+		escalate bool
+		notice   Action
+	}{
+		{"young: warn later", item("a", time.Hour, policy.ActionEscalate, true), History{}, set, ActionWarn, false, ReasonNotYetDue, false, ActionNone},
+		{"warning: first notice", item("a", 30*time.Hour, policy.ActionEscalate, true), History{}, set, ActionWarn, true, ReasonFirstNotice, false, ActionWarn},
+		{"warning: reminder not yet", item("a", 30*time.Hour, policy.ActionEscalate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-6 * time.Hour)}, set, ActionRemind, false, ReasonNotYetDue, false, ActionNone},
+		{"warning: reminder due", item("a", 40*time.Hour, policy.ActionEscalate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-12 * time.Hour)}, set, ActionRemind, true, ReasonReminderDue, false, ActionRemind},
+		{"overdue: escalate", item("a", 50*time.Hour, policy.ActionEscalate, true), warned, set, ActionEscalate, true, ReasonDeadlinePassed, true, ActionRemind},
+		{"overdue: escalated recently", item("a", 60*time.Hour, policy.ActionEscalate, true),
+			History{CustomerNotices: 3, LastCustomerNotice: t0.Add(-time.Hour), Escalations: 1, LastEscalation: t0.Add(-time.Hour)}, set,
+			ActionEscalate, false, ReasonNotYetDue, false, ActionNone},
+		{"overdue unowned consolidate customer escalates", item("a", 70*time.Hour, policy.ActionConsolidate, false), warned, set,
+			ActionEscalate, true, ReasonDeadlinePassed, true, ActionRemind},
+		{"consolidate: within grace", item("a", 50*time.Hour, policy.ActionConsolidate, true), warned, set,
+			ActionRemind, true, ReasonReminderDue, false, ActionRemind},
+		{"consolidate: due", item("a", 61*time.Hour, policy.ActionConsolidate, true), warned, set, ActionConsolidate, true, ReasonConsolidateDue, false, ActionRemind},
+		{"consolidate: never warned", item("a", 61*time.Hour, policy.ActionConsolidate, true), History{}, set,
+			ActionBlocked, true, ReasonGuardNotWarned, true, ActionWarn},
+		{"consolidate: warned only this cycle", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0, WarnedAt: t0}, set, ActionBlocked, true, ReasonGuardNotWarned, true, ActionNone},
+		{"consolidate: support already told of this guard", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{BlockedReason: "guard-not-warned", CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour)}, set,
+			ActionBlocked, true, ReasonGuardNotWarned, false, ActionNone},
+		{"consolidate: attempts exhausted", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour), Attempts: 3, LastFault: "TaskInProgress"}, set,
+			ActionBlocked, true, ReasonGuardAttempts, true, ActionNone},
+		{"consolidate: in flight", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour), InFlight: true, TaskID: "task-7"}, set,
+			ActionConsolidate, false, ReasonInFlight, false, ActionNone},
+		{"consolidate: outside window", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)},
+			Settings{MaxPerRun: 10, MaxAttempts: 3, Window: &Window{Start: fixed(t0.Add(2 * time.Hour)), Duration: time.Hour}},
+			ActionBlocked, true, ReasonGuardWindow, true, ActionNone},
+		{"consolidate: inside window", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)},
+			Settings{MaxPerRun: 10, MaxAttempts: 3, Window: &Window{Start: fixed(t0.Add(-30 * time.Minute)), Duration: time.Hour}},
+			ActionConsolidate, true, ReasonConsolidateDue, false, ActionNone},
+		{"consolidate: datastore too full", func() Item {
+			it := item("a", 61*time.Hour, policy.ActionConsolidate, true)
+			it.Snapshot.VM.Datastores[0].Free = 100 * gib // 100 - 1 < 10% of 1000
+			return it
+		}(), warned, set, ActionBlocked, true, ReasonGuardDatastore, true, ActionRemind},
+		{"exempt", func() Item {
+			it := item("a", 100*time.Hour, policy.ActionConsolidate, true)
+			it.Snapshot.VM.Tags = []facts.Tag{{Category: "x", Name: "snapwarden-exempt"}}
+			return it
+		}(), History{}, set, ActionNone, false, ReasonNothingToDo, false, ActionNone},
+		{"managed fresh", func() Item {
+			it := item("a", 2*time.Hour, policy.ActionConsolidate, true)
+			it.Snapshot.Name = "Restore Point 7"
+			return it
+		}(), History{}, set, ActionEscalate, false, ReasonNotYetDue, false, ActionNone},
+		{"managed stale", func() Item {
+			it := item("a", 200*time.Hour, policy.ActionConsolidate, true)
+			it.Snapshot.Name = "Restore Point 7"
+			return it
+		}(), History{}, set, ActionEscalate, true, ReasonManagedStale, true, ActionNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decideOne(t, tt.it, tt.h, tt.set, t0)
+			if d.Action != tt.action || d.Due != tt.due || d.Reason != tt.reason {
+				t.Fatalf("got %s due=%v %s (%s), want %s due=%v %s", d.Action, d.Due, d.Reason, d.Why, tt.action, tt.due, tt.reason)
+			}
+			if d.EscalateNow != tt.escalate {
+				t.Errorf("EscalateNow = %v, want %v", d.EscalateNow, tt.escalate)
+			}
+			if d.CustomerNotice != tt.notice {
+				t.Errorf("CustomerNotice = %s, want %s", d.CustomerNotice, tt.notice)
+			}
+			if d.Due && d.Action != ActionBlocked && !d.At.Equal(t0) {
+				t.Errorf("a due action is due now, got At %s", d.At)
+			}
+		})
+	}
+}
+
+// fixed is a schedule that fires once a day at the clock time of t.
+func fixed(t time.Time) cron.Schedule {
+	s, err := cron.ParseStandard(fmt.Sprintf("%d %d * * *", t.Minute(), t.Hour()))
+	if err != nil {
+		panic(err)
+	}
+	s.(*cron.SpecSchedule).Location = time.UTC
+	return s
+}
+
+func TestMaxPerRunKeepsTheOldest(t *testing.T) {
+	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)}
+	var items []Item
+	hist := map[facts.Key]History{}
+	for i, age := range []time.Duration{70, 90, 65, 80} {
+		it := evaluate(item(fmt.Sprint("s", i), age*time.Hour, policy.ActionConsolidate, true), t0)
+		items = append(items, it)
+		hist[it.Snapshot.Key()] = warned
+	}
+	ds := Build(items, hist, Settings{MaxPerRun: 2, MaxAttempts: 3}, t0)
+	var got []string
+	for _, d := range ds {
+		got = append(got, fmt.Sprintf("%s:%s", d.Snapshot.Name, d.Action))
+		if d.Reason == ReasonGuardMaxPerRun && d.EscalateNow {
+			t.Errorf("%s: waiting for the next cycle must not page support", d.Snapshot.Name)
+		}
+	}
+	if want := "s0:blocked s1:consolidate s2:blocked s3:consolidate"; strings.Join(got, " ") != want {
+		t.Fatalf("got %v, want %s (the two oldest)", got, want)
+	}
+}
+
+func TestWindowOpen(t *testing.T) {
+	w := &Window{Start: fixed(time.Date(0, 1, 1, 22, 0, 0, 0, time.UTC)), Duration: 6 * time.Hour}
+	for _, tt := range []struct {
+		at   string
+		open bool
+		next string
+	}{
+		{"2026-11-24T21:59:00Z", false, "2026-11-24T22:00:00Z"},
+		{"2026-11-24T22:00:00Z", true, ""},
+		{"2026-11-25T03:59:00Z", true, ""},
+		{"2026-11-25T04:00:00Z", false, "2026-11-25T22:00:00Z"},
+	} {
+		at, _ := time.Parse(time.RFC3339, tt.at)
+		open, next := w.Open(at)
+		if open != tt.open || (!open && next.Format(time.RFC3339) != tt.next) {
+			t.Errorf("at %s: open=%v next=%s, want %v %s", tt.at, open, next.Format(time.RFC3339), tt.open, tt.next)
+		}
+	}
+}
+
+// TestGoldenTimeline runs hourly cycles over a week for snapshots of an
+// escalating and a consolidating customer, feeding each cycle's decisions back
+// into the history as the service does, and pins the sequence of actions.
+func TestGoldenTimeline(t *testing.T) {
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10}
+	base := []Item{
+		item("esc", 0, policy.ActionEscalate, true),
+		item("cons", 0, policy.ActionConsolidate, true),
+		item("orphan", 0, policy.ActionConsolidate, false),
+	}
+	hist := map[facts.Key]History{}
+	removed := map[string]bool{}
+	var b strings.Builder
+	for h := 0; h <= 24*7; h++ {
+		now := t0.Add(time.Duration(h) * time.Hour)
+		var items []Item
+		for _, it := range base {
+			if !removed[it.Snapshot.Name] {
+				items = append(items, evaluate(it, now))
+			}
+		}
+		for _, d := range Build(items, hist, set, now) {
+			if !d.Due {
+				continue
+			}
+			fmt.Fprintf(&b, "+%3dh %-6s %-8s %-11s notice=%-6s escalate=%-5v %s: %s\n", h, d.Snapshot.Name, d.Verdict.State,
+				d.Action, d.CustomerNotice, d.EscalateNow, d.Reason, d.Why)
+			k := d.Snapshot.Key()
+			hh := hist[k]
+			if d.CustomerNotice != ActionNone {
+				hh.CustomerNotices++
+				hh.LastCustomerNotice = now
+				if hh.WarnedAt.IsZero() {
+					hh.WarnedAt = now
+				}
+			}
+			if d.EscalateNow {
+				hh.Escalations++
+				hh.LastEscalation = now
+				if d.Action == ActionBlocked {
+					hh.BlockedReason = d.Reason.String()
+				}
+			}
+			hist[k] = hh
+			if d.Action == ActionConsolidate {
+				removed[d.Snapshot.Name] = true
+			}
+		}
+	}
+	goldenFile(t, "timeline.golden", b.String())
+}
+
+func goldenFile(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from the golden file; review and run go test -update:\n--- got\n%s", path, got)
+	}
+}

@@ -1,0 +1,106 @@
+package plan
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// Item is one snapshot with its owner, the policy that applies and its verdict.
+type Item struct {
+	Snapshot facts.Snapshot
+	// Customer is the owning customer's id; empty where no ownership rule matched.
+	Customer string
+	// Reachable is set when Customer is in the customer directory with
+	// contacts; notices for anyone else go to support, never to a guess.
+	Reachable bool
+	Policy   policy.Policy
+	Verdict  policy.Verdict
+}
+
+// History is what the ledger remembers of one snapshot from earlier cycles.
+// The zero value is a snapshot never seen before.
+type History struct {
+	FirstSeen time.Time
+	// Creator recorded at first sight; survives vCenter's event purge.
+	Creator string
+	// CustomerNotices counts warn and remind notices issued to the customer
+	// (queued in the ledger's outbox, whether delivered yet or not), so a
+	// notice awaiting delivery is never issued twice.
+	CustomerNotices    int
+	LastCustomerNotice time.Time
+	// WarnedAt is when the first customer notice was actually delivered; a
+	// consolidation requires it (no first-contact deletions).
+	WarnedAt time.Time
+	Escalations        int
+	LastEscalation     time.Time
+	// Attempts counts consolidation attempts that ended in failure.
+	Attempts      int
+	LastAttemptAt time.Time
+	LastFault     string
+	// InFlight is set while a consolidation task is running (or was running
+	// when the process stopped) for this snapshot.
+	InFlight bool
+	TaskID   string
+	// BlockedReason is the guard refusal support was last told of, so a
+	// blocked consolidation is escalated once per reason, not every cycle.
+	BlockedReason string
+}
+
+// Action is the decision for one snapshot, `next_action` in reports.
+type Action int
+
+// The actions of DESIGN.md.
+const (
+	ActionNone Action = iota
+	ActionWarn
+	ActionRemind
+	ActionEscalate
+	ActionConsolidate
+	ActionBlocked
+)
+
+var actionNames = [...]string{"none", "warn", "remind", "escalate", "consolidate", "blocked"}
+
+// String returns the report name of the action.
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("action(%d)", int(a))
+}
+
+// MarshalText makes an Action render as its name in JSON.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Decision is the plan for one snapshot.
+type Decision struct {
+	Item
+	History History
+	// Action is due now when Due is set; otherwise it is the next action the
+	// snapshot will get, at At.
+	Action Action
+	Due    bool
+	At     time.Time
+	// Reason is why the action was chosen (for blocked: the guard that refused).
+	Reason Reason
+	// Why explains the action in one sentence for people.
+	Why string
+	// CustomerNotice is the customer notice due this cycle (ActionWarn,
+	// ActionRemind or ActionNone); it can come with an escalation.
+	CustomerNotice Action
+	// EscalateNow is set when support must be told this cycle (escalation,
+	// blocked consolidation, stale managed snapshot, unknown owner).
+	EscalateNow bool
+}
+
+// Plan is every decision of one cycle, computed without side effects.
+type Plan struct {
+	At        time.Time
+	Mode      string // dry-run | enforce
+	VMs       int
+	Decisions []Decision
+	Errors    []facts.VCenterError
+}

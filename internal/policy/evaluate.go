@@ -1,0 +1,137 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// keepUntilRE finds a keep-until marker anywhere in a description. The value
+// is taken up to the next blank so that a malformed date can be reported.
+var keepUntilRE = regexp.MustCompile(`(?i)keep-until\s*=\s*(\S*)`)
+
+// managedDescriptions are description fragments that backup software writes
+// on the snapshots it owns (Veeam: "Please do not delete this snapshot...").
+var managedDescriptions = []string{"please do not delete", "veeam backup"}
+
+// Evaluate judges one snapshot under policy p at time now. It is pure: the
+// same facts, policy and now always give the same verdict.
+func Evaluate(s *facts.Snapshot, p Policy, now time.Time) Verdict {
+	v := Verdict{
+		WarnAt:     s.Created.Add(p.WarnAfter),
+		DeadlineAt: s.Created.Add(p.Deadline),
+		ActAt:      s.Created.Add(p.Deadline + p.Grace),
+	}
+	if s.Created.After(now) {
+		v.ClockSkew = true
+	} else {
+		v.Age = now.Sub(s.Created)
+	}
+	v.State, v.Reason, v.Detail = judge(s, p, now, &v)
+	if v.ClockSkew {
+		v.Detail += " (create time is in the future: clock skew, age counted as 0)"
+	}
+	return v
+}
+
+// judge decides state and reason; it may set ExemptUntil and MalformedMarker.
+func judge(s *facts.Snapshot, p Policy, now time.Time, v *Verdict) (State, Reason, string) {
+	if pat, ok := managedName(s.Name, p.ManagedPatterns); ok {
+		return managed(v, p, ReasonManagedName, fmt.Sprintf("name matches managed pattern %q", pat))
+	}
+	if managedDescription(s.Description) {
+		return managed(v, p, ReasonManagedDesc, "description says backup software owns it")
+	}
+	if p.ExemptTag != "" && s.VM != nil && s.VM.HasTag(p.ExemptTag) {
+		return StateExempt, ReasonExemptTag, fmt.Sprintf("VM has the exempt tag %q", p.ExemptTag)
+	}
+	expired := ""
+	if m := keepUntilRE.FindStringSubmatch(s.Description); m != nil {
+		day, err := time.Parse("2006-01-02", strings.TrimRight(m[1], ".,;)"))
+		if err != nil {
+			v.MalformedMarker = m[0]
+		} else {
+			// The marker keeps the snapshot through the whole named day (UTC).
+			until, reason := day.AddDate(0, 0, 1), ReasonKeepUntil
+			detail := "keep-until " + day.Format("2006-01-02") + " in the description"
+			if limit := s.Created.Add(p.MaxKeep); until.After(limit) {
+				until, reason = limit, ReasonKeepUntilCapped
+				detail = fmt.Sprintf("keep-until %s capped at max_keep %s after creation (until %s)",
+					day.Format("2006-01-02"), fmtDuration(p.MaxKeep), limit.UTC().Format(time.RFC3339))
+			}
+			if now.Before(until) {
+				v.ExemptUntil = until
+				return StateExempt, reason, detail
+			}
+			expired = "; " + detail + " has expired"
+		}
+	}
+	if v.MalformedMarker != "" {
+		expired = fmt.Sprintf("; marker %q is not keep-until=YYYY-MM-DD and was ignored", v.MalformedMarker)
+	}
+	age := fmtHours(v.Age)
+	switch {
+	case v.Age >= p.Deadline:
+		return StateOverdue, ReasonPastDeadline, fmt.Sprintf("age %s >= deadline %s%s", age, fmtDuration(p.Deadline), expired)
+	case v.Age >= p.WarnAfter:
+		return StateWarning, ReasonWarnAge, fmt.Sprintf("age %s >= warn_after %s%s", age, fmtDuration(p.WarnAfter), expired)
+	default:
+		return StateOK, ReasonYoung, fmt.Sprintf("age %s < warn_after %s%s", age, fmtDuration(p.WarnAfter), expired)
+	}
+}
+
+func managed(v *Verdict, p Policy, r Reason, detail string) (State, Reason, string) {
+	if v.Age >= p.ManagedStaleAfter {
+		return StateManaged, ReasonManagedStale, fmt.Sprintf("%s; age %s >= managed_stale_after %s: a stuck backup snapshot",
+			detail, fmtHours(v.Age), fmtDuration(p.ManagedStaleAfter))
+	}
+	return StateManaged, r, detail
+}
+
+// managedName matches shell-style patterns case-insensitively.
+func managedName(name string, patterns []string) (string, bool) {
+	for _, pat := range patterns {
+		if ok, _ := matchPattern(pat, name); ok {
+			return pat, true
+		}
+	}
+	return "", false
+}
+
+// matchPattern is path.Match without case. Names have no path structure, so
+// a "/" in a snapshot name must not stop "*" from matching it.
+func matchPattern(pattern, name string) (bool, error) {
+	return path.Match(strings.ReplaceAll(strings.ToLower(pattern), "/", "\x00"),
+		strings.ReplaceAll(strings.ToLower(name), "/", "\x00"))
+}
+
+func managedDescription(desc string) bool {
+	d := strings.ToLower(desc)
+	for _, m := range managedDescriptions {
+		if strings.Contains(d, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// fmtHours prints an age as hours with one decimal, as reports do.
+func fmtHours(d time.Duration) string {
+	return fmt.Sprintf("%.1fh", d.Hours())
+}
+
+// fmtDuration prints a policy duration the way it is usually written in the
+// config: "48h", "90m", else Go's form.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
