@@ -16,8 +16,8 @@ type Item struct {
 	// Reachable is set when Customer is in the customer directory with
 	// contacts; notices for anyone else go to support, never to a guess.
 	Reachable bool
-	Policy   policy.Policy
-	Verdict  policy.Verdict
+	Policy    policy.Policy
+	Verdict   policy.Verdict
 }
 
 // History is what the ledger remembers of one snapshot from earlier cycles.
@@ -33,9 +33,9 @@ type History struct {
 	LastCustomerNotice time.Time
 	// WarnedAt is when the first customer notice was actually delivered; a
 	// consolidation requires it (no first-contact deletions).
-	WarnedAt time.Time
-	Escalations        int
-	LastEscalation     time.Time
+	WarnedAt       time.Time
+	Escalations    int
+	LastEscalation time.Time
 	// Attempts counts consolidation attempts that ended in failure.
 	Attempts      int
 	LastAttemptAt time.Time
