@@ -1,0 +1,203 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+const vcOnly = `
+vcenters:
+  - {name: vc1, url: "https://vc1.example.net/sdk", username: svc, password_file: vc1.password}
+`
+
+const minimal = vcOnly + "support: {email: support@provider.example}\n"
+
+// write puts a config and its password file in a temp dir and returns the config path.
+func write(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "vc1.password"), []byte("hunter2-vc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "snapwarden.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(write(t, minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Schedule != "@every 1h" || c.Listen != "127.0.0.1:9469" || c.Enforcement.Mode != "dry-run" ||
+		c.Policy.Deadline != 48*time.Hour || c.Policy.WarnAfter != 24*time.Hour || c.SMTP.TLS != "starttls" ||
+		c.Enforcement.MaxPerRun != 10 || c.Enforcement.TaskTimeout != 24*time.Hour {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if c.VCenters[0].Password.Reveal() != "hunter2-vc" {
+		t.Fatalf("password_file not read (or newline kept): %q", c.VCenters[0].Password.Reveal())
+	}
+	if !filepath.IsAbs(c.VCenters[0].PasswordFile) || filepath.Dir(c.VCenters[0].PasswordFile) != filepath.Dir(c.File) {
+		t.Fatalf("relative password_file not resolved against the config's folder: %s", c.VCenters[0].PasswordFile)
+	}
+}
+
+func TestCustomerPolicyMerge(t *testing.T) {
+	c, err := Load(write(t, minimal+`
+policy: {warn_after: 12h, deadline: 2d}
+customers:
+  - {id: acme, name: ACME, contacts: [ops@acme.example], policy: {deadline: 72h, action: consolidate}}
+  - {id: initech, name: Initech, contacts: [it@initech.example]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := c.PolicyFor("acme")
+	if acme.Deadline != 72*time.Hour || acme.Action != "consolidate" || acme.WarnAfter != 12*time.Hour {
+		t.Fatalf("acme policy = %+v: want its override over the top-level policy", acme)
+	}
+	if p := c.PolicyFor("initech"); p.Deadline != 48*time.Hour || p.Action != "escalate" {
+		t.Fatalf("initech policy = %+v: want the top-level policy", p)
+	}
+	if p := c.PolicyFor("unknown"); p.Deadline != 48*time.Hour {
+		t.Fatalf("unknown customer gets %+v", p)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Setenv("SNAPWARDEN_ENFORCEMENT_MODE", "enforce")
+	t.Setenv("SNAPWARDEN_POLICY_DEADLINE", "96h")
+	t.Setenv("SNAPWARDEN_SMTP_PASSWORD", "smtp-secret")
+	t.Setenv("SNAPWARDEN_SMTP_USERNAME", "mailer")
+	t.Setenv("SNAPWARDEN_SCHEDULE", "*/5 * * * *")
+	c, err := Load(write(t, minimal+"enforcement: {mode: dry-run}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Enforcement.Mode != "enforce" || c.Policy.Deadline != 96*time.Hour || c.SMTP.Password.Reveal() != "smtp-secret" ||
+		c.Schedule != "*/5 * * * *" {
+		t.Fatalf("env not applied: mode=%s deadline=%s schedule=%s", c.Enforcement.Mode, c.Policy.Deadline, c.Schedule)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct{ name, body, want string }{
+		{"yaml syntax", "vcenters: [\n  - name: x\n bad", "not valid YAML"},
+		{"unknown key with hint", minimal + "polcy: {deadline: 48h}\n", `unknown key "polcy" (did you mean "policy"?)`},
+		{"unknown nested key", minimal + "policy: {dedline: 48h}\n", `unknown key "policy.dedline" (did you mean "policy.deadline"?)`},
+		{"unknown key in a list", minimal + "customers: [{id: a, contacts: [a@b.example], colour: red}]\n", `unknown key "customers[0].colour"`},
+		{"unknown key in an override", minimal + "customers: [{id: a, contacts: [a@b.example], policy: {deadlin: 2h}}]\n", "customers[0].policy"},
+		{"bad duration", minimal + "policy: {deadline: soon}\n", `"soon" is not a duration`},
+		{"bare number duration", minimal + "policy: {deadline: 48}\n", "48 is not a duration"},
+		{"deadline before warn", minimal + "policy: {warn_after: 48h, deadline: 24h}\n", "policy.deadline must be longer than policy.warn_after"},
+		{"customer deadline before warn", minimal + "customers: [{id: a, contacts: [a@b.example], policy: {deadline: 1h}}]\n",
+			"customers[0].policy.deadline must be longer than customers[0].policy.warn_after"},
+		{"bad action", minimal + "policy: {action: delete}\n", "policy.action must be escalate or consolidate"},
+		{"bad cron", minimal + "schedule: every hour\n", `schedule "every hour" is not a cron spec`},
+		{"bad regex", minimal + "ownership: [{folder_regex: '(['}]\n", "ownership[0].folder_regex"},
+		{"regex without group", minimal + "ownership: [{folder_regex: '/Customers/'}]\n", "needs a group named customer"},
+		{"two rule kinds", minimal + "ownership: [{tag_category: C, custom_attribute: C}]\n", "ownership[0] must set exactly one"},
+		{"duplicate customer", minimal + "customers: [{id: a, contacts: [a@b.example]}, {id: a, contacts: [a@b.example]}]\n", `customers[1].id "a" is used twice`},
+		{"bad email", minimal + "customers: [{id: a, contacts: [not-an-address]}]\n", `customers[0].contacts[0] "not-an-address"`},
+		{"insecure and ca_file", `
+vcenters: [{name: v, url: "https://v/sdk", username: u, password: p, insecure: true, thumbprint: "AA:BB"}]
+support: {email: s@p.example}`, "vcenters[0].insecure"},
+		{"password and password_file", `
+vcenters: [{name: v, url: "https://v/sdk", username: u, password: p, password_file: vc1.password}]
+support: {email: s@p.example}`, "vcenters[0].password_file and vcenters[0].password are both set"},
+		{"missing password_file", `
+vcenters: [{name: v, url: "https://v/sdk", username: u, password_file: nope.password}]
+support: {email: s@p.example}`, "vcenters[0].password_file: cannot read"},
+		{"no vcenters", "support: {email: s@p.example}\n", "vcenters: list at least one"},
+		{"http url", `
+vcenters: [{name: v, url: "http://v/sdk", username: u, password: p}]
+support: {email: s@p.example}`, "vcenters[0].url"},
+		{"bad mode", minimal + "enforcement: {mode: yolo}\n", "enforcement.mode \"yolo\""},
+		{"bad window", minimal + "enforcement: {window: {start: '0 22 * * *', duration: 30h}}\n", "enforcement.window.duration"},
+		{"wrong type", minimal + "enforcement: {max_per_run: lots}\n", "max_per_run"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(t, tt.body)
+			_, err := Load(p)
+			if err == nil {
+				t.Fatal("Load accepted a bad config")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), p) {
+				t.Fatalf("error %q: want it to start with the file name and contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load("/nonexistent/snapwarden.yaml")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/snapwarden.yaml: cannot read the config file") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	body, err := os.ReadFile("../../configs/snapwarden.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example points at files under /etc; load it from a folder that has them.
+	text := strings.NewReplacer("/etc/snapwarden/", "").Replace(string(body))
+	p := write(t, text)
+	dir := filepath.Dir(p)
+	for _, f := range []string{"vc-east.password", "vc-west.password", "smtp.password"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("pw\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err != nil {
+		t.Fatalf("the example config does not load: %v", err)
+	}
+}
+
+// TestNoSecretLeaks prints the config every way a developer might and checks
+// that neither password appears.
+func TestNoSecretLeaks(t *testing.T) {
+	t.Setenv("SNAPWARDEN_SMTP_PASSWORD", "smtp-hunter3")
+	t.Setenv("SNAPWARDEN_SMTP_USERNAME", "mailer")
+	c, err := Load(write(t, vcOnly+"support: {email: s@p.example, webhook: 'https://hooks.slack.com/services/T0/B0/tok-en'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		fmt.Fprintf(&out, verb+"\n", *c)
+		fmt.Fprintf(&out, verb+"\n", c.VCenters[0].Password)
+	}
+	j, _ := json.Marshal(c)
+	out.Write(j)
+	lg := zerolog.New(&out)
+	lg.Info().Interface("config", c).Str("pw", c.SMTP.Password.String()).Msg("loaded")
+	for _, secret := range []string{"hunter2-vc", "smtp-hunter3", "tok-en"} {
+		if strings.Contains(out.String(), secret) || strings.Contains(out.String(), fmt.Sprintf("%x", secret)) {
+			t.Fatalf("secret %q leaked:\n%s", secret, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "<secret>") {
+		t.Fatal("secrets should print as <secret>")
+	}
+	// A validation error must not echo a secret either.
+	_, err = Load(write(t, vcOnly+"support: {email: s@p.example, webhook: 'ftp://tok-en@x'}\n"))
+	if err == nil || strings.Contains(err.Error(), "tok-en") {
+		t.Fatalf("error leaks or is missing: %v", err)
+	}
+}

@@ -1,0 +1,99 @@
+package config
+
+import (
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// Secret is a string that never prints: fmt, logs and JSON see "<secret>".
+type Secret string
+
+// Config is the whole snapwarden configuration (DESIGN.md, "Config").
+type Config struct {
+	// File is the path the config was read from, for error messages.
+	File        string          `mapstructure:"-"`
+	Schedule    string          `mapstructure:"schedule"`
+	State       string          `mapstructure:"state"`
+	Listen      string          `mapstructure:"listen"`
+	Log         Log             `mapstructure:"log"`
+	VCenters    []VCenter       `mapstructure:"vcenters"`
+	Policy      policy.Policy   `mapstructure:"policy"`
+	Ownership   []OwnershipRule `mapstructure:"ownership"`
+	Customers   []Customer      `mapstructure:"customers"`
+	Support     Support         `mapstructure:"support"`
+	SMTP        SMTP            `mapstructure:"smtp"`
+	Templates   string          `mapstructure:"templates"`
+	Enforcement Enforcement     `mapstructure:"enforcement"`
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug | info | warn | error
+	Format string `mapstructure:"format"` // auto | json | console
+}
+
+// VCenter is one vCenter to collect from.
+type VCenter struct {
+	Name         string `mapstructure:"name"`
+	URL          string `mapstructure:"url"`
+	Username     string `mapstructure:"username"`
+	Password     Secret `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+	Insecure     bool   `mapstructure:"insecure"`
+	CAFile       string `mapstructure:"ca_file"`
+	Thumbprint   string `mapstructure:"thumbprint"`
+}
+
+// OwnershipRule is one way to find a VM's customer; exactly one field is set.
+type OwnershipRule struct {
+	TagCategory     string `mapstructure:"tag_category"`
+	CustomAttribute string `mapstructure:"custom_attribute"`
+	FolderRegex     string `mapstructure:"folder_regex"`
+}
+
+// Customer is one entry of the customer directory.
+type Customer struct {
+	ID       string   `mapstructure:"id"`
+	Name     string   `mapstructure:"name"`
+	Contacts []string `mapstructure:"contacts"`
+	// Override holds the policy keys this customer sets, as written.
+	Override map[string]any `mapstructure:"policy"`
+	// Policy is the customer's policy: the default policy with Override
+	// merged over it.
+	Policy policy.Policy `mapstructure:"-"`
+}
+
+// Support is where escalations go.
+type Support struct {
+	Email   string `mapstructure:"email"`
+	Webhook Secret `mapstructure:"webhook"` // URLs of chat webhooks carry tokens
+}
+
+// SMTP is the outgoing mail server.
+type SMTP struct {
+	Host         string `mapstructure:"host"`
+	Port         int    `mapstructure:"port"`
+	Username     string `mapstructure:"username"`
+	Password     Secret `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+	From         string `mapstructure:"from"`
+	TLS          string `mapstructure:"tls"` // starttls | tls | none
+}
+
+// Enforcement controls guarded consolidation.
+type Enforcement struct {
+	Mode           string        `mapstructure:"mode"` // dry-run | enforce
+	MaxPerRun      int           `mapstructure:"max_per_run"`
+	MaxConcurrent  int           `mapstructure:"max_concurrent"`
+	Window         *Window       `mapstructure:"window"`
+	MinFreePercent float64       `mapstructure:"min_free_percent"`
+	MaxAttempts    int           `mapstructure:"max_attempts"`
+	TaskTimeout    time.Duration `mapstructure:"task_timeout"`
+}
+
+// Window is a maintenance window: it opens at each cron Start and lasts Duration.
+type Window struct {
+	Start    string        `mapstructure:"start"`
+	Duration time.Duration `mapstructure:"duration"`
+}
