@@ -43,7 +43,7 @@ func defaults() map[string]any {
 		"policy.escalate_every": p.EscalateEvery, "policy.action": string(p.Action), "policy.grace": p.Grace,
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,
 		"policy.managed_stale_after": p.ManagedStaleAfter,
-		"support.email": "", "support.webhook": "",
+		"support.email":              "", "support.webhook": "",
 		"smtp.host": "localhost", "smtp.port": 587, "smtp.username": "", "smtp.password": "", "smtp.password_file": "",
 		"smtp.from": "snapwarden <noreply@provider.example>", "smtp.tls": "starttls",
 		"templates":        "",
