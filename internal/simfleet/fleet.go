@@ -1,0 +1,206 @@
+package simfleet
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Fleet is one simulated vCenter, as written in a fleet file.
+type Fleet struct {
+	Datacenter string    `yaml:"datacenter"`
+	Datastore  Space     `yaml:"datastore"`
+	VMs        []VM      `yaml:"vms"`
+	Generate   *Generate `yaml:"generate"`
+}
+
+// Space is a datastore's capacity and free space.
+type Space struct {
+	Capacity Size `yaml:"capacity"`
+	Free     Size `yaml:"free"`
+}
+
+// VM is one virtual machine of the fleet.
+type VM struct {
+	Name string `yaml:"name"`
+	// Folder is the path under the datacenter's vm folder, e.g. "Customers/acme".
+	Folder     string            `yaml:"folder"`
+	Power      string            `yaml:"power"` // on | off
+	Tags       map[string]string `yaml:"tags"`  // category -> tag name
+	Attributes map[string]string `yaml:"attributes"`
+	Snapshots  []Snap            `yaml:"snapshots"`
+	// Current names the current snapshot; default the last in document order.
+	Current string `yaml:"current"`
+}
+
+// Snap is one snapshot and its children.
+type Snap struct {
+	Name        string   `yaml:"name"`
+	Age         Duration `yaml:"age"`
+	Size        Size     `yaml:"size"`
+	Description string   `yaml:"description"`
+	Creator     string   `yaml:"creator"`
+	Memory      bool     `yaml:"memory"`
+	Quiesced    bool     `yaml:"quiesced"`
+	Children    []Snap   `yaml:"children"`
+}
+
+// Generate appends synthetic VMs, for tests and benchmarks at scale.
+type Generate struct {
+	VMs            int   `yaml:"vms"`
+	SnapshotsPerVM int   `yaml:"snapshots_per_vm"`
+	Customers      int   `yaml:"customers"`
+	Seed           int64 `yaml:"seed"`
+}
+
+// Duration is a Go duration that also accepts days ("3d", "2d12h").
+type Duration time.Duration
+
+// UnmarshalYAML reads "50h", "90m", "3d" or "2d12h".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var daysRE = regexp.MustCompile(`^(\d+)d(.*)$`)
+
+func parseDuration(s string) (time.Duration, error) {
+	var days time.Duration
+	if m := daysRE.FindStringSubmatch(strings.TrimSpace(s)); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		days, s = time.Duration(n)*24*time.Hour, m[2]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 50h or 3d", s)
+	}
+	return days + d, nil
+}
+
+// Size is a byte count written as a number or with an IEC unit ("1GiB").
+type Size int64
+
+var sizeRE = regexp.MustCompile(`^\s*([0-9.]+)\s*([KMGT]i?B|B)?\s*$`)
+
+// UnmarshalYAML reads "1073741824", "512MiB", "1.5GiB".
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	m := sizeRE.FindStringSubmatch(n.Value)
+	if m == nil {
+		return fmt.Errorf("line %d: %q is not a size such as 512MiB or 2GiB", n.Line, n.Value)
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return fmt.Errorf("line %d: %q: %w", n.Line, n.Value, err)
+	}
+	mult := map[string]float64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+		"KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}[m[2]]
+	*s = Size(f * mult)
+	return nil
+}
+
+// Load reads a fleet file.
+func Load(path string) (*Fleet, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("fleet %s: %w", path, err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("fleet %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse reads a fleet; unknown keys are errors.
+func Parse(data []byte) (*Fleet, error) {
+	var f Fleet
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
+	}
+	if f.Datacenter == "" {
+		f.Datacenter = "DC0"
+	}
+	if f.Datastore.Capacity == 0 {
+		f.Datastore = Space{Capacity: 4 << 40, Free: 2 << 40}
+	}
+	seen := map[string]bool{}
+	for i, vm := range f.VMs {
+		if vm.Name == "" {
+			return nil, fmt.Errorf("vms[%d]: name is required", i)
+		}
+		key := vm.Folder + "/" + vm.Name
+		if seen[key] {
+			return nil, fmt.Errorf("vms[%d]: VM %q appears twice in folder %q", i, vm.Name, vm.Folder)
+		}
+		seen[key] = true
+		if vm.Power != "" && vm.Power != "on" && vm.Power != "off" {
+			return nil, fmt.Errorf("vm %q: power must be on or off, got %q", vm.Name, vm.Power)
+		}
+		if vm.Current != "" && !hasSnap(vm.Snapshots, vm.Current) {
+			return nil, fmt.Errorf("vm %q: current snapshot %q is not in its tree", vm.Name, vm.Current)
+		}
+	}
+	return &f, nil
+}
+
+func hasSnap(list []Snap, name string) bool {
+	for _, s := range list {
+		if s.Name == name || hasSnap(s.Children, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// expand returns the fleet's VMs plus the generated ones.
+func (f *Fleet) expand() []VM {
+	vms := append([]VM(nil), f.VMs...)
+	g := f.Generate
+	if g == nil || g.VMs == 0 {
+		return vms
+	}
+	customers := max(g.Customers, 1)
+	for i := 0; i < g.VMs; i++ {
+		c := fmt.Sprintf("cust-%03d", (i+int(g.Seed))%customers)
+		vm := VM{Name: fmt.Sprintf("gen-%05d", i), Folder: "Customers/" + c, Power: "on"}
+		switch i % 3 { // spread ownership over the three rule kinds
+		case 0:
+			vm.Tags = map[string]string{"Customer": c}
+		case 1:
+			vm.Attributes = map[string]string{"Customer": c}
+		}
+		// A chain whose ages spread over every state, deterministic from the index.
+		var chain *Snap
+		for j := g.SnapshotsPerVM - 1; j >= 0; j-- {
+			s := Snap{
+				Name: fmt.Sprintf("snap-%d", j+1),
+				Age:  Duration(time.Duration((i*7+int(g.Seed)*13)%96+2*(g.SnapshotsPerVM-j)) * time.Hour),
+				Size: Size(int64(1+(i+j)%50) << 26),
+			}
+			if chain != nil {
+				s.Children = []Snap{*chain}
+			}
+			chain = &s
+		}
+		if chain != nil {
+			vm.Snapshots = []Snap{*chain}
+		}
+		vms = append(vms, vm)
+	}
+	return vms
+}

@@ -1,0 +1,571 @@
+package simfleet
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vapi/rest"
+	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	// Registers the vAPI endpoints (tags) with the simulator.
+	_ "github.com/vmware/govmomi/vapi/simulator"
+)
+
+// Options configure Start.
+type Options struct {
+	Username string
+	Password string
+	// Now is the clock the fleet's ages count back from; zero means time.Now().
+	Now time.Time
+	// Dir receives the CA certificate; empty means a temp dir removed on Close.
+	Dir string
+	// Workers seed VMs in parallel; zero means 16.
+	Workers int
+}
+
+// Sim is a running simulated vCenter.
+type Sim struct {
+	// URL is https://127.0.0.1:PORT/sdk, without credentials.
+	URL string
+	// CAFile is the PEM of the server's self-signed certificate.
+	CAFile string
+	// Thumbprint is the certificate's SHA-1 thumbprint, as govc prints it.
+	Thumbprint string
+	Model      *simulator.Model
+
+	server  *simulator.Server
+	client  *govmomi.Client
+	tmpDir  string
+	dsRef   types.ManagedObjectReference
+	mu      sync.Mutex
+	vms     map[string]types.ManagedObjectReference // by VM name
+	sizes   map[string]int64                        // by snapshot moref value
+	created map[string]time.Time                    // by snapshot moref value
+}
+
+// Start builds the fleet in a new simulator and serves it on 127.0.0.1.
+func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Username == "" {
+		o.Username, o.Password = "snapwarden@vsphere.local", "snapwarden-demo"
+	}
+	model := simulator.VPX()
+	model.Host, model.Cluster, model.ClusterHost, model.Machine = 0, 1, 1, 0
+	if err := model.Create(); err != nil {
+		return nil, fmt.Errorf("simulator: create model: %w", err)
+	}
+	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.Username, o.Password)}
+	model.Service.TLS = new(tls.Config)
+	model.Service.RegisterEndpoints = true
+	s := &Sim{Model: model, server: model.Service.NewServer(), vms: map[string]types.ManagedObjectReference{},
+		sizes: map[string]int64{}, created: map[string]time.Time{}}
+	s.URL = s.server.URL.Scheme + "://" + s.server.URL.Host + s.server.URL.Path
+	if err := s.writeCA(o.Dir); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.build(ctx, f, o); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sim) writeCA(dir string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "simfleet-")
+		if err != nil {
+			return err
+		}
+		dir, s.tmpDir = d, d
+	}
+	cert := s.server.Certificate()
+	host := strings.ReplaceAll(s.server.URL.Host, ":", "_")
+	s.CAFile = filepath.Join(dir, "vcenter-"+host+"-ca.pem")
+	if err := os.WriteFile(s.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		return fmt.Errorf("simulator: write CA file: %w", err)
+	}
+	sum := sha1.Sum(cert.Raw)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	s.Thumbprint = strings.Join(parts, ":")
+	return nil
+}
+
+// Close stops the server and removes the simulator's files.
+func (s *Sim) Close() {
+	if s.client != nil {
+		_ = s.client.Logout(context.Background())
+	}
+	s.server.Close()
+	s.Model.Remove()
+	if s.tmpDir != "" {
+		_ = os.RemoveAll(s.tmpDir)
+	}
+}
+
+// Context is the simulator's own context, for tests that edit its objects.
+func (s *Sim) Context() *simulator.Context { return s.Model.Service.Context }
+
+// VMRef returns the moref of a VM by name.
+func (s *Sim) VMRef(name string) (types.ManagedObjectReference, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref, ok := s.vms[name]
+	return ref, ok
+}
+
+// build seeds the inventory through the API, as a vCenter admin would.
+func (s *Sim) build(ctx context.Context, f *Fleet, o Options) error {
+	u := *s.server.URL
+	u.User = url.UserPassword(o.Username, o.Password)
+	c, err := govmomi.NewClient(ctx, &u, true)
+	if err != nil {
+		return fmt.Errorf("simulator: login: %w", err)
+	}
+	s.client = c
+	finder := find.NewFinder(c.Client, true)
+	dc, err := finder.DefaultDatacenter(ctx)
+	if err != nil {
+		return fmt.Errorf("simulator: datacenter: %w", err)
+	}
+	if f.Datacenter != "" && f.Datacenter != dc.Name() {
+		if _, err := dc.ObjectName(ctx); err == nil {
+			if t, err := dc.Rename(ctx, f.Datacenter); err == nil {
+				_ = t.Wait(ctx)
+			}
+		}
+	}
+	finder.SetDatacenter(dc)
+	folders, err := dc.Folders(ctx)
+	if err != nil {
+		return fmt.Errorf("simulator: folders: %w", err)
+	}
+	pool, err := finder.DefaultResourcePool(ctx)
+	if err != nil {
+		return fmt.Errorf("simulator: resource pool: %w", err)
+	}
+	ds, err := finder.DefaultDatastore(ctx)
+	if err != nil {
+		return fmt.Errorf("simulator: datastore: %w", err)
+	}
+	s.dsRef = ds.Reference()
+	b := &builder{sim: s, c: c, root: folders.VmFolder, pool: pool, ds: ds.Name(), now: o.Now,
+		folders: map[string]*object.Folder{"": folders.VmFolder}, dc: dc.Reference()}
+	if err := b.prepareMetadata(ctx, f, o); err != nil {
+		return err
+	}
+	vms := f.expand()
+	workers := o.Workers
+	if workers == 0 {
+		workers = 16
+	}
+	jobs := make(chan VM)
+	errs := make(chan error, len(vms))
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, max(len(vms), 1)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for vm := range jobs {
+				if err := b.vm(ctx, vm); err != nil {
+					errs <- fmt.Errorf("simulator: vm %q: %w", vm.Name, err)
+				}
+			}
+		}()
+	}
+	for _, vm := range vms {
+		jobs <- vm
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return s.SetDatastoreSpace(int64(f.Datastore.Capacity), int64(f.Datastore.Free))
+}
+
+// builder holds what seeding VMs needs.
+type builder struct {
+	sim     *Sim
+	c       *govmomi.Client
+	root    *object.Folder
+	pool    *object.ResourcePool
+	ds      string
+	dc      types.ManagedObjectReference
+	now     time.Time
+	mu      sync.Mutex
+	folders map[string]*object.Folder
+	tags    *tags.Manager
+	tagIDs  map[string]string // "category/name" -> tag id
+	fields  map[string]int32  // custom attribute name -> key
+}
+
+// prepareMetadata creates every tag category, tag and custom attribute the
+// fleet uses, once, so VM workers only attach and set.
+func (b *builder) prepareMetadata(ctx context.Context, f *Fleet, o Options) error {
+	rc := rest.NewClient(b.c.Client)
+	if err := rc.Login(ctx, url.UserPassword(o.Username, o.Password)); err != nil {
+		return fmt.Errorf("simulator: vapi login: %w", err)
+	}
+	b.tags = tags.NewManager(rc)
+	b.tagIDs, b.fields = map[string]string{}, map[string]int32{}
+	cfm, err := object.GetCustomFieldsManager(b.c.Client)
+	if err != nil {
+		return fmt.Errorf("simulator: custom fields: %w", err)
+	}
+	categories := map[string]string{}
+	for _, vm := range f.expand() {
+		for cat, name := range vm.Tags {
+			if _, ok := categories[cat]; !ok {
+				id, err := b.tags.CreateCategory(ctx, &tags.Category{Name: cat, Cardinality: "SINGLE", AssociableTypes: []string{"VirtualMachine"}})
+				if err != nil {
+					return fmt.Errorf("simulator: tag category %q: %w", cat, err)
+				}
+				categories[cat] = id
+			}
+			if _, ok := b.tagIDs[cat+"/"+name]; !ok {
+				id, err := b.tags.CreateTag(ctx, &tags.Tag{Name: name, CategoryID: categories[cat]})
+				if err != nil {
+					return fmt.Errorf("simulator: tag %q: %w", name, err)
+				}
+				b.tagIDs[cat+"/"+name] = id
+			}
+		}
+		for attr := range vm.Attributes {
+			if _, ok := b.fields[attr]; !ok {
+				def, err := cfm.Add(ctx, attr, "VirtualMachine", nil, nil)
+				if err != nil {
+					return fmt.Errorf("simulator: custom attribute %q: %w", attr, err)
+				}
+				b.fields[attr] = def.Key
+			}
+		}
+	}
+	return nil
+}
+
+// folder returns (creating as needed) the folder at a path under vm/.
+func (b *builder) folder(ctx context.Context, p string) (*object.Folder, error) {
+	p = strings.Trim(p, "/")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.folderLocked(ctx, p)
+}
+
+func (b *builder) folderLocked(ctx context.Context, p string) (*object.Folder, error) {
+	if f, ok := b.folders[p]; ok {
+		return f, nil
+	}
+	dir := path.Dir(p)
+	if dir == "." {
+		dir = ""
+	}
+	parent, err := b.folderLocked(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parent.CreateFolder(ctx, path.Base(p))
+	if err != nil {
+		return nil, fmt.Errorf("folder %q: %w", p, err)
+	}
+	b.folders[p] = f
+	return f, nil
+}
+
+func (b *builder) vm(ctx context.Context, v VM) error {
+	folder, err := b.folder(ctx, v.Folder)
+	if err != nil {
+		return err
+	}
+	spec := types.VirtualMachineConfigSpec{Name: v.Name, GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
+		NumCPUs: 1, MemoryMB: 128, Files: &types.VirtualMachineFileInfo{VmPathName: "[" + b.ds + "]"}}
+	task, err := folder.CreateVM(ctx, spec, b.pool, nil)
+	if err != nil {
+		return err
+	}
+	info, err := task.WaitForResult(ctx)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	ref := info.Result.(types.ManagedObjectReference)
+	vm := object.NewVirtualMachine(b.c.Client, ref)
+	b.sim.mu.Lock()
+	b.sim.vms[v.Name] = ref
+	b.sim.mu.Unlock()
+	if v.Power != "off" {
+		t, err := vm.PowerOn(ctx)
+		if err == nil {
+			err = t.Wait(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("power on: %w", err)
+		}
+	}
+	for cat, name := range v.Tags {
+		if err := b.tags.AttachTag(ctx, b.tagIDs[cat+"/"+name], ref); err != nil {
+			return fmt.Errorf("tag %s/%s: %w", cat, name, err)
+		}
+	}
+	if len(v.Attributes) > 0 {
+		cfm, err := object.GetCustomFieldsManager(b.c.Client)
+		if err != nil {
+			return err
+		}
+		for attr, val := range v.Attributes {
+			if err := cfm.Set(ctx, ref, b.fields[attr], val); err != nil {
+				return fmt.Errorf("custom attribute %s: %w", attr, err)
+			}
+		}
+	}
+	if len(v.Snapshots) == 0 {
+		return nil
+	}
+	var current types.ManagedObjectReference
+	var last types.ManagedObjectReference
+	if err := b.snapshots(ctx, vm, v, v.Snapshots, nil, &current, &last); err != nil {
+		return err
+	}
+	if current.Value == "" {
+		current = last
+	}
+	if current != last { // make the named snapshot current
+		t, err := vm.RevertToSnapshot(ctx, current.Value, true)
+		if err == nil {
+			err = t.Wait(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("revert to %q: %w", v.Current, err)
+		}
+	}
+	return b.sim.refresh(ref)
+}
+
+// snapshots creates a tree depth first: each child is taken while its parent
+// is current, reverting to the parent before each later sibling.
+func (b *builder) snapshots(ctx context.Context, vm *object.VirtualMachine, v VM, list []Snap, parent *types.ManagedObjectReference,
+	current, last *types.ManagedObjectReference) error {
+	for i, sn := range list {
+		if i > 0 && parent != nil {
+			t, err := vm.RevertToSnapshot(ctx, parent.Value, true)
+			if err == nil {
+				err = t.Wait(ctx)
+			}
+			if err != nil {
+				return fmt.Errorf("revert to parent of %q: %w", sn.Name, err)
+			}
+		}
+		if i > 0 && parent == nil {
+			// A second root needs the VM's disk back at its base: vcsim has no
+			// such revert, so a later root is taken over the first tree's
+			// current state. Fleets list one root per VM.
+			return fmt.Errorf("snapshot %q: only one root snapshot per VM is supported", sn.Name)
+		}
+		t, err := vm.CreateSnapshot(ctx, sn.Name, sn.Description, sn.Memory, sn.Quiesced)
+		if err != nil {
+			return fmt.Errorf("snapshot %q: %w", sn.Name, err)
+		}
+		info, err := t.WaitForResult(ctx)
+		if err != nil {
+			return fmt.Errorf("snapshot %q: %w", sn.Name, err)
+		}
+		ref := info.Result.(types.ManagedObjectReference)
+		created := b.now.Add(-time.Duration(sn.Age))
+		b.sim.mu.Lock()
+		b.sim.sizes[ref.Value] = int64(sn.Size)
+		b.sim.created[ref.Value] = created
+		b.sim.mu.Unlock()
+		if sn.Creator != "" {
+			b.sim.postCreator(vm.Reference(), v.Name, b.dc, sn.Creator, created)
+		}
+		if sn.Name == v.Current && v.Current != "" {
+			*current = ref
+		}
+		*last = ref
+		if err := b.snapshots(ctx, vm, v, sn.Children, &ref, current, last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// postCreator records the creating task's event as vCenter would have, with
+// the creator's user name and the snapshot's create time.
+func (s *Sim) postCreator(vm types.ManagedObjectReference, vmName string, dc types.ManagedObjectReference, user string, at time.Time) {
+	ctx := s.Context()
+	em := ctx.Map.EventManager()
+	ev := &types.TaskEvent{
+		Info: types.TaskInfo{DescriptionId: "VirtualMachine.createSnapshot", Entity: &vm, EntityName: vmName,
+			State: types.TaskInfoStateSuccess, QueueTime: at, Name: "CreateSnapshot_Task"},
+	}
+	ev.Vm = &types.VmEventArgument{EntityEventArgument: types.EntityEventArgument{Name: vmName}, Vm: vm}
+	ev.Datacenter = &types.DatacenterEventArgument{Datacenter: dc}
+	ctx.WithLock(em, func() {
+		em.PostEvent(ctx, &types.PostEvent{EventToPost: ev})
+		// PostEvent stamps the session's user and the wall clock; the stored
+		// event is this value, so set what vCenter would have recorded.
+		ev.UserName, ev.CreatedTime = user, at
+	})
+}
+
+// refresh re-applies create times and the layoutEx sizes of one VM; vcsim
+// rebuilds layoutEx from disk after a removal, so this runs after every change.
+func (s *Sim) refresh(ref types.ManagedObjectReference) error {
+	ctx := s.Context()
+	obj, ok := ctx.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return fmt.Errorf("vm %s not in the simulator", ref.Value)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ctx.WithLock(obj, func() {
+		if obj.Snapshot == nil {
+			return
+		}
+		var walk func([]types.VirtualMachineSnapshotTree)
+		walk = func(list []types.VirtualMachineSnapshotTree) {
+			for i := range list {
+				if t, ok := s.created[list[i].Snapshot.Value]; ok {
+					list[i].CreateTime = t
+				}
+				walk(list[i].ChildSnapshotList)
+			}
+		}
+		walk(obj.Snapshot.RootSnapshotList)
+		le := layout(obj, s.sizes)
+		ctx.Update(obj, []types.PropertyChange{
+			{Name: "snapshot", Val: obj.Snapshot},
+			{Name: "snapshot.rootSnapshotList", Val: obj.Snapshot.RootSnapshotList},
+			{Name: "layoutEx", Val: le},
+		})
+		obj.LayoutEx = le
+	})
+	return nil
+}
+
+// SetSnapshotCreated changes a snapshot's create time, as if it had been
+// taken then (tests move time this way instead of waiting).
+func (s *Sim) SetSnapshotCreated(vmName, snapshot string, t time.Time) error {
+	ref, snap, err := s.findSnapshot(vmName, snapshot)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.created[snap.Value] = t
+	s.mu.Unlock()
+	return s.refresh(ref)
+}
+
+// RemoveSnapshot removes a snapshot through the API, as a customer would
+// (commit: removeChildren=false, consolidate=true).
+func (s *Sim) RemoveSnapshot(vmName, snapshot string) error {
+	ref, snap, err := s.findSnapshot(vmName, snapshot)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	consolidate := true
+	t, err := object.NewVirtualMachine(s.client.Client, ref).RemoveSnapshot(ctx, snap.Value, false, &consolidate)
+	if err == nil {
+		err = t.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("vm %q: remove snapshot %q: %w", vmName, snapshot, err)
+	}
+	return s.refresh(ref)
+}
+
+// Refresh re-applies the fleet's create times and sizes to a VM after a
+// change made through the API by the code under test.
+func (s *Sim) Refresh(vmName string) error {
+	ref, ok := s.VMRef(vmName)
+	if !ok {
+		return fmt.Errorf("vm %q not in the fleet", vmName)
+	}
+	return s.refresh(ref)
+}
+
+// SetConsolidationNeeded sets runtime.consolidationNeeded of a VM.
+func (s *Sim) SetConsolidationNeeded(vmName string, v bool) error {
+	ref, ok := s.VMRef(vmName)
+	if !ok {
+		return fmt.Errorf("vm %q not in the fleet", vmName)
+	}
+	ctx := s.Context()
+	obj := ctx.Map.Get(ref).(*simulator.VirtualMachine)
+	ctx.WithLock(obj, func() {
+		obj.Runtime.ConsolidationNeeded = v
+		ctx.Update(obj, []types.PropertyChange{{Name: "runtime.consolidationNeeded", Val: v}})
+	})
+	return nil
+}
+
+// SetDatastoreSpace sets the capacity and free space the datastore reports.
+func (s *Sim) SetDatastoreSpace(capacity, free int64) error {
+	ctx := s.Context()
+	ds, ok := ctx.Map.Get(s.dsRef).(*simulator.Datastore)
+	if !ok {
+		return fmt.Errorf("datastore %s not in the simulator", s.dsRef.Value)
+	}
+	ctx.WithLock(ds, func() {
+		ds.Summary.Capacity, ds.Summary.FreeSpace = capacity, free
+		ds.Info.GetDatastoreInfo().FreeSpace = free
+		ctx.Update(ds, []types.PropertyChange{{Name: "summary", Val: ds.Summary}})
+	})
+	return nil
+}
+
+// SetDatastoreFree changes only the free space.
+func (s *Sim) SetDatastoreFree(free int64) error {
+	ds := s.Context().Map.Get(s.dsRef).(*simulator.Datastore)
+	return s.SetDatastoreSpace(ds.Summary.Capacity, free)
+}
+
+func (s *Sim) findSnapshot(vmName, snapshot string) (types.ManagedObjectReference, types.ManagedObjectReference, error) {
+	ref, ok := s.VMRef(vmName)
+	if !ok {
+		return ref, ref, fmt.Errorf("vm %q not in the fleet", vmName)
+	}
+	var vm mo.VirtualMachine
+	if err := s.client.RetrieveOne(context.Background(), ref, []string{"snapshot"}, &vm); err != nil {
+		return ref, ref, err
+	}
+	if vm.Snapshot != nil {
+		var found *types.ManagedObjectReference
+		var walk func([]types.VirtualMachineSnapshotTree)
+		walk = func(list []types.VirtualMachineSnapshotTree) {
+			for i := range list {
+				if list[i].Name == snapshot && found == nil {
+					found = &list[i].Snapshot
+				}
+				walk(list[i].ChildSnapshotList)
+			}
+		}
+		walk(vm.Snapshot.RootSnapshotList)
+		if found != nil {
+			return ref, *found, nil
+		}
+	}
+	return ref, ref, fmt.Errorf("vm %q has no snapshot %q", vmName, snapshot)
+}
