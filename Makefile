@@ -1,0 +1,29 @@
+# snapwarden: `make demo` runs the main job against the embedded simulator,
+# `make test` runs vet and the race-enabled tests, `make bench` the benchmarks.
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build test vet demo bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/snapwarden ./cmd/snapwarden
+	$(GO) build -o $(BIN)/snapwarden-sim ./cmd/snapwarden-sim
+
+vet:
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test -race -count=1 ./...
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	./scripts/bench.sh
+
+clean:
+	rm -rf $(BIN) demo

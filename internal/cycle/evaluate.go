@@ -1,0 +1,71 @@
+package cycle
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// Rules converts the config's ownership rules for policy.Owner. The config
+// was validated, so a regex that does not compile here is a programming error
+// reported as such.
+func Rules(cfg *config.Config) ([]policy.Rule, error) {
+	rules := make([]policy.Rule, len(cfg.Ownership))
+	for i, r := range cfg.Ownership {
+		rules[i] = policy.Rule{TagCategory: r.TagCategory, CustomAttribute: r.CustomAttribute}
+		if r.FolderRegex != "" {
+			re, err := regexp.Compile(r.FolderRegex)
+			if err != nil {
+				return nil, fmt.Errorf("ownership[%d].folder_regex: %w", i, err)
+			}
+			rules[i].FolderRegex = re
+		}
+	}
+	return rules, nil
+}
+
+// Settings converts the enforcement config for the planner.
+func Settings(cfg *config.Config) (plan.Settings, error) {
+	e := cfg.Enforcement
+	s := plan.Settings{MaxPerRun: e.MaxPerRun, MaxAttempts: e.MaxAttempts, MinFreePercent: e.MinFreePercent}
+	if e.Window != nil && e.Window.Start != "" {
+		sched, err := cron.ParseStandard(e.Window.Start)
+		if err != nil {
+			return s, fmt.Errorf("enforcement.window.start: %w", err)
+		}
+		s.Window = &plan.Window{Start: sched, Duration: e.Window.Duration}
+	}
+	return s, nil
+}
+
+// Evaluate resolves the owner of every snapshot's VM, picks the customer's
+// policy and judges the snapshot at now.
+func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now time.Time) []plan.Item {
+	items := make([]plan.Item, len(inv.Snapshots))
+	owners := make(map[*facts.VM]string)
+	for i := range inv.Snapshots {
+		s := &inv.Snapshots[i]
+		id, seen := owners[s.VM]
+		if !seen {
+			id, _ = policy.Owner(s.VM, rules)
+			owners[s.VM] = id
+		}
+		c, known := cfg.Customer(id)
+		p := cfg.PolicyFor(id)
+		items[i] = plan.Item{
+			Snapshot:  *s,
+			Customer:  id,
+			Reachable: known && len(c.Contacts) > 0,
+			Policy:    p,
+			Verdict:   policy.Evaluate(s, p, now),
+		}
+	}
+	return items
+}

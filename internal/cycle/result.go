@@ -1,0 +1,57 @@
+package cycle
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// Result is what one cycle did, for logs, metrics, sd_notify STATUS and the
+// /report page.
+type Result struct {
+	Started  time.Time
+	Duration time.Duration
+	Plan     *plan.Plan
+	// Queued counts notices put in the outbox this cycle, by kind.
+	Queued map[string]int
+	// Sent and Failed count delivery results this cycle (including retries of
+	// earlier cycles' notices), by kind.
+	Sent   map[string]int
+	Failed map[string]int
+	// Actions counts consolidation results by result (success, error, refused).
+	Actions map[string]int
+}
+
+// newResult returns a Result with its maps ready.
+func newResult(started time.Time) *Result {
+	return &Result{Started: started, Queued: map[string]int{}, Sent: map[string]int{}, Failed: map[string]int{}, Actions: map[string]int{}}
+}
+
+// OK reports whether every vCenter answered and no delivery failed.
+func (r *Result) OK() bool {
+	return r != nil && r.Plan != nil && len(r.Plan.Errors) == 0 && sum(r.Failed) == 0
+}
+
+// Summary is a one-line account of the cycle, for sd_notify STATUS and logs.
+func (r *Result) Summary() string {
+	if r == nil || r.Plan == nil {
+		return "no cycle yet"
+	}
+	by := map[policy.State]int{}
+	for _, d := range r.Plan.Decisions {
+		by[d.Verdict.State]++
+	}
+	return fmt.Sprintf("last cycle %s: %d snapshots (%d warning, %d overdue), %d notices sent, %d failed, %d consolidated, %d vCenter errors",
+		r.Started.UTC().Format(time.RFC3339), len(r.Plan.Decisions), by[policy.StateWarning], by[policy.StateOverdue],
+		sum(r.Sent), sum(r.Failed), r.Actions["success"], len(r.Plan.Errors))
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
