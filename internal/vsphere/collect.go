@@ -1,0 +1,357 @@
+package vsphere
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// tagCacheTTL is how long tag and category names are trusted.
+const tagCacheTTL = time.Hour
+
+// Known reports whether the ledger already holds a snapshot, with its
+// creator: the creator look-up then skips it, so its cost follows new
+// snapshots, not the fleet.
+type Known func(facts.Key) bool
+
+// The properties read per type: only what the facts need.
+var (
+	vmProps = []string{"name", "parent", "parentVApp", "config.instanceUuid", "config.template",
+		"runtime.powerState", "runtime.consolidationNeeded", "snapshot", "layoutEx", "customValue", "datastore"}
+	containerProps = map[string][]string{
+		"Folder":     {"name", "parent"},
+		"Datacenter": {"name", "parent"},
+		"VirtualApp": {"name", "parentFolder"},
+		"Datastore":  {"name", "summary.capacity", "summary.freeSpace"},
+	}
+)
+
+// node is a folder, datacenter or vApp: enough to build inventory paths.
+type node struct {
+	name   string
+	parent types.ManagedObjectReference
+	isDC   bool
+}
+
+// pendingVM is a VM with snapshots whose path waits for the whole inventory:
+// its folders may arrive on a later page.
+type pendingVM struct {
+	vm     *facts.VM
+	parent types.ManagedObjectReference
+	ds     []types.ManagedObjectReference
+	attrs  map[int32]string
+	first  int // index of its first snapshot in the inventory
+	count  int
+}
+
+// Collect reads every snapshot of this vCenter: one ContainerView and one
+// paged RetrievePropertiesEx for VMs, folders, datacenters, vApps, datastores
+// and the custom field names; one bulk vAPI call for tags; one event
+// collector for creators of snapshots the ledger has not seen.
+func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, error) {
+	inv := &facts.Inventory{}
+	nodes := map[types.ManagedObjectReference]node{}
+	stores := map[types.ManagedObjectReference]facts.Datastore{}
+	fieldNames := map[int32]string{}
+	var pending []*pendingVM
+
+	err := c.retrieve(ctx, func(objs []types.ObjectContent) error {
+		var vms []mo.VirtualMachine
+		for _, oc := range objs {
+			switch oc.Obj.Type {
+			case "VirtualMachine":
+				continue
+			case "Folder", "Datacenter", "VirtualApp":
+				n := node{isDC: oc.Obj.Type == "Datacenter"}
+				for _, p := range oc.PropSet {
+					switch v := p.Val.(type) {
+					case string:
+						n.name = v
+					case types.ManagedObjectReference:
+						n.parent = v
+					}
+				}
+				nodes[oc.Obj] = n
+			case "Datastore":
+				d := facts.Datastore{MoRef: oc.Obj.Value}
+				for _, p := range oc.PropSet {
+					switch p.Name {
+					case "name":
+						d.Name, _ = p.Val.(string)
+					case "summary.capacity":
+						d.Capacity, _ = p.Val.(int64)
+					case "summary.freeSpace":
+						d.Free, _ = p.Val.(int64)
+					}
+				}
+				stores[oc.Obj] = d
+			case "CustomFieldsManager":
+				for _, p := range oc.PropSet {
+					if defs, ok := p.Val.(types.ArrayOfCustomFieldDef); ok {
+						for _, d := range defs.CustomFieldDef {
+							fieldNames[d.Key] = d.Name
+						}
+					}
+				}
+			}
+		}
+		if err := mo.LoadObjectContent(onlyType(objs, "VirtualMachine"), &vms); err != nil {
+			return fmt.Errorf("decode VMs: %w", err)
+		}
+		for i := range vms {
+			inv.VMs++
+			if p := c.addVM(inv, &vms[i]); p != nil {
+				pending = append(pending, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vcenter %q: list snapshots: %w", c.Name, err)
+	}
+
+	for _, p := range pending {
+		p.vm.Folder, p.vm.Datacenter = path(nodes, p.parent)
+		p.vm.Path = p.vm.Folder + "/" + p.vm.Name
+		for _, ref := range p.ds {
+			if d, ok := stores[ref]; ok {
+				p.vm.Datastores = append(p.vm.Datastores, d)
+			}
+		}
+		if len(p.attrs) > 0 {
+			p.vm.CustomAttributes = make(map[string]string, len(p.attrs))
+			for k, v := range p.attrs {
+				if name, ok := fieldNames[k]; ok {
+					p.vm.CustomAttributes[name] = v
+				}
+			}
+		}
+	}
+	if err := c.tags(ctx, pending); err != nil {
+		return nil, fmt.Errorf("vcenter %q: read tags: %w", c.Name, err)
+	}
+	if err := c.creators(ctx, inv.Snapshots, known); err != nil {
+		return nil, fmt.Errorf("vcenter %q: read snapshot creators: %w", c.Name, err)
+	}
+	return inv, nil
+}
+
+// retrieve runs the one paged PropertyCollector retrieval and hands each page
+// to fn, so a page's layoutEx can be reduced to sizes and dropped before the
+// next one arrives.
+func (c *Client) retrieve(ctx context.Context, fn func([]types.ObjectContent) error) error {
+	sc := c.vim.ServiceContent
+	cv, err := methods.CreateContainerView(ctx, c.vim, &types.CreateContainerView{
+		This: *sc.ViewManager, Container: sc.RootFolder, Recursive: true,
+		Type: []string{"VirtualMachine", "Folder", "Datacenter", "VirtualApp", "Datastore"},
+	})
+	if err != nil {
+		return fmt.Errorf("create container view: %w", err)
+	}
+	view := cv.Returnval
+	defer func() {
+		// A view left behind costs vCenter memory until the session ends.
+		_, _ = methods.DestroyView(context.WithoutCancel(ctx), c.vim, &types.DestroyView{This: view})
+	}()
+
+	props := []types.PropertySpec{{Type: "VirtualMachine", PathSet: vmProps}}
+	for _, t := range []string{"Folder", "Datacenter", "VirtualApp", "Datastore"} {
+		props = append(props, types.PropertySpec{Type: t, PathSet: containerProps[t]})
+	}
+	objects := []types.ObjectSpec{{
+		Obj: view, Skip: types.NewBool(true),
+		SelectSet: []types.BaseSelectionSpec{&types.TraversalSpec{Type: "ContainerView", Path: "view"}},
+	}}
+	if sc.CustomFieldsManager != nil {
+		props = append(props, types.PropertySpec{Type: "CustomFieldsManager", PathSet: []string{"field"}})
+		objects = append(objects, types.ObjectSpec{Obj: *sc.CustomFieldsManager})
+	}
+	req := types.RetrievePropertiesEx{
+		This:    sc.PropertyCollector,
+		SpecSet: []types.PropertyFilterSpec{{ObjectSet: objects, PropSet: props}},
+		Options: types.RetrieveOptions{MaxObjects: int32(c.opt.PageSize)},
+	}
+	res, err := methods.RetrievePropertiesEx(ctx, c.vim, &req)
+	if err != nil {
+		return fmt.Errorf("retrieve properties: %w", err)
+	}
+	for page := res.Returnval; page != nil; {
+		if err := fn(page.Objects); err != nil {
+			return err
+		}
+		if page.Token == "" {
+			break
+		}
+		next, err := methods.ContinueRetrievePropertiesEx(ctx, c.vim, &types.ContinueRetrievePropertiesEx{This: sc.PropertyCollector, Token: page.Token})
+		if err != nil {
+			return fmt.Errorf("continue retrieve properties: %w", err)
+		}
+		page = &next.Returnval
+	}
+	return nil
+}
+
+func onlyType(objs []types.ObjectContent, t string) []types.ObjectContent {
+	out := objs[:0:0]
+	for _, oc := range objs {
+		if oc.Obj.Type == t {
+			out = append(out, oc)
+		}
+	}
+	return out
+}
+
+// addVM appends the VM's snapshots to the inventory, sized from its layoutEx.
+// It returns nil for a VM without snapshots (or a template), which needs
+// nothing more.
+func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine) *pendingVM {
+	if m.Snapshot == nil || len(m.Snapshot.RootSnapshotList) == 0 {
+		return nil
+	}
+	if m.Config != nil && m.Config.Template {
+		return nil
+	}
+	vm := &facts.VM{VCenter: c.Name, Name: m.Name, MoRef: m.Self.Value,
+		PowerState: string(m.Runtime.PowerState), ConsolidationNeeded: m.Runtime.ConsolidationNeeded}
+	if m.Config != nil {
+		vm.InstanceUUID = m.Config.InstanceUuid
+	}
+	p := &pendingVM{vm: vm, ds: m.Datastore, first: len(inv.Snapshots)}
+	switch {
+	case m.Parent != nil:
+		p.parent = *m.Parent
+	case m.ParentVApp != nil:
+		p.parent = *m.ParentVApp
+	}
+	for _, cv := range m.CustomValue {
+		if s, ok := cv.(*types.CustomFieldStringValue); ok {
+			if p.attrs == nil {
+				p.attrs = map[int32]string{}
+			}
+			p.attrs[s.Key] = s.Value
+		}
+	}
+	current := ""
+	if m.Snapshot.CurrentSnapshot != nil {
+		current = m.Snapshot.CurrentSnapshot.Value
+	}
+	parents := map[string]string{}
+	var walk func(list []types.VirtualMachineSnapshotTree, parent string, depth int)
+	walk = func(list []types.VirtualMachineSnapshotTree, parent string, depth int) {
+		for i := range list {
+			t := &list[i]
+			parents[t.Snapshot.Value] = parent
+			inv.Snapshots = append(inv.Snapshots, facts.Snapshot{
+				VM: vm, ID: t.Snapshot.Value, Name: t.Name, Description: t.Description,
+				Created: t.CreateTime.UTC(), Quiesced: t.Quiesced,
+				Memory: t.State == types.VirtualMachinePowerStatePoweredOn,
+				Depth:  depth, Children: len(t.ChildSnapshotList), Current: t.Snapshot.Value == current,
+			})
+			walk(t.ChildSnapshotList, t.Snapshot.Value, depth+1)
+		}
+	}
+	walk(m.Snapshot.RootSnapshotList, "", 1)
+	p.count = len(inv.Snapshots) - p.first
+	sz := sizes(m.LayoutEx, parents, current)
+	for i := p.first; i < len(inv.Snapshots); i++ {
+		inv.Snapshots[i].SizeBytes = sz[inv.Snapshots[i].ID]
+	}
+	return p
+}
+
+// path walks up from a VM's parent to the root folder and returns the folder
+// path ("/DC0/vm/Customers/acme") and the datacenter's name.
+func path(nodes map[types.ManagedObjectReference]node, ref types.ManagedObjectReference) (string, string) {
+	var parts []string
+	dc := ""
+	for i := 0; i < 256; i++ { // a cycle in a broken inventory must not hang a cycle
+		n, ok := nodes[ref]
+		if !ok || n.parent.Value == "" { // the root folder has no parent and no place in paths
+			break
+		}
+		if n.isDC && dc == "" {
+			dc = n.name
+		}
+		parts = append(parts, n.name)
+		ref = n.parent
+	}
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return "/" + strings.Join(parts, "/"), dc
+}
+
+// tags reads the tags of every VM with snapshots in one bulk vAPI call, and
+// resolves tag and category names only for ids not seen before.
+func (c *Client) tags(ctx context.Context, vms []*pendingVM) error {
+	if len(vms) == 0 {
+		return nil
+	}
+	refs := make([]mo.Reference, len(vms))
+	byRef := make(map[string]*facts.VM, len(vms))
+	for i, p := range vms {
+		refs[i] = types.ManagedObjectReference{Type: "VirtualMachine", Value: p.vm.MoRef}
+		byRef[p.vm.MoRef] = p.vm
+	}
+	m := tags.NewManager(c.rest)
+	attached, err := m.ListAttachedTagsOnObjects(ctx, refs)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Names are cached, but not for ever: a renamed tag must not keep routing
+	// notices to its old customer.
+	if time.Since(c.tagsAt) > tagCacheTTL {
+		c.tagCache, c.categorys, c.tagsAt = map[string]tagInfo{}, map[string]string{}, time.Now()
+	}
+	for _, a := range attached {
+		vm := byRef[a.ObjectID.Reference().Value]
+		if vm == nil {
+			continue
+		}
+		for _, id := range a.TagIDs {
+			info, err := c.tag(ctx, m, id)
+			if err != nil {
+				return err
+			}
+			vm.Tags = append(vm.Tags, facts.Tag{Category: info.category, Name: info.name})
+		}
+		sort.Slice(vm.Tags, func(i, j int) bool {
+			return vm.Tags[i].Category+"/"+vm.Tags[i].Name < vm.Tags[j].Category+"/"+vm.Tags[j].Name
+		})
+	}
+	return nil
+}
+
+// tag resolves a tag id through the cache; c.mu is held.
+func (c *Client) tag(ctx context.Context, m *tags.Manager, id string) (tagInfo, error) {
+	if info, ok := c.tagCache[id]; ok {
+		return info, nil
+	}
+	t, err := m.GetTag(ctx, id)
+	if err != nil {
+		return tagInfo{}, fmt.Errorf("tag %s: %w", id, err)
+	}
+	cat, ok := c.categorys[t.CategoryID]
+	if !ok {
+		cg, err := m.GetCategory(ctx, t.CategoryID)
+		if err != nil {
+			return tagInfo{}, fmt.Errorf("tag category %s: %w", t.CategoryID, err)
+		}
+		cat = cg.Name
+		c.categorys[t.CategoryID] = cat
+	}
+	info := tagInfo{category: cat, name: t.Name}
+	c.tagCache[id] = info
+	return info, nil
+}

@@ -1,0 +1,150 @@
+package vsphere
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// Pool holds one session per configured vCenter across cycles. A session
+// that fails is dropped and dialled again in the next cycle.
+type Pool struct {
+	opt Options
+
+	mu      sync.Mutex
+	targets []config.VCenter
+	clients map[string]*Client
+}
+
+// NewPool prepares sessions for the vCenters; it dials lazily.
+func NewPool(vcs []config.VCenter, opt Options) *Pool {
+	return &Pool{opt: opt.withDefaults(), targets: vcs, clients: map[string]*Client{}}
+}
+
+// SetTargets replaces the vCenters after a config reload; sessions of
+// vCenters whose settings changed are logged out.
+func (p *Pool) SetTargets(ctx context.Context, vcs []config.VCenter) {
+	p.mu.Lock()
+	old := map[string]config.VCenter{}
+	for _, t := range p.targets {
+		old[t.Name] = t
+	}
+	keep := map[string]bool{}
+	for _, t := range vcs {
+		keep[t.Name] = old[t.Name] == t
+	}
+	var drop []*Client
+	for name, c := range p.clients {
+		if !keep[name] {
+			drop = append(drop, c)
+			delete(p.clients, name)
+		}
+	}
+	p.targets = vcs
+	p.mu.Unlock()
+	for _, c := range drop {
+		_ = c.Logout(ctx)
+	}
+}
+
+// Client returns the session of one vCenter, dialling it if needed.
+func (p *Pool) Client(ctx context.Context, name string) (*Client, error) {
+	p.mu.Lock()
+	c, ok := p.clients[name]
+	var target *config.VCenter
+	for i := range p.targets {
+		if p.targets[i].Name == name {
+			target = &p.targets[i]
+		}
+	}
+	p.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	if target == nil {
+		return nil, fmt.Errorf("vcenter %q is not configured", name)
+	}
+	c, err := Dial(ctx, *target, p.opt)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.clients[name]; ok { // another goroutine won the race
+		_ = c.Logout(ctx)
+		return prev, nil
+	}
+	p.clients[name] = c
+	return c, nil
+}
+
+// drop forgets a session after an error so the next cycle dials afresh.
+func (p *Pool) drop(ctx context.Context, name string) {
+	p.mu.Lock()
+	c, ok := p.clients[name]
+	delete(p.clients, name)
+	p.mu.Unlock()
+	if ok {
+		_ = c.Logout(ctx)
+	}
+}
+
+// Collect reads every vCenter, a bounded number at once. A vCenter that
+// fails is listed in the inventory's Errors; the others still report.
+func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
+	p.mu.Lock()
+	targets := append([]config.VCenter(nil), p.targets...)
+	p.mu.Unlock()
+
+	results := make([]*facts.Inventory, len(targets))
+	errs := make([]error, len(targets))
+	sem := make(chan struct{}, p.opt.Parallel)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := p.Client(ctx, t.Name)
+			if err == nil {
+				results[i], err = c.Collect(ctx, known)
+				if err != nil {
+					p.drop(ctx, t.Name)
+				}
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+
+	inv := &facts.Inventory{}
+	for i, t := range targets {
+		if errs[i] != nil {
+			inv.Errors = append(inv.Errors, facts.VCenterError{VCenter: t.Name, Error: errs[i].Error()})
+			continue
+		}
+		inv.VMs += results[i].VMs
+		inv.Snapshots = append(inv.Snapshots, results[i].Snapshots...)
+	}
+	sort.Slice(inv.Errors, func(i, j int) bool { return inv.Errors[i].VCenter < inv.Errors[j].VCenter })
+	return inv
+}
+
+// Close logs out of every vCenter.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	clients := p.clients
+	p.clients = map[string]*Client{}
+	p.mu.Unlock()
+	var errs []error
+	for _, c := range clients {
+		errs = append(errs, c.Logout(ctx))
+	}
+	return errors.Join(errs...)
+}
