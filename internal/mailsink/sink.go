@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
@@ -117,6 +118,12 @@ func (s *Sink) add(m Message) error {
 		name := filepath.Join(s.dir, fmt.Sprintf("%04d.eml", len(s.msgs)))
 		if err := os.WriteFile(name, m.Data, 0o644); err != nil {
 			return fmt.Errorf("mailsink: keep message: %w", err)
+		}
+		// The HTML part on its own, so a person opens what the recipient sees.
+		if html := htmlPart(m.Data); html != nil {
+			if err := os.WriteFile(strings.TrimSuffix(name, ".eml")+".html", html, 0o644); err != nil {
+				return fmt.Errorf("mailsink: keep HTML part: %w", err)
+			}
 		}
 	}
 	return nil

@@ -26,6 +26,18 @@ func TestSinkKeepsAndRefuses(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "0001.eml")); err != nil || !strings.Contains(string(b), "hello") {
 		t.Errorf("0001.eml: %q, %v", b, err)
 	}
+	html := "MIME-Version: 1.0\r\nSubject: h\r\nContent-Type: multipart/alternative; boundary=XX\r\n\r\n" +
+		"--XX\r\nContent-Type: text/plain\r\n\r\nplain\r\n--XX\r\nContent-Type: text/html; charset=utf-8\r\n" +
+		"Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>caf=C3=A9</p>\r\n--XX--\r\n"
+	if err := smtp.SendMail(s.Addr(), nil, "a@x.example", []string{"b@y.example"}, []byte(html)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "0002.html")); err != nil || !strings.Contains(string(b), "<p>café</p>") {
+		t.Errorf("0002.html: %q, %v; want the decoded HTML part", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "0001.html")); err == nil {
+		t.Error("a text-only message got an .html file")
+	}
 	s.Refuse(true)
 	if err := smtp.SendMail(s.Addr(), nil, "a@x.example", []string{"b@y.example"}, []byte(msg)); err == nil || !strings.Contains(err.Error(), "451") {
 		t.Errorf("refusing sink accepted mail: %v", err)
@@ -34,7 +46,7 @@ func TestSinkKeepsAndRefuses(t *testing.T) {
 	if err := smtp.SendMail(s.Addr(), nil, "a@x.example", []string{"b@y.example"}, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Messages()) != 2 {
-		t.Errorf("got %d messages after recovery, want 2", len(s.Messages()))
+	if len(s.Messages()) != 3 {
+		t.Errorf("got %d messages after recovery, want 3", len(s.Messages()))
 	}
 }
