@@ -37,7 +37,7 @@ func target(s *simfleet.Sim) config.VCenter {
 	return config.VCenter{Name: "vc-test", URL: s.URL, Username: user, Password: config.Secret(pass), CAFile: s.CAFile}
 }
 
-func dial(t *testing.T, vc config.VCenter, opt Options) *Client {
+func dial(t testing.TB, vc config.VCenter, opt Options) *Client {
 	t.Helper()
 	c, err := Dial(context.Background(), vc, opt)
 	if err != nil {
