@@ -208,18 +208,19 @@ func (s *Sim) build(ctx context.Context, f *Fleet, o Options) error {
 
 // builder holds what seeding VMs needs.
 type builder struct {
-	sim     *Sim
-	c       *govmomi.Client
-	root    *object.Folder
-	pool    *object.ResourcePool
-	ds      string
-	dc      types.ManagedObjectReference
-	now     time.Time
-	mu      sync.Mutex
-	folders map[string]*object.Folder
-	tags    *tags.Manager
-	tagIDs  map[string]string // "category/name" -> tag id
-	fields  map[string]int32  // custom attribute name -> key
+	sim      *Sim
+	c        *govmomi.Client
+	root     *object.Folder
+	pool     *object.ResourcePool
+	ds       string
+	dc       types.ManagedObjectReference
+	now      time.Time
+	mu       sync.Mutex
+	createMu sync.Mutex // serialises CreateVM (a vcsim data race)
+	folders  map[string]*object.Folder
+	tags     *tags.Manager
+	tagIDs   map[string]string // "category/name" -> tag id
+	fields   map[string]int32  // custom attribute name -> key
 }
 
 // prepareMetadata creates every tag category, tag and custom attribute the
@@ -301,15 +302,15 @@ func (b *builder) vm(ctx context.Context, v VM) error {
 	}
 	spec := types.VirtualMachineConfigSpec{Name: v.Name, GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
 		NumCPUs: 1, MemoryMB: 128, Files: &types.VirtualMachineFileInfo{VmPathName: "[" + b.ds + "]"}}
-	task, err := folder.CreateVM(ctx, spec, b.pool, nil)
-	if err != nil {
-		return err
-	}
-	info, err := task.WaitForResult(ctx)
+	// vcsim's CreateVM races with itself on the datastore's VM list (the
+	// race detector sees Datastore.resolve copy it while AppendReference
+	// grows it), so VMs are created one at a time; the rest runs in parallel.
+	b.createMu.Lock()
+	ref, err := b.createVM(ctx, folder, spec)
+	b.createMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	ref := info.Result.(types.ManagedObjectReference)
 	vm := object.NewVirtualMachine(b.c.Client, ref)
 	b.sim.mu.Lock()
 	b.sim.vms[v.Name] = ref
@@ -362,6 +363,31 @@ func (b *builder) vm(ctx context.Context, v VM) error {
 	return b.sim.refresh(ref)
 }
 
+func (b *builder) createVM(ctx context.Context, folder *object.Folder, spec types.VirtualMachineConfigSpec) (types.ManagedObjectReference, error) {
+	task, err := folder.CreateVM(ctx, spec, b.pool, nil)
+	if err != nil {
+		return types.ManagedObjectReference{}, err
+	}
+	return taskResult(ctx, task)
+}
+
+// taskResult waits for a task that returns a moref. A cancelled wait returns
+// neither result nor error, so the context is checked too.
+func taskResult(ctx context.Context, t *object.Task) (types.ManagedObjectReference, error) {
+	info, err := t.WaitForResult(ctx)
+	if err == nil && info == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return types.ManagedObjectReference{}, err
+	}
+	ref, ok := info.Result.(types.ManagedObjectReference)
+	if !ok {
+		return ref, fmt.Errorf("task %s returned %T, not a moref", t.Reference().Value, info.Result)
+	}
+	return ref, nil
+}
+
 // snapshots creates a tree depth first: each child is taken while its parent
 // is current, reverting to the parent before each later sibling.
 func (b *builder) snapshots(ctx context.Context, vm *object.VirtualMachine, v VM, list []Snap, parent *types.ManagedObjectReference,
@@ -386,11 +412,10 @@ func (b *builder) snapshots(ctx context.Context, vm *object.VirtualMachine, v VM
 		if err != nil {
 			return fmt.Errorf("snapshot %q: %w", sn.Name, err)
 		}
-		info, err := t.WaitForResult(ctx)
+		ref, err := taskResult(ctx, t)
 		if err != nil {
 			return fmt.Errorf("snapshot %q: %w", sn.Name, err)
 		}
-		ref := info.Result.(types.ManagedObjectReference)
 		created := b.now.Add(-time.Duration(sn.Age))
 		b.sim.mu.Lock()
 		b.sim.sizes[ref.Value] = int64(sn.Size)

@@ -1,0 +1,42 @@
+// Command snapwarden-sim serves simulated vCenters seeded from fleet files and
+// a loopback SMTP sink, for the demo and for end-to-end tests of the built
+// binaries. It writes what a client needs (CA files, password files, sim.json,
+// optionally a rendered snapwarden config) to --dir, then DIR/ready last, and
+// serves until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:]))
+}
+
+// realMain returns the exit code instead of exiting, so deferred cleanups run.
+func realMain(args []string) int {
+	o, err := parseArgs(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "snapwarden-sim:", err)
+		return exitCode(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal, restore the default handling: a second Ctrl-C
+	// kills at once if shutting down hangs.
+	context.AfterFunc(ctx, stop)
+	if err := run(ctx, o, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "snapwarden-sim:", err)
+		return exitCode(err)
+	}
+	return exitOK
+}
