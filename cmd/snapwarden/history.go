@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/ledger"
+)
+
+func (a *app) historyCmd() *cobra.Command {
+	var vm, customer, since, format string
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "print the ledger's audit trail: notices, escalations, actions and resolutions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "table" && format != "json" {
+				return usageErr(fmt.Errorf("--format %q: use table or json", format))
+			}
+			f := ledger.Filter{VM: vm, Customer: customer}
+			if since != "" {
+				d, err := config.ParseDuration(since)
+				if err != nil {
+					return usageErr(fmt.Errorf("--since %q: want a duration such as 48h or 7d", since))
+				}
+				f.Since = time.Now().Add(-d)
+			}
+			cfg, _, err := a.load()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			led, err := ledger.OpenReader(ctx, cfg.State)
+			if err != nil {
+				return runtimeErr(err)
+			}
+			defer led.Close()
+			events, err := led.Audit(ctx, f)
+			if err != nil {
+				return runtimeErr(err)
+			}
+			if format == "json" {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				if events == nil {
+					events = []ledger.Event{}
+				}
+				return enc.Encode(events)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tKIND\tVM\tSNAPSHOT\tCUSTOMER\tWHAT")
+			for _, e := range events {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Kind,
+					clean(e.VM), clean(e.Snapshot), dash(e.Customer), clean(e.What))
+			}
+			return tw.Flush()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&vm, "vm", "", "only this VM")
+	fl.StringVar(&customer, "customer", "", "only this customer")
+	fl.StringVar(&since, "since", "", "only the last DURATION (48h, 7d)")
+	fl.StringVarP(&format, "format", "f", "table", "table or json")
+	return cmd
+}
+
+// clean drops control characters from names customers control, so a
+// snapshot name cannot move the cursor or forge lines in a terminal.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/service"
+)
+
+func (a *app) runCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "run one cycle: notify, escalate, record; consolidate only when enforcement.mode is enforce",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := a.load()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log})
+			if err != nil {
+				return runtimeErr(err)
+			}
+			defer func() {
+				if err := r.Close(ctx); err != nil {
+					log.Warn().Err(err).Msg("closing sessions and ledger")
+				}
+			}()
+			res, err := r.Cycle(ctx, time.Now().UTC())
+			if err != nil {
+				return runtimeErr(err)
+			}
+			log.Info().Msg(res.Summary())
+			for _, e := range res.Plan.Errors {
+				log.Error().Str("vcenter", e.VCenter).Msg(e.Error)
+			}
+			if !res.OK() {
+				return runtimeErr(fmt.Errorf("cycle finished with errors: %s", res.Summary()))
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "run cycles on the schedule, with /healthz, /metrics and /report; SIGHUP reloads the config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := a.load()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log})
+			if err != nil {
+				return runtimeErr(err)
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			reload := make(chan struct{}, 1)
+			go func() {
+				for range hup {
+					select {
+					case reload <- struct{}{}:
+					default: // a reload is already pending
+					}
+				}
+			}()
+			err = service.Serve(ctx, cfg, r, service.Options{
+				Load:   func() (*config.Config, error) { return config.Load(a.configPath) },
+				Log:    log,
+				Reload: reload,
+			})
+			if err != nil {
+				return runtimeErr(err)
+			}
+			return nil
+		},
+	}
+}

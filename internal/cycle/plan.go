@@ -1,0 +1,75 @@
+package cycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
+	"github.com/snapwarden/snapwarden/internal/vsphere"
+)
+
+// HistorySource is the ledger's read side that planning needs.
+type HistorySource interface {
+	// History is every open snapshot's history, keyed by identity.
+	History(ctx context.Context) (map[facts.Key]plan.History, error)
+	// Known reports which snapshots the ledger has seen, so creators are
+	// looked up only for new ones.
+	Known(ctx context.Context) (func(facts.Key) bool, error)
+}
+
+// Planner runs the stages report and run share: collect, evaluate, plan.
+type Planner struct {
+	Config   *config.Config
+	Rules    []policy.Rule
+	Settings plan.Settings
+}
+
+// NewPlanner prepares the config's ownership rules and enforcement limits.
+func NewPlanner(cfg *config.Config) (*Planner, error) {
+	rules, err := Rules(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	set, err := Settings(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return &Planner{Config: cfg, Rules: rules, Settings: set}, nil
+}
+
+// Collect reads every vCenter; creators are looked up only for snapshots
+// the ledger has not seen.
+func Collect(ctx context.Context, pool *vsphere.Pool, hs HistorySource) (*facts.Inventory, error) {
+	known, err := hs.Known(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pool.Collect(ctx, vsphere.Known(known)), nil
+}
+
+// Plan evaluates the inventory at now and decides against the ledger's
+// history. It does no I/O beyond reading the history.
+func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySource, now time.Time) (*plan.Plan, error) {
+	hist, err := hs.History(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Decide(inv, hist, now), nil
+}
+
+// Decide is Plan's pure part: evaluate every snapshot and build the plan.
+func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
+	items := Evaluate(inv, p.Config, p.Rules, now)
+	decisions := plan.Build(items, hist, p.Settings, now)
+	for i := range decisions {
+		// The ledger keeps creators vCenter has since purged with its events.
+		if d := &decisions[i]; d.Snapshot.Creator == "" {
+			d.Snapshot.Creator = d.History.Creator
+		}
+	}
+	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
+}

@@ -1,0 +1,333 @@
+package cycle
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/ledger"
+	"github.com/snapwarden/snapwarden/internal/notify"
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/vsphere"
+)
+
+// Options configure a Runner.
+type Options struct {
+	Log     zerolog.Logger
+	VSphere vsphere.Options
+	// Poster delivers webhooks; nil means a default one.
+	Poster *notify.Poster
+}
+
+// Runner executes cycles for `run` and `serve`. It owns the vCenter
+// sessions, the mailer and the ledger (opened for writing: one process at a
+// time).
+type Runner struct {
+	log    zerolog.Logger
+	pool   *vsphere.Pool
+	ledger *ledger.Ledger
+	poster *notify.Poster
+
+	mu       sync.Mutex // guards the config-derived fields against Reload
+	cfg      *config.Config
+	planner  *Planner
+	renderer *notify.Renderer
+	mailer   *notify.Mailer
+}
+
+// New opens the ledger for writing and prepares the sessions and mailer.
+func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) {
+	led, err := ledger.Open(ctx, cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{log: opt.Log, ledger: led, poster: opt.Poster}
+	if r.poster == nil {
+		r.poster = &notify.Poster{}
+	}
+	if err := r.Reload(cfg); err != nil {
+		led.Close()
+		return nil, err
+	}
+	vopt := opt.VSphere
+	vopt.Log = opt.Log
+	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
+	return r, nil
+}
+
+// Reload swaps in a new config. Everything is prepared before anything is
+// swapped, so a config that cannot be used leaves the old one running.
+func (r *Runner) Reload(cfg *config.Config) error {
+	planner, err := NewPlanner(cfg)
+	if err != nil {
+		return err
+	}
+	renderer, err := notify.NewRenderer(cfg.Templates)
+	if err != nil {
+		return fmt.Errorf("%s: templates: %w", cfg.File, err)
+	}
+	mailer, err := notify.NewMailer(cfg.SMTP)
+	if err != nil {
+		return fmt.Errorf("%s: smtp: %w", cfg.File, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cfg != nil && r.cfg.State != cfg.State {
+		r.log.Warn().Str("state", cfg.State).Msg("state changed: the ledger moves at the next restart")
+	}
+	r.cfg, r.planner, r.renderer, r.mailer = cfg, planner, renderer, mailer
+	if r.pool != nil {
+		r.pool.SetTargets(context.Background(), cfg.VCenters)
+	}
+	return nil
+}
+
+// Close logs out of every vCenter and closes the ledger.
+func (r *Runner) Close(ctx context.Context) error {
+	perr := r.pool.Close(ctx)
+	lerr := r.ledger.Close()
+	if perr != nil {
+		return perr
+	}
+	return lerr
+}
+
+// settings returns the config-derived parts for one cycle, so a reload
+// during a cycle does not change it halfway.
+func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify.Mailer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg, r.planner, r.renderer, r.mailer
+}
+
+// Cycle runs one cycle: collect, evaluate, plan, queue notices and record
+// (one transaction), then deliver the outbox. A delivery failure leaves the
+// notice pending for the next cycle; nothing is lost or sent twice.
+func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
+	cfg, planner, renderer, mailer := r.settings()
+	res := newResult(now)
+
+	inv, err := Collect(ctx, r.pool, r.ledger)
+	if err != nil {
+		return nil, err
+	}
+	p, err := planner.Plan(ctx, inv, r.ledger, now)
+	if err != nil {
+		return nil, err
+	}
+	res.Plan = p
+
+	notices, err := Notices(cfg, renderer, p, now)
+	if err != nil {
+		return res, err
+	}
+	for _, n := range notices {
+		res.Queued[n.Kind]++
+	}
+	rec := ledger.Record{Started: now, Finished: now, Mode: cfg.Enforcement.Mode, Notices: notices,
+		Snapshots: seen(p), Answered: answered(cfg, p)}
+	for _, e := range p.Errors {
+		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
+	}
+	rec.Summary = res.Summary()
+	if _, err := r.ledger.Record(ctx, rec); err != nil {
+		return res, err
+	}
+
+	r.deliver(ctx, cfg, mailer, res)
+	res.Duration = time.Since(res.Started)
+	return res, nil
+}
+
+// seen lists every collected snapshot for the ledger.
+func seen(p *plan.Plan) []ledger.Seen {
+	out := make([]ledger.Seen, len(p.Decisions))
+	for i, d := range p.Decisions {
+		s := d.Snapshot
+		out[i] = ledger.Seen{Key: s.Key(), VCenter: s.VM.VCenter, VM: s.VM.Name, VMMoRef: s.VM.MoRef,
+			Snapshot: s.Name, Customer: d.Customer, Creator: s.Creator, SizeBytes: s.SizeBytes}
+	}
+	return out
+}
+
+// answered lists the vCenters that were read: only their vanished snapshots
+// count as resolved (a vCenter that failed says nothing about its snapshots).
+func answered(cfg *config.Config, p *plan.Plan) []string {
+	failed := map[string]bool{}
+	for _, e := range p.Errors {
+		failed[e.VCenter] = true
+	}
+	var out []string
+	for _, vc := range cfg.VCenters {
+		if !failed[vc.Name] {
+			out = append(out, vc.Name)
+		}
+	}
+	return out
+}
+
+// deliver sends every pending notice of the outbox: this cycle's and any an
+// earlier cycle could not deliver, with the bytes and Message-ID it stored.
+func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, res *Result) {
+	pending, err := r.ledger.Pending(ctx)
+	if err != nil {
+		r.log.Error().Err(err).Msg("outbox: read pending notices")
+		res.Failed["outbox"]++
+		return
+	}
+	var mails []ledger.Notice
+	var out []notify.Outgoing
+	for _, n := range pending {
+		switch n.Channel {
+		case "email":
+			mails = append(mails, n)
+			out = append(out, notify.Outgoing{To: n.Recipients, Raw: n.Body})
+		case "webhook":
+			url := cfg.Support.Webhook.Reveal()
+			err := fmt.Errorf("support.webhook is no longer configured")
+			if url != "" {
+				err = r.poster.Post(ctx, url, n.Body)
+			}
+			r.settle(ctx, n, err, url == "" || !notify.Retryable(err), res)
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	errs := mailer.Send(ctx, out)
+	for i, n := range mails {
+		r.settle(ctx, n, errs[i], errs[i] != nil && !notify.Retryable(errs[i]), res)
+	}
+}
+
+// settle records one delivery result in the ledger.
+func (r *Runner) settle(ctx context.Context, n ledger.Notice, err error, permanent bool, res *Result) {
+	log := r.log.With().Str("kind", n.Kind).Str("customer", n.Customer).Str("message_id", n.MessageID).Logger()
+	if err == nil {
+		res.Sent[n.Kind]++
+		if merr := r.ledger.MarkSent(ctx, n.ID, time.Now()); merr != nil {
+			log.Error().Err(merr).Msg("notice sent but not marked: it may be sent again with the same Message-ID")
+		}
+		return
+	}
+	res.Failed[n.Kind]++
+	if permanent {
+		log.Error().Err(err).Msg("notice refused for good: support must follow up by hand")
+	} else {
+		log.Warn().Err(err).Int("attempts", n.Attempts+1).Msg("notice not delivered: retried next cycle")
+	}
+	if merr := r.ledger.MarkFailed(ctx, n.ID, time.Now(), err.Error(), permanent); merr != nil {
+		log.Error().Err(merr).Msg("record delivery failure")
+	}
+}
+
+// Notices turns the plan into this cycle's outbox entries: one digest per
+// reachable customer, one support digest (email and webhook) for
+// escalations and notices without a reachable owner. Pure apart from
+// rendering.
+func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Time) ([]ledger.Notice, error) {
+	byCustomer := map[string][]plan.Decision{}
+	var sup notify.SupportDigest
+	sup.At = now
+	for _, d := range p.Decisions {
+		if d.CustomerNotice != plan.ActionNone {
+			if d.Reachable {
+				byCustomer[d.Customer] = append(byCustomer[d.Customer], d)
+			} else {
+				sup.Unowned = append(sup.Unowned, d)
+			}
+		}
+		if d.EscalateNow {
+			sup.Escalations = append(sup.Escalations, d)
+		}
+	}
+	from := cfg.SMTP.From
+	var out []ledger.Notice
+	ids := make([]string, 0, len(byCustomer))
+	for id := range byCustomer {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c, _ := cfg.Customer(id)
+		ds := byCustomer[id]
+		msg, err := rd.Customer(notify.CustomerDigest{
+			Customer: notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}, At: now, Attention: ds,
+			SupportEmail: cfg.Support.Email, ExemptTag: c.Policy.ExemptTag, MaxKeep: c.Policy.MaxKeep,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: render digest: %w", id, err)
+		}
+		n, err := emailNotice(msg, from, now, "customer", id, customerItems(ds))
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: %w", id, err)
+		}
+		out = append(out, n)
+	}
+	if len(sup.Escalations)+len(sup.Unowned) == 0 {
+		return out, nil
+	}
+	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
+	if cfg.Support.Email != "" {
+		msg, err := rd.Support(sup, []string{cfg.Support.Email})
+		if err != nil {
+			return nil, fmt.Errorf("support digest: %w", err)
+		}
+		n, err := emailNotice(msg, from, now, "support", "", items)
+		if err != nil {
+			return nil, fmt.Errorf("support digest: %w", err)
+		}
+		out = append(out, n)
+	}
+	if hook := cfg.Support.Webhook.Reveal(); hook != "" {
+		body, err := rd.Webhook(sup, strings.Contains(hook, "hooks.slack.com"))
+		if err != nil {
+			return nil, fmt.Errorf("support webhook: %w", err)
+		}
+		out = append(out, ledger.Notice{MessageID: notify.NewMessageID(from, now), Channel: "webhook", Kind: "support",
+			Recipients: []string{"support-webhook"}, Subject: "support webhook", Body: body, Items: items, CreatedAt: now})
+	}
+	return out, nil
+}
+
+func emailNotice(msg notify.Message, from string, now time.Time, kind, customer string, items []ledger.Item) (ledger.Notice, error) {
+	id := notify.NewMessageID(from, now)
+	raw, err := notify.Compose(msg, from, id, now)
+	if err != nil {
+		return ledger.Notice{}, fmt.Errorf("compose %s email: %w", kind, err)
+	}
+	return ledger.Notice{MessageID: id, Channel: "email", Kind: kind, Customer: customer, Recipients: msg.To,
+		Subject: msg.Subject, Body: raw, Items: items, CreatedAt: now}, nil
+}
+
+func customerItems(ds []plan.Decision) []ledger.Item {
+	out := make([]ledger.Item, len(ds))
+	for i, d := range ds {
+		out[i] = ledger.Item{Key: d.Snapshot.Key(), Action: d.CustomerNotice.String(), Reason: d.Reason.String()}
+		if !d.Reachable && d.Customer == "" {
+			out[i].Reason = "unowned"
+		}
+	}
+	return out
+}
+
+func escalationItems(ds []plan.Decision) []ledger.Item {
+	out := make([]ledger.Item, len(ds))
+	for i, d := range ds {
+		action := "escalate"
+		switch {
+		case d.Action == plan.ActionBlocked:
+			action = "blocked"
+		case d.Reason == plan.ReasonManagedStale:
+			action = "managed-stale"
+		}
+		out[i] = ledger.Item{Key: d.Snapshot.Key(), Action: action, Reason: d.Reason.String()}
+	}
+	return out
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make demo: start the simulated vCenter and SMTP sink, show the dry-run
+# report, run cycles that send real mail to the sink, and stop by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+OUT=${OUT:-demo}
+
+rm -rf "$OUT"
+mkdir -p "$OUT/sim" "$OUT/mail"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+"$BIN/snapwarden-sim" --fleet testdata/fleets/demo.yaml --dir "$OUT/sim" --mail-dir "$OUT/mail" \
+  --config-template testdata/demo/snapwarden.yaml.tmpl --config-out "$OUT/snapwarden.yaml" \
+  2>"$OUT/sim.log" &
+SIM=$!
+trap 'kill -TERM $SIM 2>/dev/null; wait $SIM 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 600); do
+  [ -f "$OUT/sim/ready" ] && break
+  kill -0 $SIM 2>/dev/null || { cat "$OUT/sim.log" >&2; echo "demo: the simulator stopped" >&2; exit 1; }
+  sleep 0.2
+done
+[ -f "$OUT/sim/ready" ] || { echo "demo: the simulator did not get ready in 120 s" >&2; exit 1; }
+cat "$OUT/sim.log"
+
+CFG="$OUT/snapwarden.yaml"
+SW() { "$BIN/snapwarden" --config "$CFG" "$@"; }
+
+say "snapwarden check: config, vCenter login over verified TLS, SMTP"
+SW check
+
+say "snapwarden report (dry-run: changes nothing)"
+SW report
+for f in json csv markdown html; do
+  ext=$f; [ $f = markdown ] && ext=md
+  SW report --format $f --output "$OUT/report.$ext"
+done
+say "snapwarden report --at (forecast two days ahead) --state overdue"
+SW report --at "$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)" --state overdue
+
+say "snapwarden run: one cycle (customer digests and the support escalation go to the SMTP sink)"
+SW run
+say "snapwarden run again: nothing new is sent"
+SW run
+
+say "snapwarden history"
+SW history
+
+say "what was written"
+ls -l "$OUT"/report.* "$OUT"/mail/
+echo
+echo "Open $OUT/report.html and $OUT/mail/*.html in a browser; $OUT/mail/*.eml are the messages as sent."
