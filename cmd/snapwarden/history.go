@@ -58,7 +58,7 @@ func (a *app) historyCmd() *cobra.Command {
 			fmt.Fprintln(tw, "TIME\tKIND\tVM\tSNAPSHOT\tCUSTOMER\tWHAT")
 			for _, e := range events {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Kind,
-					clean(e.VM), clean(e.Snapshot), dash(e.Customer), clean(e.What))
+					clip(clean(e.VM), 30), clip(clean(e.Snapshot), 40), dash(e.Customer), clean(e.What))
 			}
 			return tw.Flush()
 		},
@@ -80,6 +80,14 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// clip shortens a name to n runes so one long name does not widen every row.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func dash(s string) string {

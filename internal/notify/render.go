@@ -1,0 +1,510 @@
+package notify
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+//go:embed templates/*
+var embedded embed.FS
+
+// The template files, by the name an override must carry.
+const (
+	CustomerTextTemplate = "customer.txt.tmpl"
+	CustomerHTMLTemplate = "customer.html.tmpl"
+	SupportTextTemplate  = "support.txt.tmpl"
+	SupportHTMLTemplate  = "support.html.tmpl"
+)
+
+var templateNames = []string{CustomerTextTemplate, CustomerHTMLTemplate, SupportTextTemplate, SupportHTMLTemplate}
+
+// Customer is the recipient of a customer digest, from the customer directory.
+type Customer struct {
+	ID       string
+	Name     string
+	Contacts []string
+}
+
+// CustomerDigest is one customer's message of one cycle: every snapshot of
+// theirs that needs attention, plus what was done.
+type CustomerDigest struct {
+	Customer Customer
+	// At is the cycle time.
+	At time.Time
+	// Attention holds the warn/remind notices due (CustomerNotice != ActionNone).
+	Attention []plan.Decision
+	// Committed holds the snapshots snapwarden committed (consolidated) since
+	// the last digest.
+	Committed []Committed
+	// SupportEmail is where the customer can reply or ask for an exemption.
+	SupportEmail string
+	// ExemptTag and MaxKeep explain how to ask for an exemption: a
+	// keep-until=YYYY-MM-DD marker in the snapshot description, capped at
+	// MaxKeep after creation, or the exempt tag on the VM.
+	ExemptTag string
+	MaxKeep   time.Duration
+}
+
+// Committed is a snapshot snapwarden committed (removed with consolidation).
+type Committed struct {
+	Decision plan.Decision
+	At       time.Time
+	TaskID   string
+}
+
+// SupportDigest is the support desk's message of one cycle.
+type SupportDigest struct {
+	At time.Time
+	// Escalations: overdue (escalate), blocked with reason, stale managed snapshots.
+	Escalations []plan.Decision
+	// Unowned: notices that had no reachable customer (unknown owner or
+	// customer without contacts).
+	Unowned []plan.Decision
+	// Failures: consolidation tasks that failed.
+	Failures  []Failure
+	Committed []Committed
+}
+
+// Failure is a consolidation task that failed.
+type Failure struct {
+	Decision plan.Decision
+	At       time.Time
+	TaskID   string
+	Fault    string
+	Attempts int
+}
+
+// Message is a rendered message before it becomes bytes.
+type Message struct {
+	To      []string
+	Subject string
+	Text    string
+	HTML    string
+	// ReplyTo, when set, becomes the Reply-To header (the support address
+	// of a customer digest, so a reply reaches people).
+	ReplyTo string
+}
+
+// Entry is one snapshot as the templates see it: the facts, verdict and
+// decision of a plan.Decision flattened into display fields. Times are UTC;
+// names and sentences are on one line (control characters removed), the
+// description is as written.
+type Entry struct {
+	VCenter     string
+	Datacenter  string
+	VM          string
+	Folder      string
+	Snapshot    string
+	SnapshotID  string
+	Description string
+	Creator     string
+	// Customer is the owner's id, empty where no ownership rule matched.
+	Customer string
+	// Owner is Customer, or "unknown owner", with a note when the customer
+	// has no reachable contact.
+	Owner     string
+	Created   time.Time
+	Age       time.Duration
+	SizeBytes int64
+	// Depth is 1 for a root snapshot, 2 for its child, and so on.
+	Depth int
+	// State and Detail are the verdict: "overdue", "age 50.5h >= deadline 48h".
+	State  string
+	Detail string
+	// Deadline is when the snapshot becomes overdue; ActAt is deadline +
+	// grace, when a consolidate policy commits it.
+	Deadline time.Time
+	ActAt    time.Time
+	// Overdue is set when the deadline has passed at the cycle time.
+	Overdue bool
+	// PolicyAction is what happens after the deadline: escalate or consolidate.
+	PolicyAction string
+	// Consequence says in plain words what happens at the deadline.
+	Consequence string
+	// KeepUntilMax is the latest date a keep-until marker can hold this
+	// snapshot (created + max_keep).
+	KeepUntilMax    time.Time
+	ExemptUntil     time.Time
+	MalformedMarker string
+	// Notice is the customer notice of this cycle: warn, remind or none.
+	Notice   string
+	Reminder bool
+	// NextAction, Due and NextActionAt are the plan's decision; Why explains it.
+	NextAction   string
+	Due          bool
+	NextActionAt time.Time
+	Why          string
+	// Blocked names the guard that refused a due consolidation.
+	Blocked string
+	// At, TaskID, Fault and Attempts describe a committed or failed task.
+	At       time.Time
+	TaskID   string
+	Fault    string
+	Attempts int
+}
+
+// CustomerData is what the customer templates are executed with.
+type CustomerData struct {
+	Customer     Customer
+	At           time.Time
+	Subject      string
+	Attention    []Entry
+	Committed    []Entry
+	SupportEmail string
+	ExemptTag    string
+	MaxKeep      time.Duration
+	// KeepUntilExample is a date for the keep-until example.
+	KeepUntilExample time.Time
+}
+
+// SupportData is what the support templates are executed with.
+type SupportData struct {
+	At          time.Time
+	Subject     string
+	Escalations []Entry
+	Unowned     []Entry
+	Failures    []Entry
+	Committed   []Entry
+}
+
+// Renderer renders messages from its templates. It is safe for concurrent use.
+type Renderer struct {
+	customerText *texttemplate.Template
+	customerHTML *htmltemplate.Template
+	supportText  *texttemplate.Template
+	supportHTML  *htmltemplate.Template
+}
+
+// NewRenderer loads the embedded templates and, when dir != "", overrides
+// any of them with a same-named file in dir. A template that does not parse,
+// or fails on sample data, is an error naming the file; so is a *.tmpl file
+// in dir that is none of the known templates (a misspelt override would
+// otherwise be ignored silently).
+func NewRenderer(dir string) (*Renderer, error) {
+	sources := map[string]string{}
+	origin := map[string]string{}
+	for _, name := range templateNames {
+		b, err := embedded.ReadFile("templates/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("embedded template %s: %w", name, err)
+		}
+		sources[name], origin[name] = string(b), "embedded template "+name
+	}
+	if dir != "" {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("templates dir %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || !strings.HasSuffix(name, ".tmpl") {
+				continue
+			}
+			if _, known := sources[name]; !known {
+				return nil, fmt.Errorf("template %s: unknown template name (use one of %s)",
+					filepath.Join(dir, name), strings.Join(templateNames, ", "))
+			}
+			path := filepath.Join(dir, name)
+			b, err := os.ReadFile(path)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("template %s: %w", path, err)
+			}
+			if err == nil {
+				sources[name], origin[name] = string(b), "template "+path
+			}
+		}
+	}
+	r := &Renderer{}
+	var err error
+	if r.customerText, err = parseText(CustomerTextTemplate, sources, origin); err != nil {
+		return nil, err
+	}
+	if r.supportText, err = parseText(SupportTextTemplate, sources, origin); err != nil {
+		return nil, err
+	}
+	if r.customerHTML, err = parseHTML(CustomerHTMLTemplate, sources, origin); err != nil {
+		return nil, err
+	}
+	if r.supportHTML, err = parseHTML(SupportHTMLTemplate, sources, origin); err != nil {
+		return nil, err
+	}
+	if err := r.selfTest(origin); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func parseText(name string, src, origin map[string]string) (*texttemplate.Template, error) {
+	t, err := texttemplate.New(name).Funcs(texttemplate.FuncMap(funcs)).Parse(src[name])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", origin[name], err)
+	}
+	return t, nil
+}
+
+func parseHTML(name string, src, origin map[string]string) (*htmltemplate.Template, error) {
+	t, err := htmltemplate.New(name).Funcs(htmltemplate.FuncMap(funcs)).Parse(src[name])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", origin[name], err)
+	}
+	return t, nil
+}
+
+// selfTest executes every template once on sample data, so a template that
+// names a missing field fails at start rather than in the middle of a cycle.
+func (r *Renderer) selfTest(origin map[string]string) error {
+	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window"}
+	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
+		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
+	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e}}
+	var buf bytes.Buffer
+	checks := []struct {
+		name string
+		run  func() error
+	}{
+		{CustomerTextTemplate, func() error { return r.customerText.Execute(&buf, c) }},
+		{CustomerHTMLTemplate, func() error { return r.customerHTML.Execute(&buf, c) }},
+		{SupportTextTemplate, func() error { return r.supportText.Execute(&buf, s) }},
+		{SupportHTMLTemplate, func() error { return r.supportHTML.Execute(&buf, s) }},
+	}
+	for _, ch := range checks {
+		buf.Reset()
+		if err := ch.run(); err != nil {
+			return fmt.Errorf("%s: %w", origin[ch.name], err)
+		}
+	}
+	return nil
+}
+
+// Customer renders one customer's digest. The subject is built only from
+// provider-controlled data (counts and the customer's name), never from VM or
+// snapshot names.
+func (r *Renderer) Customer(d CustomerDigest) (Message, error) {
+	who := oneLine(d.Customer.Name)
+	if who == "" {
+		who = oneLine(d.Customer.ID)
+	}
+	to := cleanAddrs(d.Customer.Contacts)
+	if len(to) == 0 {
+		return Message{}, fmt.Errorf("customer digest for %q: the customer has no contacts", d.Customer.ID)
+	}
+	var subject string
+	switch n, m := len(d.Attention), len(d.Committed); {
+	case n > 0:
+		subject = fmt.Sprintf("[snapwarden] %d VM %s your attention (%s)", n, plural(n, "snapshot needs", "snapshots need"), who)
+	case m > 0:
+		subject = fmt.Sprintf("[snapwarden] %d VM %s committed (%s)", m, plural(m, "snapshot was", "snapshots were"), who)
+	default:
+		return Message{}, fmt.Errorf("customer digest for %q: nothing to report", d.Customer.ID)
+	}
+	data := CustomerData{
+		Customer:         Customer{ID: d.Customer.ID, Name: who, Contacts: to},
+		At:               d.At.UTC(),
+		Subject:          subject,
+		SupportEmail:     oneLine(d.SupportEmail),
+		ExemptTag:        d.ExemptTag,
+		MaxKeep:          d.MaxKeep,
+		KeepUntilExample: d.At.UTC().Add(7 * 24 * time.Hour),
+	}
+	if d.MaxKeep > 0 && d.MaxKeep < 7*24*time.Hour {
+		data.KeepUntilExample = d.At.UTC().Add(d.MaxKeep)
+	}
+	for _, dec := range d.Attention {
+		data.Attention = append(data.Attention, entryOf(dec, d.At, d.MaxKeep))
+	}
+	sortEntries(data.Attention, true)
+	for _, c := range d.Committed {
+		e := entryOf(c.Decision, d.At, d.MaxKeep)
+		e.At, e.TaskID = c.At.UTC(), c.TaskID
+		data.Committed = append(data.Committed, e)
+	}
+	sortEntries(data.Committed, false)
+	var text, html bytes.Buffer
+	if err := r.customerText.Execute(&text, data); err != nil {
+		return Message{}, fmt.Errorf("render %s for customer %q: %w", CustomerTextTemplate, d.Customer.ID, err)
+	}
+	if err := r.customerHTML.Execute(&html, data); err != nil {
+		return Message{}, fmt.Errorf("render %s for customer %q: %w", CustomerHTMLTemplate, d.Customer.ID, err)
+	}
+	return Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), ReplyTo: data.SupportEmail}, nil
+}
+
+// Support renders the support desk's digest for the addresses in to.
+func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
+	to = cleanAddrs(to)
+	if len(to) == 0 {
+		return Message{}, errors.New("support digest: no recipient address")
+	}
+	data := supportData(d)
+	var text, html bytes.Buffer
+	if err := r.supportText.Execute(&text, data); err != nil {
+		return Message{}, fmt.Errorf("render %s: %w", SupportTextTemplate, err)
+	}
+	if err := r.supportHTML.Execute(&html, data); err != nil {
+		return Message{}, fmt.Errorf("render %s: %w", SupportHTMLTemplate, err)
+	}
+	return Message{To: to, Subject: data.Subject, Text: text.String(), HTML: html.String()}, nil
+}
+
+func supportData(d SupportDigest) SupportData {
+	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d)}
+	for _, dec := range d.Escalations {
+		data.Escalations = append(data.Escalations, entryOf(dec, d.At, 0))
+	}
+	for _, dec := range d.Unowned {
+		data.Unowned = append(data.Unowned, entryOf(dec, d.At, 0))
+	}
+	for _, f := range d.Failures {
+		e := entryOf(f.Decision, d.At, 0)
+		e.At, e.TaskID, e.Fault, e.Attempts = f.At.UTC(), oneLine(f.TaskID), oneLine(f.Fault), f.Attempts
+		data.Failures = append(data.Failures, e)
+	}
+	for _, c := range d.Committed {
+		e := entryOf(c.Decision, d.At, 0)
+		e.At, e.TaskID = c.At.UTC(), c.TaskID
+		data.Committed = append(data.Committed, e)
+	}
+	sortEntries(data.Escalations, false)
+	sortEntries(data.Unowned, false)
+	sortEntries(data.Failures, false)
+	sortEntries(data.Committed, false)
+	return data
+}
+
+func supportSubject(d SupportDigest) string {
+	e, u, f := len(d.Escalations), len(d.Unowned), len(d.Failures)
+	return fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
+		e, plural(e, "escalation", "escalations"), u, f, plural(f, "failure", "failures"))
+}
+
+// entryOf flattens a decision for the templates. maxKeep is the fallback
+// when the decision's policy has none.
+func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
+	s, v := d.Snapshot, d.Verdict
+	e := Entry{
+		Snapshot:        oneLine(s.Name),
+		SnapshotID:      s.ID,
+		Description:     s.Description,
+		Creator:         s.Creator,
+		Customer:        d.Customer,
+		Created:         s.Created.UTC(),
+		Age:             v.Age,
+		SizeBytes:       s.SizeBytes,
+		Depth:           s.Depth,
+		State:           v.State.String(),
+		Detail:          oneLine(v.Detail),
+		Deadline:        utcOrZero(v.DeadlineAt),
+		ActAt:           utcOrZero(v.ActAt),
+		Overdue:         !v.DeadlineAt.IsZero() && !at.Before(v.DeadlineAt),
+		PolicyAction:    string(d.Policy.Action),
+		ExemptUntil:     utcOrZero(v.ExemptUntil),
+		MalformedMarker: oneLine(v.MalformedMarker),
+		Notice:          d.CustomerNotice.String(),
+		Reminder:        d.CustomerNotice == plan.ActionRemind,
+		NextAction:      d.Action.String(),
+		Due:             d.Due,
+		NextActionAt:    utcOrZero(d.At),
+		Why:             oneLine(d.Why),
+	}
+	if s.VM != nil {
+		e.VCenter, e.Datacenter, e.VM, e.Folder = oneLine(s.VM.VCenter), oneLine(s.VM.Datacenter), oneLine(s.VM.Name), oneLine(s.VM.Folder)
+	}
+	switch {
+	case d.Customer == "":
+		e.Owner = "unknown owner"
+	case !d.Reachable:
+		e.Owner = d.Customer + " (no reachable contact)"
+	default:
+		e.Owner = d.Customer
+	}
+	if d.Action == plan.ActionBlocked {
+		e.Blocked = d.Reason.String()
+	}
+	keep := d.Policy.MaxKeep
+	if keep <= 0 {
+		keep = maxKeep
+	}
+	if keep > 0 && !s.Created.IsZero() {
+		e.KeepUntilMax = s.Created.UTC().Add(keep)
+	}
+	e.Consequence = consequence(d, at)
+	return e
+}
+
+// consequence says in plain words what happens when the deadline comes.
+func consequence(d plan.Decision, at time.Time) string {
+	if d.Policy.Action == policy.ActionConsolidate {
+		act := d.Verdict.ActAt
+		if !act.IsZero() && !at.Before(act) {
+			return "it will be committed automatically at the next opportunity (the grace period ended " + utc(act) + ")."
+		}
+		return "it will be committed automatically after " + utc(act) + "."
+	}
+	return "our support team will contact you."
+}
+
+// sortEntries orders entries by deadline (byDeadline) or by place, then by
+// VM and create time, for a stable, readable message.
+func sortEntries(es []Entry, byDeadline bool) {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i], es[j]
+		if byDeadline && !a.Deadline.Equal(b.Deadline) {
+			return a.Deadline.Before(b.Deadline)
+		}
+		if a.VCenter != b.VCenter {
+			return a.VCenter < b.VCenter
+		}
+		if a.VM != b.VM {
+			return a.VM < b.VM
+		}
+		if !a.Created.Equal(b.Created) {
+			return a.Created.Before(b.Created)
+		}
+		return a.Snapshot < b.Snapshot
+	})
+}
+
+func utcOrZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+// oneLine removes CR, LF and other control characters and trims spaces: for
+// anything that may end up in a header or a one-line summary.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == '\t' {
+			return ' '
+		}
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func cleanAddrs(in []string) []string {
+	var out []string
+	for _, a := range in {
+		if a = oneLine(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}

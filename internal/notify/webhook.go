@@ -1,0 +1,144 @@
+package notify
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// maxWebhookLines caps the entries listed per section in a webhook's text,
+// so a bad day does not post a wall of text into a chat channel.
+const maxWebhookLines = 20
+
+// webhookPayload is the JSON of a webhook post: Slack reads "text", other
+// receivers may read the structured "snapwarden" object.
+type webhookPayload struct {
+	Text       string          `json:"text"`
+	Snapwarden *webhookDetails `json:"snapwarden,omitempty"`
+}
+
+type webhookDetails struct {
+	At          string         `json:"at"`
+	Subject     string         `json:"subject"`
+	Escalations []webhookEntry `json:"escalations"`
+	Unowned     []webhookEntry `json:"unowned"`
+	Failures    []webhookEntry `json:"failures"`
+	Committed   []webhookEntry `json:"committed"`
+}
+
+type webhookEntry struct {
+	VCenter    string  `json:"vcenter"`
+	VM         string  `json:"vm"`
+	Folder     string  `json:"folder,omitempty"`
+	Snapshot   string  `json:"snapshot"`
+	SnapshotID string  `json:"snapshot_id,omitempty"`
+	Customer   string  `json:"customer"`
+	State      string  `json:"state"`
+	Created    string  `json:"created,omitempty"`
+	AgeHours   float64 `json:"age_hours"`
+	SizeBytes  int64   `json:"size_bytes"`
+	Depth      int     `json:"depth,omitempty"`
+	Deadline   string  `json:"deadline,omitempty"`
+	NextAction string  `json:"next_action"`
+	Reason     string  `json:"reason"`
+	Why        string  `json:"why,omitempty"`
+	Blocked    string  `json:"blocked,omitempty"`
+	TaskID     string  `json:"task_id,omitempty"`
+	At         string  `json:"at,omitempty"`
+	Fault      string  `json:"fault,omitempty"`
+	Attempts   int     `json:"attempts,omitempty"`
+}
+
+// Webhook renders the support digest as a JSON payload. It always has a
+// Slack-compatible "text" (with &, < and > escaped as Slack requires, so a VM
+// named "<!channel>" pings nobody); unless slack is set it also carries a
+// "snapwarden" object with the digest's entries.
+func (r *Renderer) Webhook(d SupportDigest, slack bool) ([]byte, error) {
+	data := supportData(d)
+	p := webhookPayload{Text: webhookText(data)}
+	if !slack {
+		p.Snapwarden = &webhookDetails{
+			At:          rfc3339(data.At),
+			Subject:     data.Subject,
+			Escalations: webhookEntries(data.Escalations),
+			Unowned:     webhookEntries(data.Unowned),
+			Failures:    webhookEntries(data.Failures),
+			Committed:   webhookEntries(data.Committed),
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(p); err != nil {
+		return nil, fmt.Errorf("encode webhook payload: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func webhookEntries(es []Entry) []webhookEntry {
+	out := make([]webhookEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, webhookEntry{
+			VCenter: e.VCenter, VM: e.VM, Folder: e.Folder, Snapshot: e.Snapshot, SnapshotID: e.SnapshotID,
+			Customer: e.Customer, State: e.State, Created: rfc3339(e.Created), AgeHours: roundHours(e.Age),
+			SizeBytes: e.SizeBytes, Depth: e.Depth, Deadline: rfc3339(e.Deadline), NextAction: e.NextAction,
+			Reason: e.Detail, Why: e.Why, Blocked: e.Blocked, TaskID: e.TaskID, At: rfc3339(e.At),
+			Fault: e.Fault, Attempts: e.Attempts,
+		})
+	}
+	return out
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// webhookText is the chat message: the subject, then one line per entry.
+func webhookText(d SupportData) string {
+	var b strings.Builder
+	b.WriteString("*" + slackEscape(d.Subject) + "* (" + utc(d.At) + ")")
+	section := func(title string, es []Entry, line func(Entry) string) {
+		if len(es) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "\n*%s (%d)*", title, len(es))
+		for i, e := range es {
+			if i == maxWebhookLines {
+				fmt.Fprintf(&b, "\n… and %d more", len(es)-i)
+				break
+			}
+			b.WriteString("\n• " + slackEscape(line(e)))
+		}
+	}
+	where := func(e Entry) string {
+		return fmt.Sprintf("%s / %s / %s (%s): %s, %s, %s", e.VCenter, e.VM, e.Snapshot, e.Owner, e.State, hoursOf(e.Age), humanSize(e.SizeBytes))
+	}
+	section("Escalations", d.Escalations, func(e Entry) string {
+		s := where(e) + " — " + e.NextAction
+		if e.Why != "" {
+			s += ": " + e.Why
+		}
+		if e.Blocked != "" {
+			s += " [blocked: " + e.Blocked + "]"
+		}
+		return s
+	})
+	section("Unowned", d.Unowned, func(e Entry) string { return where(e) + " — notice " + e.Notice + " has no reachable customer" })
+	section("Failures", d.Failures, func(e Entry) string {
+		return fmt.Sprintf("%s — task %s, attempt %d: %s", where(e), e.TaskID, e.Attempts, e.Fault)
+	})
+	section("Committed", d.Committed, func(e Entry) string {
+		return fmt.Sprintf("%s / %s / %s (%s, %s) — task %s at %s", e.VCenter, e.VM, e.Snapshot, e.Owner, humanSize(e.SizeBytes), e.TaskID, utc(e.At))
+	})
+	return b.String()
+}
+
+// slackEscape escapes the three characters Slack's message format reserves.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
