@@ -1,0 +1,153 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// Action is one consolidation attempt. It is written before the vSphere task
+// starts and again when it ends, so a restart knows what was in flight.
+type Action struct {
+	ID       int64
+	Key      facts.Key
+	VCenter  string // defaults to Key.VCenter
+	VM       string // the VM's name
+	Snapshot string // the snapshot's name
+	Customer string
+	Kind     string // "remove" | "consolidate-disks"
+	// StartedAt is when the attempt began; TaskID the vSphere task, once known.
+	StartedAt  time.Time
+	TaskID     string
+	FinishedAt time.Time // zero while running
+	Result     string    // "" while running | "success" | "error" | "refused" | "abandoned"
+	Fault      string    // the vSphere fault or refusal, for people
+}
+
+// Action results.
+const (
+	ResultSuccess   = "success"
+	ResultError     = "error"
+	ResultRefused   = "refused"
+	ResultAbandoned = "abandoned"
+)
+
+var validResults = map[string]bool{ResultSuccess: true, ResultError: true, ResultRefused: true, ResultAbandoned: true}
+
+// StartAction records an attempt before its task is started and returns its id.
+func (l *Ledger) StartAction(ctx context.Context, a Action) (int64, error) {
+	if err := l.writable("start action"); err != nil {
+		return 0, err
+	}
+	if a.Kind != "remove" && a.Kind != "consolidate-disks" {
+		return 0, fmt.Errorf("ledger %s: start action on %s: kind %q is not remove or consolidate-disks", l.path, a.Key, a.Kind)
+	}
+	if a.StartedAt.IsZero() {
+		return 0, fmt.Errorf("ledger %s: start action on %s: no StartedAt", l.path, a.Key)
+	}
+	vc := a.VCenter
+	if vc == "" {
+		vc = a.Key.VCenter
+	}
+	k := a.Key
+	res, err := l.db.ExecContext(ctx, `
+INSERT INTO actions(key, key_vcenter, vm_uuid, snapshot_id, created, vcenter, vm, snapshot, customer, kind, started_at, task_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.String(), k.VCenter, k.VMUUID, k.Snapshot, nanos(k.Created), vc, a.VM, a.Snapshot, a.Customer, a.Kind,
+		a.StartedAt.UnixNano(), a.TaskID)
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
+	}
+	return id, nil
+}
+
+// SetTask records the vSphere task of a running action, so a restart can
+// resume watching it instead of starting a second one.
+func (l *Ledger) SetTask(ctx context.Context, id int64, taskID string) error {
+	if err := l.writable("set action task"); err != nil {
+		return err
+	}
+	res, err := l.db.ExecContext(ctx, `UPDATE actions SET task_id = ? WHERE id = ? AND finished_at IS NULL`, taskID, id)
+	if err != nil {
+		return fmt.Errorf("ledger %s: set task of action %d: %w", l.path, id, err)
+	}
+	return l.oneAction(res, id, "set task of")
+}
+
+// FinishAction records the outcome of action id.
+func (l *Ledger) FinishAction(ctx context.Context, id int64, at time.Time, result, fault string) error {
+	if err := l.writable("finish action"); err != nil {
+		return err
+	}
+	if !validResults[result] {
+		return fmt.Errorf("ledger %s: finish action %d: result %q is not success, error, refused or abandoned", l.path, id, result)
+	}
+	if at.IsZero() {
+		return fmt.Errorf("ledger %s: finish action %d: no finish time", l.path, id)
+	}
+	res, err := l.db.ExecContext(ctx, `
+UPDATE actions SET finished_at = ?, result = ?, fault = ? WHERE id = ? AND finished_at IS NULL`,
+		at.UnixNano(), result, fault, id)
+	if err != nil {
+		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
+	}
+	return l.oneAction(res, id, "finish")
+}
+
+func (l *Ledger) oneAction(res sql.Result, id int64, op string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("ledger %s: %s action %d: %w", l.path, op, id, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("ledger %s: %s action %d: no such running action", l.path, op, id)
+	}
+	return nil
+}
+
+// Running returns the actions started and not finished, oldest first: after
+// a restart their tasks are watched again rather than started anew.
+func (l *Ledger) Running(ctx context.Context) ([]Action, error) {
+	if l.db == nil {
+		return nil, nil
+	}
+	out, err := l.scanActions(ctx, `WHERE finished_at IS NULL ORDER BY started_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: running actions: %w", l.path, err)
+	}
+	return out, nil
+}
+
+func (l *Ledger) scanActions(ctx context.Context, where string, args ...any) ([]Action, error) {
+	rows, err := l.db.QueryContext(ctx, `
+SELECT id, key_vcenter, vm_uuid, snapshot_id, created, vcenter, vm, snapshot, customer, kind,
+	started_at, task_id, finished_at, result, fault
+FROM actions `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Action
+	for rows.Next() {
+		var (
+			a                            Action
+			kvc, uuid, snap              string
+			created, started, finishedAt sql.NullInt64
+		)
+		if err := rows.Scan(&a.ID, &kvc, &uuid, &snap, &created, &a.VCenter, &a.VM, &a.Snapshot, &a.Customer, &a.Kind,
+			&started, &a.TaskID, &finishedAt, &a.Result, &a.Fault); err != nil {
+			return nil, err
+		}
+		a.Key = keyOf(kvc, uuid, snap, created)
+		a.StartedAt, a.FinishedAt = fromNanos(started), fromNanos(finishedAt)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

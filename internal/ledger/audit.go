@@ -1,0 +1,199 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Filter selects the events of Audit. Empty fields select everything.
+type Filter struct {
+	VM       string    // the VM's name, case-insensitive
+	Customer string    // the customer id
+	Since    time.Time // events at or after this time
+}
+
+// Event is one line of `snapwarden history`.
+type Event struct {
+	At       time.Time
+	Kind     string // "notice" | "action" | "resolved" | "first-seen"
+	VCenter  string
+	VM       string
+	Snapshot string // the snapshot's name
+	Customer string
+	// What says what happened, e.g. "warn email to ops@acme.example (sent)"
+	// or "remove task task-12: success".
+	What string
+	// TaskID and Result are set for actions (Result "running" while it is);
+	// MessageID and Result (the notice's state) for notices.
+	TaskID, Result, MessageID string
+}
+
+// Event kinds, in the order they sort at equal times: a snapshot is first
+// seen, then noticed, acted on, and finally resolved.
+const (
+	EventFirstSeen = "first-seen"
+	EventNotice    = "notice"
+	EventAction    = "action"
+	EventResolved  = "resolved"
+)
+
+var eventRank = map[string]int{EventFirstSeen: 0, EventNotice: 1, EventAction: 2, EventResolved: 3}
+
+// Audit returns the trail of what snapwarden saw, said and did, sorted by
+// time. Each notice yields one event per snapshot it is about, so filtering
+// by VM shows exactly what that VM's owners were told.
+func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
+	if l.db == nil {
+		return nil, nil
+	}
+	wrap := func(what string, err error) error {
+		return fmt.Errorf("ledger %s: audit: %s: %w", l.path, what, err)
+	}
+	since := int64(-1 << 63)
+	if !f.Since.IsZero() {
+		since = f.Since.UnixNano()
+	}
+	// VM and customer narrow in SQL where they are plain columns; the notice
+	// query matches the customer in Go because it can come from the notice
+	// or from its snapshot.
+	vm, cust := f.VM, f.Customer
+	var out []Event
+	keep := func(e Event) {
+		if vm != "" && !strings.EqualFold(e.VM, vm) {
+			return
+		}
+		if cust != "" && e.Customer != cust {
+			return
+		}
+		out = append(out, e)
+	}
+
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	err = query(ctx, tx, `
+SELECT vcenter, vm, name, customer, creator, size_bytes, first_seen, resolved_at
+FROM snapshots
+WHERE (first_seen >= ?1 OR resolved_at >= ?1)
+	AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR customer = ?3)`, func(rows *sql.Rows) error {
+		var (
+			e               Event
+			creator         string
+			size            int64
+			first, resolved sql.NullInt64
+		)
+		if err := rows.Scan(&e.VCenter, &e.VM, &e.Snapshot, &e.Customer, &creator, &size, &first, &resolved); err != nil {
+			return err
+		}
+		if first.Valid && first.Int64 >= since {
+			s := e
+			s.At, s.Kind, s.What = fromNanos(first), EventFirstSeen, "first seen"
+			if creator != "" {
+				s.What += ", created by " + creator
+			}
+			keep(s)
+		}
+		if resolved.Valid && resolved.Int64 >= since {
+			r := e
+			r.At, r.Kind, r.What = fromNanos(resolved), EventResolved, "gone from vCenter"
+			keep(r)
+		}
+		return nil
+	}, since, vm, cust)
+	if err != nil {
+		return nil, wrap("snapshots", err)
+	}
+
+	err = query(ctx, tx, `
+SELECT n.created_at, n.message_id, n.channel, n.kind, n.customer, n.recipients, n.state, n.last_error,
+	COALESCE(i.action, ''), COALESCE(i.reason, ''), COALESCE(i.vcenter, ''),
+	COALESCE(s.vm, ''), COALESCE(s.name, ''), COALESCE(s.customer, '')
+FROM notices n
+LEFT JOIN notice_items i ON i.notice_id = n.id
+LEFT JOIN snapshots s ON s.key = i.key
+WHERE n.created_at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE)
+ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
+		var (
+			e                               Event
+			created                         sql.NullInt64
+			channel, kind, noticeCust, rcpt string
+			state, lastErr, action, reason  string
+			snapCust                        string
+		)
+		if err := rows.Scan(&created, &e.MessageID, &channel, &kind, &noticeCust, &rcpt, &state, &lastErr,
+			&action, &reason, &e.VCenter, &e.VM, &e.Snapshot, &snapCust); err != nil {
+			return err
+		}
+		var to []string
+		_ = json.Unmarshal([]byte(rcpt), &to) // a bad list only loses the names in the text
+		e.At, e.Kind, e.Result = fromNanos(created), EventNotice, state
+		e.Customer = snapCust
+		if e.Customer == "" {
+			e.Customer = noticeCust
+		}
+		if action == "" {
+			action = kind
+		}
+		e.What = fmt.Sprintf("%s %s to %s (%s", action, channel, strings.Join(to, ", "), state)
+		if lastErr != "" && state != StateSent {
+			e.What += ": " + lastErr
+		}
+		e.What += ")"
+		if reason != "" {
+			e.What += ": " + reason
+		}
+		keep(e)
+		return nil
+	}, since, vm)
+	if err != nil {
+		return nil, wrap("notices", err)
+	}
+
+	err = query(ctx, tx, `
+SELECT started_at, vcenter, vm, snapshot, customer, kind, task_id, finished_at, result, fault
+FROM actions
+WHERE started_at >= ?1 AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR customer = ?3)`, func(rows *sql.Rows) error {
+		var (
+			e                 Event
+			started, finished sql.NullInt64
+			kind, fault       string
+		)
+		if err := rows.Scan(&started, &e.VCenter, &e.VM, &e.Snapshot, &e.Customer, &kind, &e.TaskID, &finished,
+			&e.Result, &fault); err != nil {
+			return err
+		}
+		e.At, e.Kind = fromNanos(started), EventAction
+		if !finished.Valid {
+			e.Result = "running"
+		}
+		task := "task " + e.TaskID
+		if e.TaskID == "" {
+			task = "(no task)"
+		}
+		e.What = fmt.Sprintf("%s %s: %s", kind, task, e.Result)
+		if fault != "" {
+			e.What += ": " + fault
+		}
+		keep(e)
+		return nil
+	}, since, vm, cust)
+	if err != nil {
+		return nil, wrap("actions", err)
+	}
+
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return eventRank[out[i].Kind] < eventRank[out[j].Kind]
+	})
+	return out, nil
+}

@@ -1,0 +1,16 @@
+// Package ledger is snapwarden's durable memory: snapshots seen, notices (an
+// outbox), consolidation actions and cycles, in SQLite.
+//
+// One process writes (Open takes an advisory lock beside the database file);
+// any number of readers (OpenReader) may look at the same file meanwhile,
+// which WAL journaling allows without blocking the writer. Everything a cycle
+// learns is written by Record in one transaction, so a crash leaves either the
+// whole cycle or none of it. Notices are an outbox: Record queues them as
+// pending together with the facts that caused them, and delivery marks them
+// sent or failed afterwards, so a crash between the two re-delivers the very
+// same bytes under the same Message-ID rather than losing or re-planning them.
+//
+// Times are stored as Unix nanoseconds and returned in UTC; snapshot keys are
+// stored both as facts.Key.String() (the primary key) and as their parts, so
+// a returned facts.Key compares equal (==) to the one facts.Snapshot.Key gave.
+package ledger

@@ -1,0 +1,237 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/plan"
+)
+
+// The item actions History counts as customer notices and as escalations.
+const (
+	warnish    = `i.action IN ('warn', 'remind') AND n.kind IN ('customer', 'support')`
+	escalation = `i.action IN ('escalate', 'managed-stale', 'unowned')`
+)
+
+// History returns the plan.History of every snapshot not resolved, keyed by
+// facts.Key. It runs a handful of aggregate queries grouped by key in one
+// read transaction, so its cost does not grow with a query per snapshot and
+// all figures come from the same moment.
+func (l *Ledger) History(ctx context.Context) (map[facts.Key]plan.History, error) {
+	out := map[facts.Key]plan.History{}
+	if l.db == nil {
+		return out, nil
+	}
+	wrap := func(what string, err error) error {
+		return fmt.Errorf("ledger %s: history: %s: %w", l.path, what, err)
+	}
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	// Aggregates below are keyed by the text key; this maps it to the
+	// facts.Key and the History being built.
+	type entry struct {
+		key facts.Key
+		h   plan.History
+	}
+	byText := map[string]*entry{}
+
+	err = query(ctx, tx, `SELECT key, vcenter, vm_uuid, snapshot_id, created, first_seen, creator
+FROM snapshots WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
+		var (
+			text, vc, uuid, snap, creator string
+			created, first                sql.NullInt64
+		)
+		if err := rows.Scan(&text, &vc, &uuid, &snap, &created, &first, &creator); err != nil {
+			return err
+		}
+		byText[text] = &entry{key: keyOf(vc, uuid, snap, created), h: plan.History{FirstSeen: fromNanos(first), Creator: creator}}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("snapshots", err)
+	}
+	if len(byText) == 0 {
+		return out, nil
+	}
+
+	// One pass over the notice items of open snapshots gives both the
+	// customer notices (warn and remind items, queued or delivered; a
+	// support notice counts too, since an unreachable customer's notices go
+	// there) and the escalations. Items are counted, not notices: a notice
+	// names a snapshot once per action, and COUNT(DISTINCT) costs a sort.
+	// The join on snapshots keeps the items of resolved snapshots (most of
+	// the table, in time) inside SQLite.
+	err = query(ctx, tx, `
+SELECT i.key,
+	SUM(CASE WHEN `+warnish+` THEN 1 ELSE 0 END),
+	MAX(CASE WHEN `+warnish+` THEN n.created_at END),
+	MIN(CASE WHEN `+warnish+` AND n.state = 'sent' THEN n.sent_at END),
+	SUM(CASE WHEN `+escalation+` THEN 1 ELSE 0 END),
+	MAX(CASE WHEN `+escalation+` THEN n.created_at END)
+FROM notice_items i
+JOIN notices n ON n.id = i.notice_id
+JOIN snapshots s ON s.key = i.key
+WHERE s.resolved_at IS NULL AND i.action IN ('warn', 'remind', 'escalate', 'managed-stale', 'unowned')
+GROUP BY i.key`, func(rows *sql.Rows) error {
+		var (
+			text                      string
+			notices, escalations      int
+			lastNotice, warned, lastE sql.NullInt64
+		)
+		if err := rows.Scan(&text, &notices, &lastNotice, &warned, &escalations, &lastE); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.CustomerNotices, e.h.LastCustomerNotice, e.h.WarnedAt = notices, fromNanos(lastNotice), fromNanos(warned)
+			e.h.Escalations, e.h.LastEscalation = escalations, fromNanos(lastE)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("notices", err)
+	}
+
+	// The guard support was last told of; the planner escalates a blocked
+	// consolidation again only when the reason changes.
+	err = query(ctx, tx, `
+SELECT key, reason FROM (
+	SELECT i.key, i.reason, ROW_NUMBER() OVER (PARTITION BY i.key ORDER BY n.created_at DESC, n.id DESC) AS rn
+	FROM notice_items i
+	JOIN notices n ON n.id = i.notice_id
+	JOIN snapshots s ON s.key = i.key
+	WHERE i.action = 'blocked' AND s.resolved_at IS NULL
+) WHERE rn = 1`, func(rows *sql.Rows) error {
+		var text, reason string
+		if err := rows.Scan(&text, &reason); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.BlockedReason = reason
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("blocked", err)
+	}
+
+	// Actions: failures counted, the latest finished one for its time and
+	// fault, and the latest unfinished one as in flight.
+	err = query(ctx, tx, `
+SELECT a.key,
+	SUM(CASE WHEN a.finished_at IS NOT NULL AND a.result = 'error' THEN 1 ELSE 0 END)
+FROM actions a JOIN snapshots s ON s.key = a.key
+WHERE s.resolved_at IS NULL
+GROUP BY a.key`, func(rows *sql.Rows) error {
+		var (
+			text     string
+			attempts int
+		)
+		if err := rows.Scan(&text, &attempts); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.Attempts = attempts
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("attempts", err)
+	}
+	err = query(ctx, tx, `
+SELECT key, started_at, fault FROM (
+	SELECT a.key, a.started_at, a.fault,
+		ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.finished_at DESC, a.id DESC) AS rn
+	FROM actions a JOIN snapshots s ON s.key = a.key
+	WHERE a.finished_at IS NOT NULL AND s.resolved_at IS NULL
+) WHERE rn = 1`, func(rows *sql.Rows) error {
+		var (
+			text, fault string
+			started     sql.NullInt64
+		)
+		if err := rows.Scan(&text, &started, &fault); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.LastAttemptAt, e.h.LastFault = fromNanos(started), fault
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("last attempt", err)
+	}
+	err = query(ctx, tx, `
+SELECT key, task_id FROM (
+	SELECT a.key, a.task_id, ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.started_at DESC, a.id DESC) AS rn
+	FROM actions a JOIN snapshots s ON s.key = a.key
+	WHERE a.finished_at IS NULL AND s.resolved_at IS NULL
+) WHERE rn = 1`, func(rows *sql.Rows) error {
+		var text, task string
+		if err := rows.Scan(&text, &task); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.InFlight, e.h.TaskID = true, task
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("in flight", err)
+	}
+
+	for _, e := range byText {
+		out[e.key] = e.h
+	}
+	return out, nil
+}
+
+// Known reports whether the ledger has seen a snapshot (resolved or not); the
+// collector skips creator look-ups for these, since the creator was either
+// recorded at first sight or is lost for good.
+func (l *Ledger) Known(ctx context.Context) (func(facts.Key) bool, error) {
+	set := map[string]struct{}{}
+	if l.db != nil {
+		err := query(ctx, l.db, `SELECT key FROM snapshots`, func(rows *sql.Rows) error {
+			var text string
+			if err := rows.Scan(&text); err != nil {
+				return err
+			}
+			set[text] = struct{}{}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ledger %s: known snapshots: %w", l.path, err)
+		}
+	}
+	return func(k facts.Key) bool {
+		_, ok := set[k.String()]
+		return ok
+	}, nil
+}
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
+// query runs q and calls each for every row, closing the rows before it
+// returns: the writer has a single connection, so rows left open would
+// block the next statement.
+func query(ctx context.Context, db querier, q string, each func(*sql.Rows) error, args ...any) error {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,786 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+func openT(t testing.TB) (*Ledger, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l, path
+}
+
+// snap builds a facts.Snapshot the way the collector does.
+func snap(vcenter, vmUUID, id string, created time.Time) facts.Snapshot {
+	vm := &facts.VM{VCenter: vcenter, InstanceUUID: vmUUID, Name: "vm-" + vmUUID, MoRef: "vm-" + id}
+	return facts.Snapshot{VM: vm, ID: id, Name: "name-" + id, Created: created}
+}
+
+func seen(s facts.Snapshot, customer, creator string, size int64) Seen {
+	return Seen{Key: s.Key(), VCenter: s.VM.VCenter, VM: s.VM.Name, VMMoRef: s.VM.MoRef, Snapshot: s.Name,
+		Customer: customer, Creator: creator, SizeBytes: size}
+}
+
+func notice(id, kind, customer string, items ...Item) Notice {
+	to := []string{"ops@" + customer + ".example"}
+	if kind == "support" {
+		to = []string{"support@provider.example"}
+	}
+	return Notice{MessageID: "<" + id + "@snapwarden>", Channel: "email", Kind: kind, Customer: customer,
+		Recipients: to, Subject: "snapshots " + id, Body: []byte("Subject: " + id + "\r\n\r\nbody\r\n"), Items: items}
+}
+
+func item(s facts.Snapshot, action, reason string) Item {
+	return Item{Key: s.Key(), Action: action, Reason: reason}
+}
+
+func record(t testing.TB, l *Ledger, r Record) int64 {
+	t.Helper()
+	id, err := l.Record(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func pendingByMessageID(t *testing.T, l *Ledger) map[string]Notice {
+	t.Helper()
+	ns, err := l.Pending(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]Notice{}
+	for _, n := range ns {
+		m[n.MessageID] = n
+	}
+	return m
+}
+
+func TestKeyRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	parsed, err := time.Parse(time.RFC3339Nano, "2026-10-02T10:11:12.987654321+02:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := []facts.Snapshot{
+		snap("vc1", "uuid-a", "snapshot-1", time.Date(2026, 10, 1, 8, 30, 15, 123456789, time.UTC)),
+		snap("vc1", "uuid-b", "snapshot-2", time.Date(2026, 10, 1, 8, 30, 15, 0, time.FixedZone("CEST", 7200))),
+		snap("vc1", "uuid-c", "snapshot-3", parsed),
+		snap("vc1", "uuid-d", "snapshot-4", parsed.Truncate(time.Second)),
+	}
+	r := Record{Started: t0, Finished: t0, Answered: []string{"vc1"}}
+	for _, s := range snaps {
+		r.Snapshots = append(r.Snapshots, seen(s, "acme", "", 1))
+	}
+	r.Notices = []Notice{notice("n1", "customer", "acme", item(snaps[2], "warn", ""))}
+	record(t, l, r)
+
+	hist, err := l.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != len(snaps) {
+		t.Fatalf("history has %d entries, want %d", len(hist), len(snaps))
+	}
+	for _, s := range snaps {
+		if _, ok := hist[s.Key()]; !ok {
+			t.Errorf("history lookup of %s failed", s.Key())
+		}
+	}
+	for k := range hist {
+		found := false
+		for _, s := range snaps {
+			found = found || k == s.Key()
+		}
+		if !found {
+			t.Errorf("returned key %#v equals no snapshot's Key()", k)
+		}
+	}
+	ps, err := l.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || len(ps[0].Items) != 1 || ps[0].Items[0].Key != snaps[2].Key() {
+		t.Fatalf("pending item key does not round-trip: %+v", ps)
+	}
+	if _, err := l.StartAction(ctx, Action{Key: snaps[1].Key(), Kind: "remove", StartedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := l.Running(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run) != 1 || run[0].Key != snaps[1].Key() {
+		t.Fatalf("running action key does not round-trip: %+v", run)
+	}
+	known, err := l.Known(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snaps {
+		if !known(s.Key()) {
+			t.Errorf("Known(%s) = false", s.Key())
+		}
+	}
+}
+
+func TestHistoryAcrossCycles(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	c := t0.Add(-48 * time.Hour)
+	a := snap("vc1", "uuid-a", "snapshot-1", c)
+	b := snap("vc1", "uuid-b", "snapshot-2", c)
+	x := snap("vc2", "uuid-x", "snapshot-3", c) // on the vCenter that fails in cycle 2
+	d := snap("vc1", "uuid-d", "snapshot-4", c) // creator learnt only in cycle 2
+
+	// Cycle 1: all four seen; a warned, b escalated as unowned, x blocked.
+	record(t, l, Record{
+		Started: t0, Finished: t0.Add(time.Minute), Mode: "enforce", Summary: "4 snapshots",
+		Snapshots: []Seen{seen(a, "acme", "alice", 100), seen(b, "", "bob", 200), seen(x, "initech", "", 300), seen(d, "acme", "", 1)},
+		Answered:  []string{"vc1", "vc2"},
+		Notices: []Notice{
+			notice("c1-acme", "customer", "acme", item(a, "warn", "first-notice")),
+			notice("c1-support", "support", "", item(b, "unowned", "no-owner"), item(x, "blocked", "guard-window")),
+		},
+	})
+	hist, err := l.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha := hist[a.Key()]
+	if !ha.FirstSeen.Equal(t0) || ha.Creator != "alice" || ha.CustomerNotices != 1 || !ha.LastCustomerNotice.Equal(t0.Add(time.Minute)) {
+		t.Errorf("a after cycle 1 = %+v", ha)
+	}
+	if !ha.WarnedAt.IsZero() {
+		t.Errorf("a WarnedAt = %v before the notice was sent", ha.WarnedAt)
+	}
+	if hb := hist[b.Key()]; hb.Escalations != 1 || !hb.LastEscalation.Equal(t0.Add(time.Minute)) || hb.CustomerNotices != 0 {
+		t.Errorf("b after cycle 1 = %+v", hb)
+	}
+	if hx := hist[x.Key()]; hx.BlockedReason != "guard-window" || hx.Escalations != 0 {
+		t.Errorf("x after cycle 1 = %+v", hx)
+	}
+
+	sent := t0.Add(5 * time.Minute)
+	if err := l.MarkSent(ctx, pendingByMessageID(t, l)["<c1-acme@snapwarden>"].ID, sent); err != nil {
+		t.Fatal(err)
+	}
+	if hist, err = l.History(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := hist[a.Key()].WarnedAt; !got.Equal(sent) {
+		t.Errorf("a WarnedAt after MarkSent = %v, want %v", got, sent)
+	}
+
+	// Cycle 2: vc2 fails, so x must stay open although unseen; b vanished
+	// from vc1, which answered, so b is resolved. a has no creator and a
+	// new size; d's creator is learnt now.
+	t1 := t0.Add(time.Hour)
+	record(t, l, Record{
+		Started: t1, Finished: t1.Add(time.Minute), Mode: "enforce",
+		Errors:    []string{"vc2: connection refused"},
+		Snapshots: []Seen{seen(a, "acme", "", 150), seen(d, "acme", "carol", 1)},
+		Answered:  []string{"vc1"},
+		Notices: []Notice{
+			notice("c2-acme", "customer", "acme", item(a, "remind", "reminder-due")),
+			notice("c2-support", "support", "", item(x, "blocked", "guard-datastore"), item(x, "escalate", "overdue")),
+		},
+	})
+	if hist, err = l.History(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ha = hist[a.Key()]
+	if !ha.FirstSeen.Equal(t0) || ha.Creator != "alice" {
+		t.Errorf("a lost first sight or creator: %+v", ha)
+	}
+	if ha.CustomerNotices != 2 || !ha.LastCustomerNotice.Equal(t1.Add(time.Minute)) || !ha.WarnedAt.Equal(sent) {
+		t.Errorf("a notices after cycle 2 = %+v (pending remind must count)", ha)
+	}
+	if _, ok := hist[b.Key()]; ok {
+		t.Errorf("b vanished from an answering vCenter but is still open")
+	}
+	hx := hist[x.Key()]
+	if hx.FirstSeen.IsZero() {
+		t.Errorf("x of the failed vCenter was resolved")
+	}
+	if hx.BlockedReason != "guard-datastore" || hx.Escalations != 1 || !hx.LastEscalation.Equal(t1.Add(time.Minute)) {
+		t.Errorf("x after cycle 2 = %+v", hx)
+	}
+	if hd := hist[d.Key()]; hd.Creator != "carol" {
+		t.Errorf("d creator = %q, want carol (first non-empty)", hd.Creator)
+	}
+
+	// Cycle 3: a later, different creator never replaces the recorded one;
+	// b reappears with the same key and is open again; the size is unchanged.
+	t2 := t1.Add(time.Hour)
+	record(t, l, Record{
+		Started: t2, Finished: t2, Mode: "enforce",
+		Snapshots: []Seen{seen(a, "acme", "mallory", 150), seen(b, "", "", 200), seen(d, "acme", "", 1)},
+		Answered:  []string{"vc1"},
+	})
+	if hist, err = l.History(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := hist[a.Key()].Creator; got != "alice" {
+		t.Errorf("a creator = %q after a different one was reported, want alice", got)
+	}
+	hb, ok := hist[b.Key()]
+	if !ok || !hb.FirstSeen.Equal(t0) || hb.Creator != "bob" || hb.Escalations != 1 {
+		t.Errorf("b after reappearing = %+v, open %v", hb, ok)
+	}
+
+	// Size samples: only changes are kept (100 then 150, not a second 150).
+	var samples int
+	if err := l.db.QueryRow(`SELECT COUNT(*) FROM size_samples WHERE key = ?`, a.Key().String()).Scan(&samples); err != nil {
+		t.Fatal(err)
+	}
+	if samples != 2 {
+		t.Errorf("a has %d size samples, want 2", samples)
+	}
+
+	known, err := l.Known(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := snap("vc1", "uuid-a", "snapshot-1", c.Add(time.Second)) // same moref, re-created
+	if !known(a.Key()) || !known(x.Key()) || known(other.Key()) {
+		t.Errorf("Known: a %v x %v re-created %v", known(a.Key()), known(x.Key()), known(other.Key()))
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0.Add(-time.Hour))
+	n1 := notice("late", "customer", "acme", item(s, "warn", ""))
+	n1.CreatedAt = t0.Add(2 * time.Second)
+	n2 := notice("early", "support", "", item(s, "escalate", "overdue"))
+	n2.CreatedAt = t0.Add(time.Second)
+	n3 := Notice{MessageID: "hook-1", Channel: "webhook", Kind: "support", Recipients: []string{"support-webhook"},
+		Subject: "escalation", Body: []byte(`{"a":1}`)} // CreatedAt from Finished
+	record(t, l, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "", 1)}, Notices: []Notice{n1, n2, n3}})
+
+	ps, err := l.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, p := range ps {
+		order = append(order, p.MessageID)
+	}
+	if got := strings.Join(order, " "); got != "hook-1 <early@snapwarden> <late@snapwarden>" {
+		t.Fatalf("pending order = %s", got)
+	}
+	if p := ps[2]; p.State != StatePending || p.Kind != "customer" || p.Customer != "acme" || p.Recipients[0] != "ops@acme.example" ||
+		len(p.Items) != 1 || p.Items[0].Action != "warn" || !p.CreatedAt.Equal(n1.CreatedAt) || !p.SentAt.IsZero() {
+		t.Errorf("pending notice = %+v", p)
+	}
+	hook, early, late := ps[0].ID, ps[1].ID, ps[2].ID
+
+	// A temporary failure keeps it pending, counting the attempt.
+	if err := l.MarkFailed(ctx, hook, t0.Add(time.Minute), "503 try later", false); err != nil {
+		t.Fatal(err)
+	}
+	p := pendingByMessageID(t, l)["hook-1"]
+	if p.State != StatePending || p.Attempts != 1 || p.LastError != "503 try later" {
+		t.Errorf("after a temporary failure: %+v", p)
+	}
+	// A permanent failure ends it.
+	if err := l.MarkFailed(ctx, hook, t0.Add(2*time.Minute), "410 gone", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkSent(ctx, early, t0.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	left := pendingByMessageID(t, l)
+	if len(left) != 1 || left["<late@snapwarden>"].ID != late {
+		t.Errorf("pending after failure and send = %v", left)
+	}
+	// Repeating MarkSent is harmless; other transitions out of a final state are refused.
+	if err := l.MarkSent(ctx, early, t0.Add(4*time.Minute)); err != nil {
+		t.Errorf("second MarkSent: %v", err)
+	}
+	if err := l.MarkSent(ctx, hook, t0.Add(4*time.Minute)); err == nil || !strings.Contains(err.Error(), "failed, not pending") {
+		t.Errorf("MarkSent of a failed notice: %v", err)
+	}
+	if err := l.MarkFailed(ctx, early, t0, "x", false); err == nil {
+		t.Errorf("MarkFailed of a sent notice succeeded")
+	}
+	if err := l.MarkSent(ctx, 9999, t0); err == nil || !strings.Contains(err.Error(), "no such notice") {
+		t.Errorf("MarkSent of an unknown notice: %v", err)
+	}
+	var state string
+	var attempts int
+	if err := l.db.QueryRow(`SELECT state, attempts FROM notices WHERE id = ?`, hook).Scan(&state, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if state != StateFailed || attempts != 2 {
+		t.Errorf("webhook notice: state %s attempts %d, want failed 2", state, attempts)
+	}
+
+	// Bad notices are refused before anything is written.
+	bad := notice("bad", "digest", "acme")
+	if _, err := l.Record(ctx, Record{Started: t0, Notices: []Notice{bad}}); err == nil {
+		t.Errorf("a notice of kind digest was accepted")
+	}
+	dup := notice("late", "customer", "acme")
+	if _, err := l.Record(ctx, Record{Started: t0, Snapshots: []Seen{seen(snap("vc1", "u", "s", t0), "", "", 1)}, Notices: []Notice{dup}}); err == nil {
+		t.Errorf("a duplicate Message-ID was accepted")
+	}
+	known, _ := l.Known(ctx)
+	if u := snap("vc1", "u", "s", t0); known(u.Key()) {
+		t.Errorf("a failed Record left its snapshots behind: not one transaction")
+	}
+}
+
+func TestCrashBeforeMarkSent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := snap("vc1", "uuid-a", "snapshot-1", t0.Add(-time.Hour))
+	n := notice("digest-1", "customer", "acme", item(s, "warn", ""))
+	n.Body = append([]byte("Message-ID: <digest-1@snapwarden>\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n\r\nCaf\xe9\r\n"), 0, 0xff)
+	record(t, l, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "", 1)}, Notices: []Notice{n}})
+	// The process dies here: delivery never reported back.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ps, err := l.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].MessageID != n.MessageID || !bytes.Equal(ps[0].Body, n.Body) || ps[0].Subject != n.Subject {
+		t.Fatalf("after restart pending = %+v, want the same notice byte for byte", ps)
+	}
+	hist, err := l.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hist[s.Key()].CustomerNotices != 1 {
+		t.Errorf("the queued notice is not counted after restart: %+v", hist[s.Key()])
+	}
+}
+
+func TestLock(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "state", "snapwarden")
+	path := filepath.Join(dir, "ledger.db")
+	l, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("parent directory: %v %v, want mode 0700", fi.Mode().Perm(), err)
+	}
+	_, err = Open(ctx, path)
+	want := fmt.Sprintf("ledger %s is in use by another snapwarden process (pid %d): stop it first, or point state: at another file", path, os.Getpid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("second Open: %v\nwant: %s", err, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenReader(t *testing.T) {
+	ctx := context.Background()
+	w, path := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0.Add(-time.Hour))
+	record(t, w, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "alice", 1)},
+		Notices: []Notice{notice("n1", "customer", "acme", item(s, "warn", ""))}})
+
+	r, err := OpenReader(ctx, path) // while the writer holds the lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	hist, err := r.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hist[s.Key()]; h.Creator != "alice" || h.CustomerNotices != 1 {
+		t.Errorf("reader history = %+v", h)
+	}
+	ps, err := r.Pending(ctx)
+	if err != nil || len(ps) != 1 {
+		t.Errorf("reader pending = %v, %v", ps, err)
+	}
+	if _, err := r.Record(ctx, Record{Started: t0}); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("Record through a reader: %v", err)
+	}
+	if err := r.MarkSent(ctx, ps[0].ID, t0); err == nil {
+		t.Errorf("MarkSent through a reader succeeded")
+	}
+	// The writer still writes while the reader is open.
+	t1 := t0.Add(time.Hour)
+	record(t, w, Record{Started: t1, Finished: t1, Snapshots: []Seen{seen(s, "acme", "", 1)}, Answered: []string{"vc1"}})
+	if hist, err = r.History(ctx); err != nil || len(hist) != 1 {
+		t.Errorf("reader after a second write: %v %v", hist, err)
+	}
+
+	// With the writer gone (and its WAL checkpointed away) a reader still reads.
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := OpenReader(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hist, err := r2.History(ctx); err != nil || len(hist) != 1 {
+		t.Errorf("reader after the writer closed: %v %v", hist, err)
+	}
+	r2.Close()
+
+	// A file a writer created but has not migrated yet reads as empty.
+	blank := filepath.Join(t.TempDir(), "blank.db")
+	if err := os.WriteFile(blank, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenReader(ctx, blank)
+	if err != nil {
+		t.Fatalf("OpenReader of an empty file: %v", err)
+	}
+	if h, err := b.History(ctx); err != nil || len(h) != 0 {
+		t.Errorf("History of an empty file = %v, %v", h, err)
+	}
+	b.Close()
+
+	missing := filepath.Join(t.TempDir(), "none", "ledger.db")
+	m, err := OpenReader(ctx, missing)
+	if err != nil {
+		t.Fatalf("OpenReader of a missing file: %v", err)
+	}
+	if h, err := m.History(ctx); err != nil || len(h) != 0 {
+		t.Errorf("History of a missing ledger = %v, %v", h, err)
+	}
+	if known, err := m.Known(ctx); err != nil || known(s.Key()) {
+		t.Errorf("Known of a missing ledger: %v", err)
+	}
+	if ps, err := m.Pending(ctx); err != nil || len(ps) != 0 {
+		t.Errorf("Pending of a missing ledger = %v, %v", ps, err)
+	}
+	if ev, err := m.Audit(ctx, Filter{}); err != nil || len(ev) != 0 {
+		t.Errorf("Audit of a missing ledger = %v, %v", ev, err)
+	}
+	if run, err := m.Running(ctx); err != nil || len(run) != 0 {
+		t.Errorf("Running of a missing ledger = %v, %v", run, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !os.IsNotExist(err) {
+		t.Errorf("a reader created %s", filepath.Dir(missing))
+	}
+}
+
+func TestActions(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0.Add(-30*24*time.Hour))
+	record(t, l, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "", 1)}, Answered: []string{"vc1"}})
+
+	a := Action{Key: s.Key(), VM: "web01", Snapshot: "before-upgrade", Customer: "acme", Kind: "remove", StartedAt: t0.Add(time.Minute)}
+	id, err := l.StartAction(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetTask(ctx, id, "task-12"); err != nil {
+		t.Fatal(err)
+	}
+	run, err := l.Running(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run) != 1 || run[0].ID != id || run[0].TaskID != "task-12" || run[0].VCenter != "vc1" || run[0].Result != "" ||
+		!run[0].StartedAt.Equal(a.StartedAt) || !run[0].FinishedAt.IsZero() {
+		t.Fatalf("running = %+v", run)
+	}
+	hist, err := l.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hist[s.Key()]; !h.InFlight || h.TaskID != "task-12" || h.Attempts != 0 {
+		t.Errorf("history while running = %+v", h)
+	}
+
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id, t0.Add(3*time.Minute), ResultSuccess, ""); err == nil {
+		t.Errorf("finishing an action twice succeeded")
+	}
+	if err := l.FinishAction(ctx, id, t0, "ok", ""); err == nil {
+		t.Errorf("result ok accepted")
+	}
+	// A refusal is not a failed attempt, but it is the latest one.
+	a.StartedAt = t0.Add(time.Hour)
+	id2, err := l.StartAction(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id2, t0.Add(time.Hour+time.Second), ResultRefused, "consolidation already running"); err != nil {
+		t.Fatal(err)
+	}
+	a.StartedAt = t0.Add(2 * time.Hour)
+	id3, err := l.StartAction(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id3, t0.Add(2*time.Hour+time.Minute), ResultError, "InsufficientDisk"); err != nil {
+		t.Fatal(err)
+	}
+	if hist, err = l.History(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := hist[s.Key()]
+	if h.InFlight || h.TaskID != "" || h.Attempts != 2 || h.LastFault != "InsufficientDisk" || !h.LastAttemptAt.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("history after attempts = %+v", h)
+	}
+	if run, err = l.Running(ctx); err != nil || len(run) != 0 {
+		t.Errorf("running after finish = %v, %v", run, err)
+	}
+	if err := l.SetTask(ctx, id, "task-13"); err == nil {
+		t.Errorf("SetTask on a finished action succeeded")
+	}
+	if _, err := l.StartAction(ctx, Action{Key: s.Key(), Kind: "delete", StartedAt: t0}); err == nil {
+		t.Errorf("kind delete accepted")
+	}
+}
+
+func TestAudit(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	web := snap("vc1", "uuid-web", "snapshot-1", t0.Add(-time.Hour))
+	web.VM.Name = "web01"
+	db := snap("vc1", "uuid-db", "snapshot-2", t0.Add(-time.Hour))
+	db.VM.Name = "db01"
+	record(t, l, Record{Started: t0, Finished: t0, Answered: []string{"vc1"},
+		Snapshots: []Seen{seen(web, "acme", "alice", 1), seen(db, "initech", "", 1)},
+		Notices: []Notice{
+			notice("n1", "customer", "acme", item(web, "warn", "first-notice")),
+			notice("n2", "support", "", item(db, "unowned", "")),
+		}})
+	ps := pendingByMessageID(t, l)
+	if err := l.MarkSent(ctx, ps["<n1@snapwarden>"].ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	id, err := l.StartAction(ctx, Action{Key: web.Key(), VM: "web01", Snapshot: web.Name, Customer: "acme", Kind: "remove", StartedAt: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetTask(ctx, id, "task-12"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Hour+time.Minute), ResultSuccess, ""); err != nil {
+		t.Fatal(err)
+	}
+	t3 := t0.Add(3 * time.Hour)
+	record(t, l, Record{Started: t3, Finished: t3, Answered: []string{"vc1"}, Snapshots: []Seen{seen(db, "initech", "", 1)}})
+
+	all, err := l.Audit(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for i, e := range all {
+		if i > 0 && e.At.Before(all[i-1].At) {
+			t.Errorf("events not sorted by time at %d", i)
+		}
+		lines = append(lines, e.At.Format("15:04")+" "+e.Kind+" "+e.VM+" "+e.Customer+" "+e.What)
+	}
+	want := []string{
+		"09:00 first-seen web01 acme first seen, created by alice",
+		"09:00 first-seen db01 initech first seen",
+		"09:00 notice web01 acme warn email to ops@acme.example (sent): first-notice",
+		"09:00 notice db01 initech unowned email to support@provider.example (pending)",
+		"11:00 action web01 acme remove task task-12: success",
+		"12:00 resolved web01 acme gone from vCenter",
+	}
+	if got := strings.Join(lines, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("audit:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if e := all[2]; e.MessageID != "<n1@snapwarden>" || e.Result != StateSent {
+		t.Errorf("notice event = %+v", e)
+	}
+	if e := all[4]; e.TaskID != "task-12" || e.Result != ResultSuccess {
+		t.Errorf("action event = %+v", e)
+	}
+
+	count := func(f Filter) int {
+		ev, err := l.Audit(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ev)
+	}
+	if n := count(Filter{VM: "WEB01"}); n != 4 {
+		t.Errorf("VM filter: %d events, want 4", n)
+	}
+	if n := count(Filter{Customer: "initech"}); n != 2 {
+		t.Errorf("customer filter: %d events, want 2 (the support notice counts for its snapshot's customer)", n)
+	}
+	if n := count(Filter{Since: t0.Add(time.Hour)}); n != 2 {
+		t.Errorf("since filter: %d events, want 2", n)
+	}
+	if n := count(Filter{VM: "web01", Customer: "initech"}); n != 0 {
+		t.Errorf("VM and customer filter: %d events, want 0", n)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	ctx := context.Background()
+	l, path := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0)
+	record(t, l, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "alice", 1)}})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	version := func() int {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var v int
+		if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := version(); v != len(migrations) {
+		t.Fatalf("user_version = %d, want %d", v, len(migrations))
+	}
+	// Opening again applies nothing and keeps the data.
+	l, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := l.History(ctx)
+	if err != nil || hist[s.Key()].Creator != "alice" {
+		t.Fatalf("after re-open: %v %v", hist, err)
+	}
+	var mode string
+	if err := l.db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q %v", mode, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v != len(migrations) {
+		t.Fatalf("user_version after re-open = %d", v)
+	}
+
+	// A ledger written by a newer snapwarden is refused, not mangled.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA user_version = " + strconv.Itoa(len(migrations)+1)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "newer than this snapwarden knows") {
+		t.Errorf("Open of a newer ledger: %v", err)
+	}
+	if _, err := OpenReader(ctx, path); err == nil || !strings.Contains(err.Error(), "newer than this snapwarden knows") {
+		t.Errorf("OpenReader of a newer ledger: %v", err)
+	}
+	// The failed Open released its lock.
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + "-wal")
+	os.Remove(path + "-shm")
+	l, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open after a refused Open: %v", err)
+	}
+	l.Close()
+}
+
+// BenchmarkRecord20000 records cycles of 20,000 snapshots already known (the
+// steady state of a large fleet), a tenth of them with a new size.
+func BenchmarkRecord20000(b *testing.B) {
+	l, _ := openT(b)
+	const n = 20000
+	created := t0.Add(-24 * time.Hour)
+	seenList := make([]Seen, n)
+	for i := range seenList {
+		s := snap(fmt.Sprintf("vc%d", i%4), fmt.Sprintf("uuid-%05d", i/3), fmt.Sprintf("snapshot-%d", i), created)
+		seenList[i] = seen(s, fmt.Sprintf("cust%d", i%50), "", int64(i))
+	}
+	answered := []string{"vc0", "vc1", "vc2", "vc3"}
+	record(b, l, Record{Started: t0, Finished: t0, Snapshots: seenList, Answered: answered})
+	at := t0
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		at = at.Add(time.Hour)
+		for j := i % 10; j < n; j += 10 {
+			seenList[j].SizeBytes++
+		}
+		record(b, l, Record{Started: at, Finished: at, Snapshots: seenList, Answered: answered})
+	}
+}
+
+// BenchmarkHistory20000 reads the history of 20,000 open snapshots, each
+// named in one queued warning, as the planner does every cycle.
+func BenchmarkHistory20000(b *testing.B) {
+	l, _ := openT(b)
+	const n = 20000
+	seenList := make([]Seen, n)
+	for i := range seenList {
+		s := snap(fmt.Sprintf("vc%d", i%4), fmt.Sprintf("uuid-%05d", i/3), fmt.Sprintf("snapshot-%d", i), t0.Add(-time.Hour))
+		seenList[i] = seen(s, "c", "alice", int64(i))
+	}
+	var notices []Notice
+	for i := 0; i < n/10; i++ {
+		no := Notice{MessageID: fmt.Sprintf("<%d@bench>", i), Channel: "email", Kind: "customer", Recipients: []string{"ops@c.example"}}
+		for j := 0; j < 10; j++ {
+			no.Items = append(no.Items, Item{Key: seenList[i*10+j].Key, Action: "warn"})
+		}
+		notices = append(notices, no)
+	}
+	record(b, l, Record{Started: t0, Finished: t0, Snapshots: seenList, Notices: notices})
+	for b.Loop() {
+		h, err := l.History(context.Background())
+		if err != nil || len(h) != n {
+			b.Fatal(len(h), err)
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// Seen is one snapshot observed in a cycle.
+type Seen struct {
+	Key facts.Key
+	// Snapshot is the snapshot's name; VM the VM's name.
+	VCenter, VM, VMMoRef, Snapshot, Customer, Creator string
+	SizeBytes                                         int64
+}
+
+// Notice is one outbox entry: a customer digest email, a support email, or a
+// webhook post.
+type Notice struct {
+	ID         int64     // set by the ledger
+	MessageID  string    // RFC 5322 Message-ID (for webhooks: a unique id); unique
+	Channel    string    // "email" | "webhook"
+	Kind       string    // "customer" | "support" | "action" (customer told of a consolidation)
+	Customer   string    // "" for support
+	Recipients []string  // email addresses or the webhook's name ("support-webhook"), never the URL
+	Subject    string    // the email subject, or a one-line title for a webhook
+	Body       []byte    // the exact bytes to deliver (whole RFC 5322 message, or the JSON payload)
+	Items      []Item    // the snapshots it is about
+	State      string    // "pending" | "sent" | "failed"  (failed = permanent failure, not retried)
+	Attempts   int       // delivery attempts so far, successful or not
+	LastError  string    // the last failed attempt's error
+	CreatedAt  time.Time // when it was queued; Record uses Finished when zero
+	SentAt     time.Time // when it was delivered; zero until then
+}
+
+// Item is one snapshot of a notice and what the notice says about it.
+type Item struct {
+	Key    facts.Key
+	Action string // "warn" | "remind" | "escalate" | "blocked" | "managed-stale" | "unowned" | "consolidated" | "failed"
+	Reason string // e.g. the plan reason "guard-window"
+}
+
+// Notice states.
+const (
+	StatePending = "pending"
+	StateSent    = "sent"
+	StateFailed  = "failed"
+)
+
+// Record is everything one cycle writes, in ONE transaction.
+type Record struct {
+	// Started stamps the snapshots' first and last sight (the moment they
+	// were collected); Finished stamps resolutions and, where a notice has
+	// no CreatedAt, its queueing. Either defaults to the other.
+	Started, Finished time.Time
+	Mode              string   // dry-run | enforce
+	Summary           string   // one line for logs and `history`
+	Errors            []string // vCenter errors, one line each
+	Snapshots         []Seen   // every snapshot collected this cycle
+	// Answered lists the vCenters that answered: their open snapshots NOT in
+	// Snapshots are marked resolved at Finished. A vCenter that failed is
+	// left out, so its snapshots are not taken for gone.
+	Answered []string
+	Notices  []Notice // new outbox entries, inserted as pending
+}
+
+var (
+	validChannels = map[string]bool{"email": true, "webhook": true}
+	validKinds    = map[string]bool{"customer": true, "support": true, "action": true}
+)
+
+// Record writes one cycle: the snapshots seen (first sight, last sight,
+// creator, size), the resolution of snapshots gone from the vCenters that
+// answered, the cycle row and the new notices, all in one transaction so the
+// outbox never holds a notice whose cause was not recorded, or the reverse.
+// It returns the new cycle's id.
+func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error) {
+	if err := l.writable("record cycle"); err != nil {
+		return 0, err
+	}
+	wrap := func(err error) error { return fmt.Errorf("ledger %s: record cycle: %w", l.path, err) }
+	seenAt, finished := r.Started, r.Finished
+	if seenAt.IsZero() {
+		seenAt = finished
+	}
+	if finished.IsZero() {
+		finished = seenAt
+	}
+	if seenAt.IsZero() {
+		return 0, wrap(fmt.Errorf("neither Started nor Finished is set"))
+	}
+	for i, n := range r.Notices {
+		if err := checkNotice(n); err != nil {
+			return 0, wrap(fmt.Errorf("notice %d: %w", i, err))
+		}
+	}
+	errs, err := json.Marshal(nonNil(r.Errors))
+	if err != nil {
+		return 0, wrap(err)
+	}
+
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+
+	// The cycle row comes first: snapshots point at it (last_cycle), which is
+	// how resolution below tells "seen now" from "seen before".
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO cycles(started, finished, mode, summary, errors, snapshots, notices) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		seenAt.UnixNano(), finished.UnixNano(), r.Mode, r.Summary, string(errs), len(r.Snapshots), len(r.Notices))
+	if err != nil {
+		return 0, wrap(fmt.Errorf("insert cycle: %w", err))
+	}
+	if cycleID, err = res.LastInsertId(); err != nil {
+		return 0, wrap(err)
+	}
+
+	if err = upsertSnapshots(ctx, tx, r.Snapshots, seenAt, cycleID); err != nil {
+		return 0, wrap(err)
+	}
+
+	if len(r.Answered) > 0 {
+		stmt, err := tx.PrepareContext(ctx,
+			`UPDATE snapshots SET resolved_at = ? WHERE vcenter = ? AND resolved_at IS NULL AND last_cycle <> ?`)
+		if err != nil {
+			return 0, wrap(fmt.Errorf("resolve: %w", err))
+		}
+		defer stmt.Close()
+		for _, vc := range r.Answered {
+			if _, err = stmt.ExecContext(ctx, finished.UnixNano(), vc, cycleID); err != nil {
+				return 0, wrap(fmt.Errorf("resolve snapshots of %s: %w", vc, err))
+			}
+		}
+	}
+
+	if err = insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
+		return 0, wrap(err)
+	}
+	if err = tx.Commit(); err != nil {
+		return 0, wrap(fmt.Errorf("commit: %w", err))
+	}
+	return cycleID, nil
+}
+
+// upsertSnapshots records first and last sight. The creator is written only
+// while none is recorded: vCenter purges the events it comes from, so a later
+// empty (or different) answer must not erase what was learnt at first sight.
+// A snapshot seen again after being resolved is open again (resolved_at NULL).
+func upsertSnapshots(ctx context.Context, tx *sql.Tx, seen []Seen, at time.Time, cycleID int64) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `
+INSERT INTO snapshots(key, vcenter, vm_uuid, snapshot_id, created, vm, vm_moref, name, customer, creator,
+	size_bytes, first_seen, last_seen, last_cycle, resolved_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+ON CONFLICT(key) DO UPDATE SET
+	vm = excluded.vm,
+	vm_moref = excluded.vm_moref,
+	name = excluded.name,
+	customer = excluded.customer,
+	creator = CASE WHEN snapshots.creator = '' THEN excluded.creator ELSE snapshots.creator END,
+	size_bytes = excluded.size_bytes,
+	last_seen = excluded.last_seen,
+	last_cycle = excluded.last_cycle,
+	resolved_at = NULL`)
+	if err != nil {
+		return fmt.Errorf("prepare snapshot upsert: %w", err)
+	}
+	defer stmt.Close()
+	ns := at.UnixNano()
+	for _, s := range seen {
+		k := s.Key
+		if _, err := stmt.ExecContext(ctx, k.String(), k.VCenter, k.VMUUID, k.Snapshot, nanos(k.Created),
+			s.VM, s.VMMoRef, s.Snapshot, s.Customer, s.Creator, s.SizeBytes, ns, ns, cycleID); err != nil {
+			return fmt.Errorf("snapshot %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func insertNotices(ctx context.Context, tx *sql.Tx, notices []Notice, at time.Time, cycleID int64) error {
+	if len(notices) == 0 {
+		return nil
+	}
+	nstmt, err := tx.PrepareContext(ctx, `
+INSERT INTO notices(cycle_id, message_id, channel, kind, customer, recipients, subject, body, state, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`)
+	if err != nil {
+		return fmt.Errorf("prepare notice insert: %w", err)
+	}
+	defer nstmt.Close()
+	istmt, err := tx.PrepareContext(ctx, `
+INSERT INTO notice_items(notice_id, key, vcenter, vm_uuid, snapshot_id, created, action, reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("prepare notice item insert: %w", err)
+	}
+	defer istmt.Close()
+	for _, n := range notices {
+		rcpt, err := json.Marshal(nonNil(n.Recipients))
+		if err != nil {
+			return err
+		}
+		created := n.CreatedAt
+		if created.IsZero() {
+			created = at
+		}
+		body := n.Body
+		if body == nil {
+			body = []byte{} // NOT NULL: an empty body is still a body
+		}
+		res, err := nstmt.ExecContext(ctx, cycleID, n.MessageID, n.Channel, n.Kind, n.Customer, string(rcpt),
+			n.Subject, body, created.UnixNano())
+		if err != nil {
+			return fmt.Errorf("notice %s: %w", n.MessageID, err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for _, it := range n.Items {
+			k := it.Key
+			if _, err := istmt.ExecContext(ctx, id, k.String(), k.VCenter, k.VMUUID, k.Snapshot, nanos(k.Created),
+				it.Action, it.Reason); err != nil {
+				return fmt.Errorf("notice %s item %s: %w", n.MessageID, k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkNotice catches programming errors before they reach the outbox, where
+// a bad row would be retried forever.
+func checkNotice(n Notice) error {
+	switch {
+	case n.MessageID == "":
+		return fmt.Errorf("no MessageID")
+	case !validChannels[n.Channel]:
+		return fmt.Errorf("%s: channel %q is not email or webhook", n.MessageID, n.Channel)
+	case !validKinds[n.Kind]:
+		return fmt.Errorf("%s: kind %q is not customer, support or action", n.MessageID, n.Kind)
+	case len(n.Recipients) == 0:
+		return fmt.Errorf("%s: no recipients", n.MessageID)
+	}
+	return nil
+}
+
+// nonNil makes JSON say [] rather than null for an empty list.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

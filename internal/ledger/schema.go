@@ -1,0 +1,123 @@
+package ledger
+
+// migrations are applied in order; the database's PRAGMA user_version is the
+// number applied so far. Never edit a released migration: append a new one,
+// since files in the field already carry the old ones.
+//
+// Times are Unix nanoseconds (UTC); NULL is "not yet" (sent_at, finished_at,
+// resolved_at). A snapshot's key column is facts.Key.String(); its parts are
+// kept beside it so a facts.Key can be rebuilt exactly.
+var migrations = []string{
+	// 1: the initial schema.
+	`
+CREATE TABLE cycles (
+	id        INTEGER PRIMARY KEY,
+	started   INTEGER NOT NULL,
+	finished  INTEGER NOT NULL,
+	mode      TEXT    NOT NULL,
+	summary   TEXT    NOT NULL,
+	errors    TEXT    NOT NULL, -- JSON array of strings
+	snapshots INTEGER NOT NULL,
+	notices   INTEGER NOT NULL
+);
+
+CREATE TABLE snapshots (
+	key         TEXT PRIMARY KEY,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	vm          TEXT    NOT NULL,
+	vm_moref    TEXT    NOT NULL,
+	name        TEXT    NOT NULL,
+	customer    TEXT    NOT NULL,
+	creator     TEXT    NOT NULL,
+	size_bytes  INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	last_cycle  INTEGER NOT NULL,
+	resolved_at INTEGER
+);
+-- Resolution scans the open snapshots of one vCenter each cycle.
+CREATE INDEX snapshots_vcenter ON snapshots(vcenter);
+
+-- Size history, one row per change (not per cycle) to stay small.
+CREATE TABLE size_samples (
+	key   TEXT    NOT NULL REFERENCES snapshots(key) ON DELETE CASCADE,
+	at    INTEGER NOT NULL,
+	bytes INTEGER NOT NULL
+);
+CREATE INDEX size_samples_key ON size_samples(key, at);
+
+-- Triggers keep the "only on change" rule next to the data, so every
+-- writer of snapshots gets it and Record needs no read-before-write.
+CREATE TRIGGER snapshots_size_first AFTER INSERT ON snapshots
+BEGIN
+	INSERT INTO size_samples(key, at, bytes) VALUES (new.key, new.last_seen, new.size_bytes);
+END;
+CREATE TRIGGER snapshots_size_changed AFTER UPDATE OF size_bytes ON snapshots
+WHEN new.size_bytes <> old.size_bytes
+BEGIN
+	INSERT INTO size_samples(key, at, bytes) VALUES (new.key, new.last_seen, new.size_bytes);
+END;
+
+CREATE TABLE notices (
+	id         INTEGER PRIMARY KEY,
+	cycle_id   INTEGER REFERENCES cycles(id),
+	message_id TEXT    NOT NULL UNIQUE,
+	channel    TEXT    NOT NULL,
+	kind       TEXT    NOT NULL,
+	customer   TEXT    NOT NULL,
+	recipients TEXT    NOT NULL, -- JSON array of strings
+	subject    TEXT    NOT NULL,
+	body       BLOB    NOT NULL,
+	state      TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT    NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	sent_at    INTEGER,
+	last_attempt_at INTEGER
+);
+CREATE INDEX notices_pending ON notices(created_at, id) WHERE state = 'pending';
+CREATE INDEX notices_created ON notices(created_at);
+
+-- Items name snapshots by key without a foreign key: a notice may be about
+-- a snapshot the ledger never recorded (an action on one that vanished).
+CREATE TABLE notice_items (
+	notice_id   INTEGER NOT NULL REFERENCES notices(id) ON DELETE CASCADE,
+	key         TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	action      TEXT    NOT NULL,
+	reason      TEXT    NOT NULL
+);
+CREATE INDEX notice_items_notice ON notice_items(notice_id);
+CREATE INDEX notice_items_key ON notice_items(key, action);
+-- Blocked items are few; their own index spares History a scan of all items.
+CREATE INDEX notice_items_blocked ON notice_items(key) WHERE action = 'blocked';
+
+CREATE TABLE actions (
+	id          INTEGER PRIMARY KEY,
+	key         TEXT    NOT NULL,
+	key_vcenter TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	vcenter     TEXT    NOT NULL,
+	vm          TEXT    NOT NULL,
+	snapshot    TEXT    NOT NULL,
+	customer    TEXT    NOT NULL,
+	kind        TEXT    NOT NULL,
+	started_at  INTEGER NOT NULL,
+	task_id     TEXT    NOT NULL DEFAULT '',
+	finished_at INTEGER,
+	result      TEXT    NOT NULL DEFAULT '',
+	fault       TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX actions_key ON actions(key);
+CREATE INDEX actions_running ON actions(started_at, id) WHERE finished_at IS NULL;
+CREATE INDEX actions_started ON actions(started_at);
+`,
+}
