@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/mailsink"
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/simfleet"
@@ -180,7 +185,13 @@ func TestConsecutiveCycles(t *testing.T) {
 func TestResolvedSnapshotStopsReminders(t *testing.T) {
 	e := newEnv(t, "small.yaml")
 	r := e.runner(t)
-	cycle(t, r, t0)
+	res := cycle(t, r, t0)
+	var removed facts.Key
+	for _, d := range res.Plan.Decisions {
+		if d.Snapshot.Name == "schema-v2" {
+			removed = d.Snapshot.Key()
+		}
+	}
 	if err := e.sim.RemoveSnapshot("db01", "schema-v2"); err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +206,79 @@ func TestResolvedSnapshotStopsReminders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k := range hist {
-		if k.Snapshot == "" {
-			t.Errorf("bad key %v", k)
+	if _, open := hist[removed]; open || removed.Snapshot == "" {
+		t.Errorf("schema-v2 (%v) is still open in the ledger after it vanished", removed)
+	}
+	events, err := r.ledger.Audit(context.Background(), ledger.Filter{VM: "db01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := false
+	for _, ev := range events {
+		resolved = resolved || (ev.Kind == "resolved" && ev.Snapshot == "schema-v2")
+	}
+	if !resolved {
+		t.Errorf("history of db01 lacks the resolution of schema-v2: %+v", events)
+	}
+}
+
+// Names customers control never reach a header, and are escaped in HTML.
+func TestHostileNames(t *testing.T) {
+	e := newEnv(t, "demo.yaml")
+	r := e.runner(t)
+	cycle(t, r, t0)
+	ms := messages(t, e.sink, 0)
+	if len(ms) == 0 {
+		t.Fatal("no messages")
+	}
+	hostile := []string{"<img", "onerror", "HYPERLINK", "victim", "Prüfung", "Bcc"}
+	sawVM := false
+	for _, m := range ms {
+		for name, values := range m.header {
+			for _, v := range values {
+				for _, h := range hostile {
+					if strings.Contains(v, h) {
+						t.Errorf("header %s carries customer-controlled text %q: %q", name, h, v)
+					}
+				}
+			}
+		}
+		html := htmlOf(t, m)
+		if strings.Contains(html, "<img src=x") {
+			t.Errorf("HTML part to %v has the VM name unescaped", m.to)
+		}
+		if strings.Contains(html, "&lt;img src=x onerror=alert(1)&gt;") {
+			sawVM = true
 		}
 	}
-	for _, d := range r.mustPlan(t, t0.Add(13*time.Hour)).Decisions {
-		if d.Snapshot.Name == "schema-v2" {
-			t.Error("schema-v2 still planned after removal")
+	if !sawVM {
+		t.Error("no HTML part shows the hostile VM name escaped")
+	}
+}
+
+// htmlOf returns the decoded HTML part of a delivered message.
+func htmlOf(t *testing.T, m delivered) string {
+	t.Helper()
+	msg, err := mail.ReadMessage(strings.NewReader(m.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart() // decodes quoted-printable
+		if err != nil {
+			t.Fatalf("no HTML part: %v", err)
+		}
+		if strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+			b, err := io.ReadAll(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
 		}
 	}
 }
