@@ -108,7 +108,7 @@ func decodeHook() mapstructure.DecodeHookFunc {
 			}
 			switch d := data.(type) {
 			case string:
-				return parseDuration(d)
+				return ParseDuration(d)
 			case time.Duration:
 				return d, nil
 			default:
@@ -121,7 +121,9 @@ func decodeHook() mapstructure.DecodeHookFunc {
 
 var daysRE = regexp.MustCompile(`^(\d+)d(.*)$`)
 
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration reads a duration as the config writes them: Go durations plus
+// whole days ("14d", "1d12h").
+func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	var days time.Duration
 	if m := daysRE.FindStringSubmatch(s); m != nil {

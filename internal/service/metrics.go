@@ -1,0 +1,100 @@
+package service
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/snapwarden/snapwarden/internal/cycle"
+)
+
+// metrics are the Prometheus series of the service, on their own registry.
+type metrics struct {
+	reg           *prometheus.Registry
+	snapshots     *prometheus.GaugeVec
+	bytes         *prometheus.GaugeVec
+	oldest        prometheus.Gauge
+	noticesSent   *prometheus.CounterVec
+	noticesFailed *prometheus.CounterVec
+	escalations   prometheus.Counter
+	actions       *prometheus.CounterVec
+	duration      prometheus.Histogram
+	cycles        *prometheus.CounterVec
+	vcErrors      *prometheus.CounterVec
+	lastSuccess   prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		snapshots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "snapwarden_snapshots",
+			Help: "Snapshots seen in the last cycle, by state and customer (\"\" for no known owner)."}, []string{"state", "customer"}),
+		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "snapwarden_snapshot_bytes",
+			Help: "Bytes held by snapshots in the last cycle, by state and customer."}, []string{"state", "customer"}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_oldest_snapshot_age_seconds",
+			Help: "Age of the oldest snapshot that is neither exempt nor managed."}),
+		noticesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_notices_sent_total",
+			Help: "Notices delivered, by kind (warn, remind, escalate, ...)."}, []string{"kind"}),
+		noticesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_notices_failed_total",
+			Help: "Notice deliveries that failed (they are retried), by kind."}, []string{"kind"}),
+		escalations: prometheus.NewCounter(prometheus.CounterOpts{Name: "snapwarden_escalations_total",
+			Help: "Snapshots escalated to support."}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_consolidations_total",
+			Help: "Consolidation attempts, by result (success, error, refused)."}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "snapwarden_cycle_duration_seconds",
+			Help: "Duration of cycles.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}),
+		cycles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_cycles_total",
+			Help: "Cycles run, by result (ok, partial, failed)."}, []string{"result"}),
+		vcErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_vcenter_errors_total",
+			Help: "Cycles in which a vCenter could not be collected, by vCenter."}, []string{"vcenter"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_last_success_timestamp_seconds",
+			Help: "Unix time of the last cycle that completed without errors."}),
+	}
+	m.reg.MustRegister(m.snapshots, m.bytes, m.oldest, m.noticesSent, m.noticesFailed, m.escalations, m.actions,
+		m.duration, m.cycles, m.vcErrors, m.lastSuccess,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe records one cycle's result.
+func (m *metrics) observe(r *cycle.Result, err error) {
+	if err != nil || r == nil || r.Plan == nil {
+		m.cycles.WithLabelValues("failed").Inc()
+		return
+	}
+	m.duration.Observe(r.Duration.Seconds())
+	m.snapshots.Reset()
+	m.bytes.Reset()
+	var oldest float64
+	for _, d := range r.Plan.Decisions {
+		st := d.Verdict.State.String()
+		m.snapshots.WithLabelValues(st, d.Customer).Inc()
+		m.bytes.WithLabelValues(st, d.Customer).Add(float64(d.Snapshot.SizeBytes))
+		if st != "exempt" && st != "managed" && d.Verdict.Age.Seconds() > oldest {
+			oldest = d.Verdict.Age.Seconds()
+		}
+	}
+	m.oldest.Set(oldest)
+	for k, n := range r.Sent {
+		m.noticesSent.WithLabelValues(k).Add(float64(n))
+	}
+	for k, n := range r.Failed {
+		m.noticesFailed.WithLabelValues(k).Add(float64(n))
+	}
+	for _, d := range r.Plan.Decisions {
+		if d.EscalateNow {
+			m.escalations.Inc()
+		}
+	}
+	for k, n := range r.Actions {
+		m.actions.WithLabelValues(k).Add(float64(n))
+	}
+	for _, e := range r.Plan.Errors {
+		m.vcErrors.WithLabelValues(e.VCenter).Inc()
+	}
+	if r.OK() {
+		m.cycles.WithLabelValues("ok").Inc()
+		m.lastSuccess.Set(float64(r.Started.Unix()))
+	} else {
+		m.cycles.WithLabelValues("partial").Inc()
+	}
+}

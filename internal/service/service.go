@@ -1,0 +1,243 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/robfig/cron/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/cycle"
+)
+
+// Runner executes cycles; it owns the vCenter sessions, the mailer and the
+// ledger. Reload swaps in a new config without reopening the ledger.
+type Runner interface {
+	Cycle(ctx context.Context, now time.Time) (*cycle.Result, error)
+	Reload(cfg *config.Config) error
+	Close(ctx context.Context) error
+}
+
+// Options configure Serve.
+type Options struct {
+	// Load reads and validates the config file; called again on every reload.
+	Load func() (*config.Config, error)
+	Log  zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Reload receives a value for every SIGHUP.
+	Reload <-chan struct{}
+	// StopGrace is how long a running cycle may go on after the stop signal
+	// before it is cancelled (its writes are transactional and its notices
+	// queued, so a cancelled cycle loses nothing).
+	StopGrace time.Duration
+	// Ready, if set, is called with the HTTP address once serving.
+	Ready func(addr string)
+}
+
+// Service is a running `serve`.
+type Service struct {
+	opt     Options
+	runner  Runner
+	metrics *metrics
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	sched    cron.Schedule
+	last     *cycle.Result
+	lastErr  error
+	lastDone time.Time
+}
+
+// Serve runs cycles on cfg's schedule until ctx is cancelled (SIGTERM), then
+// stops safely and returns nil. The first cycle runs at once.
+func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) error {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.StopGrace == 0 {
+		opt.StopGrace = 30 * time.Second
+	}
+	sched, err := cron.ParseStandard(cfg.Schedule)
+	if err != nil {
+		return fmt.Errorf("%s: schedule: %w", cfg.File, err)
+	}
+	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics()}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("%s: listen %s: %w", cfg.File, cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opt.Log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	defer func() {
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	opt.Log.Info().Str("listen", ln.Addr().String()).Str("schedule", cfg.Schedule).Msg("serving")
+	if opt.Ready != nil {
+		opt.Ready(ln.Addr().String())
+	}
+	notify(opt.Log, daemon.SdNotifyReady, "STATUS=starting first cycle")
+
+	stopWatchdog := watchdog(opt.Log)
+	defer stopWatchdog()
+
+	s.loop(ctx)
+
+	notify(opt.Log, daemon.SdNotifyStopping, "STATUS=stopping")
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := runner.Close(closeCtx); err != nil {
+		opt.Log.Warn().Err(err).Msg("closing sessions and ledger")
+	}
+	return nil
+}
+
+// loop runs cycles one at a time: a cycle that overruns the next activation
+// skips it rather than overlapping, and reloads wait for a running cycle.
+func (s *Service) loop(ctx context.Context) {
+	// Cycles get their own context so SIGTERM can let one finish within the grace.
+	cycleCtx, cancelCycles := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCycles()
+
+	done := make(chan struct{}, 1)
+	running, reloadPending := false, false
+	start := func() {
+		running = true
+		go func() {
+			s.runCycle(cycleCtx)
+			done <- struct{}{}
+		}()
+	}
+	start()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	arm := func() {
+		s.mu.Lock()
+		next := s.sched.Next(s.opt.Now())
+		s.mu.Unlock()
+		timer.Reset(time.Until(next))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			if running {
+				s.opt.Log.Info().Dur("grace", s.opt.StopGrace).Msg("stop requested: letting the running cycle finish")
+				select {
+				case <-done:
+				case <-time.After(s.opt.StopGrace):
+					s.opt.Log.Warn().Msg("cycle still running after the grace: cancelling it; queued notices are delivered next start")
+					cancelCycles()
+					<-done
+				}
+			}
+			return
+		case <-done:
+			running = false
+			if reloadPending {
+				reloadPending = false
+				s.reload()
+			}
+			arm()
+		case <-timer.C:
+			if running {
+				s.opt.Log.Warn().Msg("previous cycle still running: skipping this activation")
+				arm()
+				continue
+			}
+			start()
+		case <-s.opt.Reload:
+			if running {
+				reloadPending = true
+				continue
+			}
+			s.reload()
+			arm()
+		}
+	}
+}
+
+func (s *Service) runCycle(ctx context.Context) {
+	res, err := s.runner.Cycle(ctx, s.opt.Now())
+	s.mu.Lock()
+	s.last, s.lastErr, s.lastDone = res, err, s.opt.Now()
+	s.mu.Unlock()
+	s.metrics.observe(res, err)
+	status := "STATUS=" + res.Summary()
+	if err != nil {
+		s.opt.Log.Error().Err(err).Msg("cycle failed")
+		status = "STATUS=last cycle failed: " + err.Error()
+	} else {
+		s.opt.Log.Info().Msg(res.Summary())
+	}
+	notify(s.opt.Log, status)
+}
+
+// reload reads the config again; a broken file is logged and the running
+// config kept, so a typo never stops the service.
+func (s *Service) reload() {
+	notify(s.opt.Log, daemon.SdNotifyReloading)
+	defer notify(s.opt.Log, daemon.SdNotifyReady)
+	cfg, err := s.opt.Load()
+	if err == nil {
+		var sched cron.Schedule
+		if sched, err = cron.ParseStandard(cfg.Schedule); err == nil {
+			if err = s.runner.Reload(cfg); err == nil {
+				s.mu.Lock()
+				if cfg.Listen != s.cfg.Listen {
+					s.opt.Log.Warn().Str("listen", cfg.Listen).Msg("listen changed: takes effect at the next restart")
+				}
+				s.cfg, s.sched = cfg, sched
+				s.mu.Unlock()
+				s.opt.Log.Info().Str("schedule", cfg.Schedule).Msg("config reloaded")
+				return
+			}
+		}
+	}
+	s.opt.Log.Error().Err(err).Msg("reload refused: keeping the running config")
+}
+
+// notify sends sd_notify states; outside systemd it is a no-op.
+func notify(log zerolog.Logger, states ...string) {
+	for _, st := range states {
+		if _, err := daemon.SdNotify(false, st); err != nil {
+			log.Debug().Err(err).Str("state", st).Msg("sd_notify")
+		}
+	}
+}
+
+// watchdog pings systemd at half of WatchdogSec when it is set.
+func watchdog(log zerolog.Logger) func() {
+	every, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || every == 0 {
+		return func() {}
+	}
+	t := time.NewTicker(every / 2)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				notify(log, daemon.SdNotifyWatchdog)
+			case <-stop:
+				t.Stop()
+				return
+			}
+		}
+	}()
+	return func() { close(stop) }
+}
