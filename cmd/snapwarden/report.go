@@ -60,13 +60,16 @@ func (a *app) reportCmd() *cobra.Command {
 				return runtimeErr(err)
 			}
 			defer led.Close()
-			pool := vsphere.NewPool(cfg.VCenters, vsphere.Options{Log: log})
+			var calls vsphere.Counter
+			pool := vsphere.NewPool(cfg.VCenters, vsphere.Options{Log: log, Counter: &calls})
 			defer func() { _ = pool.Close(ctx) }()
 
 			inv, err := cycle.Collect(ctx, pool, led)
 			if err != nil {
 				return runtimeErr(err)
 			}
+			log.Info().Int("vms", inv.VMs).Int("snapshots", len(inv.Snapshots)).Int64("soap_calls", calls.SOAP()).
+				Int64("http_requests", calls.HTTP()).Msg("collected")
 			p, err := planner.Plan(ctx, inv, led, now)
 			if err != nil {
 				return runtimeErr(err)

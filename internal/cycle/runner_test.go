@@ -33,7 +33,7 @@ type env struct {
 	cfg  *config.Config
 }
 
-func newEnv(t *testing.T, fleet string) *env {
+func newEnv(t testing.TB, fleet string) *env {
 	t.Helper()
 	dir := t.TempDir()
 	f, err := simfleet.Load("../../testdata/fleets/" + fleet)
@@ -76,7 +76,7 @@ smtp: {host: 127.0.0.1, port: %d, from: "snapwarden <noreply@provider.example>",
 	return &env{dir: dir, sim: sim, sink: sink, cfg: cfg}
 }
 
-func (e *env) runner(t *testing.T) *Runner {
+func (e *env) runner(t testing.TB) *Runner {
 	t.Helper()
 	r, err := New(context.Background(), e.cfg, Options{Log: zerolog.Nop()})
 	if err != nil {

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make bench: the Go benchmarks, then the built binaries end to end against a
+# simulated vCenter of generated VMs, as one table. BENCH_VMS=10000 for the
+# large fleet (seeding it takes minutes and about 1 GB for the simulator).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+BIN=${BIN:-bin}
+VMS=${BENCH_VMS:-1000}
+OUT=${OUT:-bench}
+rm -rf "$OUT" && mkdir -p "$OUT/sim"
+case $VMS in 1000) FLEET=testdata/fleets/bench-1k.yaml ;; 10000) FLEET=testdata/fleets/bench-10k.yaml ;;
+  *) echo "BENCH_VMS must be 1000 or 10000" >&2; exit 2 ;; esac
+
+echo "== go test -bench (vCenter collection at $VMS VMs: floor, snapwarden, per-VM; ledger; report; cycle)"
+SNAPWARDEN_BENCH_VMS=$VMS go test -run '^$' -bench . -benchtime 3x -benchmem ./internal/vsphere 2>&1 \
+  | grep -v FileAlreadyExists | tee "$OUT/vsphere.txt" | grep -E '^Benchmark|^ok'
+go test -run '^$' -bench . -benchtime 3x -benchmem ./internal/ledger ./internal/report 2>&1 | grep -E '^Benchmark|^ok'
+SNAPWARDEN_BENCH_VMS=$VMS go test -run '^$' -bench . -benchtime 2x -benchmem ./internal/cycle 2>&1 \
+  | grep -v FileAlreadyExists | grep -E '^Benchmark|^ok'
+
+echo
+echo "== the binaries: snapwarden report and run against $FLEET over HTTPS (wall time, peak RSS, calls)"
+"$BIN/snapwarden-sim" --fleet "$FLEET" --dir "$OUT/sim" --mail-dir "$OUT/mail" \
+  --config-template testdata/demo/snapwarden.yaml.tmpl --config-out "$OUT/snapwarden.yaml" 2>"$OUT/sim.log" &
+SIM=$!
+trap 'kill -TERM $SIM 2>/dev/null; wait $SIM 2>/dev/null || true' EXIT
+until [ -f "$OUT/sim/ready" ]; do
+  kill -0 $SIM 2>/dev/null || { cat "$OUT/sim.log" >&2; exit 1; }
+  sleep 0.5
+done
+sed -i 's/format: console/format: json/' "$OUT/snapwarden.yaml"
+
+calc() { awk "BEGIN { printf \"%.2f\", $* }"; }
+measure() { # name, then the command
+  local name=$1; shift
+  /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$@" >/dev/null 2>"$OUT/$name.log" || true
+  read -r secs kib <"$OUT/$name.time"
+  calls=$(grep -o '"http_requests":[0-9]*' "$OUT/$name.log" | head -1 | cut -d: -f2)
+  printf '| %-22s | %6d | %8.2f s | %8.1f MiB | %5s |\n' "$name" "$VMS" "$secs" "$(calc "$kib/1024")" "${calls:--}"
+}
+floor=$(grep -E "^BenchmarkFloor/vms=$VMS/delay=0ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
+ours=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=0ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
+pervm=$(grep -E "^BenchmarkPerVM/vms=$VMS/delay=2ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
+ours2=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=2ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
+echo
+echo "| what                   |    VMs |      time |     peak RSS | calls |"
+echo "|------------------------|--------|-----------|--------------|-------|"
+printf '| %-22s | %6d | %8.2f s | %12s | %5s |\n' "floor (bare retrieve)" "$VMS" "$floor" "-" "3"
+printf '| %-22s | %6d | %8.2f s | %12s | %5s |\n' "collect (steady)" "$VMS" "$ours" "-" "-"
+measure "report (first, new)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" report --format json
+measure "run (first cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
+measure "report (ledger knows)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" report --format json
+measure "run (steady cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
+echo
+printf 'collect/floor ratio: %.2f   with +2 ms per call: per-VM %.2f s vs snapwarden %.2f s (%.1fx)\n' \
+  "$(calc "$ours/$floor")" "$pervm" "$ours2" "$(calc "$pervm/$ours2")"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"
