@@ -271,6 +271,22 @@ func TestBadConfigAndUsage(t *testing.T) {
 	}
 }
 
+// report and check need only vCenters; run refuses a config without a
+// support address, since escalations would have nowhere to go.
+func TestMinimalConfig(t *testing.T) {
+	e := newEnv(t, "small.yaml", "")
+	min := "state: ledger.db\nvcenters:\n" + vcenterYAML("vc-test", e.sim.URL, "ca_file: "+e.sim.CAFile)
+	if err := os.WriteFile(e.cfg, []byte(min), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, stderr, code := runReport(t, e.cfg); code != 0 || r.Summary.Total != 8 {
+		t.Errorf("report on a minimal config: exit %d, %d snapshots; %s", code, r.Summary.Total, stderr)
+	}
+	if _, stderr, code := cli(t, "run", "--config", e.cfg); code != 2 || !strings.Contains(stderr, "support.email") {
+		t.Errorf("run without support: exit %d, %s; want 2 naming support.email", code, stderr)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, _, code := cli(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "snapwarden ") {

@@ -24,6 +24,9 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cfg.CheckNotify(); err != nil {
+				return usageErr(err)
+			}
 			ctx := cmd.Context()
 			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log})
 			if err != nil {
@@ -60,6 +63,9 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cfg.CheckNotify(); err != nil {
+				return usageErr(err)
+			}
 			ctx := cmd.Context()
 			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log})
 			if err != nil {
@@ -78,7 +84,13 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 			}()
 			err = service.Serve(ctx, cfg, r, service.Options{
-				Load:   func() (*config.Config, error) { return config.Load(a.configPath) },
+				Load: func() (*config.Config, error) {
+					cfg, err := config.Load(a.configPath)
+					if err == nil {
+						err = cfg.CheckNotify()
+					}
+					return cfg, err
+				},
 				Log:    log,
 				Reload: reload,
 			})

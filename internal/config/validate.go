@@ -46,8 +46,6 @@ func (c *Config) validate(e *Error) {
 		if _, err := mail.ParseAddress(c.Support.Email); err != nil {
 			e.add("support.email %q is not an email address: %v", c.Support.Email, err)
 		}
-	} else if c.Support.Webhook == "" {
-		e.add("support: set support.email or support.webhook: escalations need somewhere to go")
 	}
 	if c.Support.Webhook != "" {
 		if u, err := url.Parse(c.Support.Webhook.Reveal()); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -61,6 +59,16 @@ func (c *Config) validate(e *Error) {
 		}
 	}
 	c.validateEnforcement(e)
+}
+
+// CheckNotify is the validation only run and serve need: escalations and
+// notices without a reachable owner must have somewhere to go. report and
+// check work without it.
+func (c *Config) CheckNotify() error {
+	if c.Support.Email == "" && c.Support.Webhook == "" {
+		return &Error{File: c.File, Problems: []string{"support: set support.email or support.webhook: run and serve escalate there"}}
+	}
+	return nil
 }
 
 func (c *Config) validateVCenters(e *Error) {
