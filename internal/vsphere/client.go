@@ -35,6 +35,10 @@ type Options struct {
 	Parallel int
 	// Timeout bounds one call's HTTP round trip; zero means 5 minutes.
 	Timeout time.Duration
+	// CollectTimeout bounds one vCenter's whole collection in Pool.Collect,
+	// so a slow vCenter is reported as failed for the cycle instead of
+	// holding back every other vCenter's notices; zero means 15 minutes.
+	CollectTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -49,6 +53,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
+	}
+	if o.CollectTimeout == 0 {
+		o.CollectTimeout = 15 * time.Minute
 	}
 	return o
 }

@@ -219,3 +219,18 @@ func TestPoolReportsAFailingVCenter(t *testing.T) {
 		t.Errorf("second cycle got %d snapshots", len(inv.Snapshots))
 	}
 }
+
+// A slow vCenter is cut off at CollectTimeout; the others still report.
+func TestPoolSlowVCenterDoesNotHoldTheOthers(t *testing.T) {
+	fast, slow := startSim(t, "small.yaml"), startSim(t, "small.yaml")
+	slowTarget := target(slow)
+	slowTarget.Name = "vc-slow"
+	p := NewPool([]config.VCenter{target(fast), slowTarget}, Options{CollectTimeout: 2 * time.Second})
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	slow.Model.DelayConfig.Delay = 500 // ms per call: login and collection need several
+	inv := p.Collect(context.Background(), nil)
+	if len(inv.Snapshots) != 8 || len(inv.Errors) != 1 || inv.Errors[0].VCenter != "vc-slow" ||
+		!strings.Contains(inv.Errors[0].Error, "longer than 2s") {
+		t.Errorf("got %d snapshots, errors %+v; want vc-test's 8 and vc-slow cut off", len(inv.Snapshots), inv.Errors)
+	}
+}

@@ -111,12 +111,18 @@ func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c, err := p.Client(ctx, t.Name)
+			cctx, cancel := context.WithTimeout(ctx, p.opt.CollectTimeout)
+			defer cancel()
+			c, err := p.Client(cctx, t.Name)
 			if err == nil {
-				results[i], err = c.Collect(ctx, known)
+				results[i], err = c.Collect(cctx, known)
 				if err != nil {
 					p.drop(ctx, t.Name)
 				}
+			}
+			if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+				err = fmt.Errorf("vcenter %q: collection took longer than %s, skipped this cycle so the other vCenters' notices go out: %w",
+					t.Name, p.opt.CollectTimeout, err)
 			}
 			errs[i] = err
 		}()
