@@ -36,7 +36,7 @@ measure() { # name, then the command
   local name=$1; shift
   /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$@" >/dev/null 2>"$OUT/$name.log" || true
   read -r secs kib <"$OUT/$name.time"
-  calls=$(grep -o '"http_requests":[0-9]*' "$OUT/$name.log" | head -1 | cut -d: -f2)
+  calls=$(grep -o '"http_requests":[0-9]*' "$OUT/$name.log" | head -1 | cut -d: -f2 || true)
   printf '| %-22s | %6d | %8.2f s | %8.1f MiB | %5s |\n' "$name" "$VMS" "$secs" "$(calc "$kib/1024")" "${calls:--}"
 }
 floor=$(grep -E "^BenchmarkFloor/vms=$VMS/delay=0ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')

@@ -12,6 +12,7 @@ import (
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
 	"github.com/snapwarden/snapwarden/internal/service"
+	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
 
 func (a *app) runCmd() *cobra.Command {
@@ -28,7 +29,8 @@ func (a *app) runCmd() *cobra.Command {
 				return usageErr(err)
 			}
 			ctx := cmd.Context()
-			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log})
+			var calls vsphere.Counter
+			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log, VSphere: vsphere.Options{Counter: &calls}})
 			if err != nil {
 				return runtimeErr(err)
 			}
@@ -41,7 +43,7 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return runtimeErr(err)
 			}
-			log.Info().Msg(res.Summary())
+			log.Info().Int64("soap_calls", calls.SOAP()).Int64("http_requests", calls.HTTP()).Msg(res.Summary())
 			for _, e := range res.Plan.Errors {
 				log.Error().Str("vcenter", e.VCenter).Msg(e.Error)
 			}

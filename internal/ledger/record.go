@@ -263,3 +263,37 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// Queue adds notices to the outbox of a recorded cycle, in one transaction:
+// the notices a cycle writes after acting (what was committed, what failed)
+// come after its Record.
+func (l *Ledger) Queue(ctx context.Context, cycleID int64, notices []Notice) (err error) {
+	if err := l.writable("queue notices"); err != nil {
+		return err
+	}
+	wrap := func(err error) error { return fmt.Errorf("ledger %s: queue notices: %w", l.path, err) }
+	for i, n := range notices {
+		if err := checkNotice(n); err != nil {
+			return wrap(fmt.Errorf("notice %d: %w", i, err))
+		}
+	}
+	if len(notices) == 0 {
+		return nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = insertNotices(ctx, tx, notices, notices[0].CreatedAt, cycleID); err != nil {
+		return wrap(err)
+	}
+	if err = tx.Commit(); err != nil {
+		return wrap(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
