@@ -17,7 +17,7 @@ import (
 	"github.com/snapwarden/snapwarden/internal/mailsink"
 )
 
-func sink(t *testing.T) *mailsink.Sink {
+func sink(t testing.TB) *mailsink.Sink {
 	t.Helper()
 	s, err := mailsink.Start(mailsink.Options{})
 	if err != nil {
@@ -27,7 +27,7 @@ func sink(t *testing.T) *mailsink.Sink {
 	return s
 }
 
-func mailer(t *testing.T, s *mailsink.Sink) *Mailer {
+func mailer(t testing.TB, s *mailsink.Sink) *Mailer {
 	t.Helper()
 	m, err := NewMailer(config.SMTP{Host: s.Host, Port: s.Port, From: testFrom, TLS: "none"})
 	if err != nil {
