@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -135,6 +136,18 @@ func (s *Sim) VMRef(name string) (types.ManagedObjectReference, bool) {
 	return ref, ok
 }
 
+// VMNames lists the fleet's VMs, sorted.
+func (s *Sim) VMNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.vms))
+	for n := range s.vms {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // build seeds the inventory through the API, as a vCenter admin would.
 func (s *Sim) build(ctx context.Context, f *Fleet, o Options) error {
 	u := *s.server.URL
@@ -179,6 +192,11 @@ func (s *Sim) build(ctx context.Context, f *Fleet, o Options) error {
 	workers := o.Workers
 	if workers == 0 {
 		workers = 16
+	}
+	if raceEnabled {
+		// vcsim's own objects race when VMs are seeded in parallel (the
+		// datastore's VM list); the race detector must see our races only.
+		workers = 1
 	}
 	jobs := make(chan VM)
 	errs := make(chan error, len(vms))

@@ -1,0 +1,571 @@
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/ledger"
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
+	"github.com/snapwarden/snapwarden/internal/vsphere"
+)
+
+// ModeEnforce is the only enforcement mode that touches vCenter.
+const ModeEnforce = "enforce"
+
+// DefaultTaskTimeout bounds the wait on one task when Settings.TaskTimeout
+// is zero. Removals of large snapshots run for hours; a shorter client-side
+// limit would give up on tasks vCenter is still running.
+const DefaultTaskTimeout = 24 * time.Hour
+
+// Kinds of actions, as the ledger records them.
+const (
+	KindRemove      = "remove"
+	KindConsolidate = "consolidate-disks"
+)
+
+// Results of an Outcome. ResultRunning is never written to the ledger: the
+// action stays unfinished there, with its task id, for Resume.
+const (
+	ResultSuccess = ledger.ResultSuccess
+	ResultError   = ledger.ResultError
+	ResultRefused = ledger.ResultRefused
+	ResultRunning = "running"
+)
+
+// Guard names: the stable Reason of a refused Outcome.
+const (
+	GuardGone      = "gone"       // the snapshot no longer exists
+	GuardRecreated = "recreated"  // a snapshot with the same id but another create time
+	GuardBusy      = "busy"       // a task runs on the VM, or vCenter said it is busy
+	GuardInFlight  = "in-flight"  // another consolidation of the VM is in flight
+	GuardExempt    = "exempt"     // the re-read snapshot is exempt (tag, keep-until)
+	GuardManaged   = "managed"    // the re-read snapshot belongs to backup software
+	GuardNotWarned = "not-warned" // the customer was not warned in an earlier cycle
+	GuardWindow    = "window"     // outside the maintenance window
+	GuardDatastore = "datastore"  // the datastore lacks room for the merge
+	GuardMode      = "mode"       // the plan was made in dry-run mode
+	GuardVCenter   = "vcenter"    // vCenter could not be asked, so no guard could be checked
+	GuardNotDue    = "not-due"    // the re-read snapshot is not past deadline + grace
+)
+
+// Settings are the enforcement settings of the config.
+type Settings struct {
+	// Mode is "enforce" to act; anything else never touches vCenter.
+	Mode string
+	// MaxConcurrent bounds the tasks running at once; zero or less means 1.
+	MaxConcurrent int
+	// MinFreePercent of each datastore's capacity must stay free after the
+	// merge (which needs about the snapshot's size).
+	MinFreePercent float64
+	// Window is the maintenance window; nil means any time.
+	Window *plan.Window
+	// TaskTimeout bounds the wait on one task; zero means DefaultTaskTimeout.
+	// A task still running then is left to Resume, never abandoned.
+	TaskTimeout time.Duration
+}
+
+// Outcome is what happened to one decision (or one resumed action).
+type Outcome struct {
+	Decision plan.Decision
+	// Kind is "remove" or "consolidate-disks".
+	Kind string
+	// Result is "success", "error", "refused", or "running" (the wait ended
+	// while the task runs on in vCenter; the ledger keeps it unfinished with
+	// its task id and Resume picks it up). Resume can also return
+	// "abandoned": no task id was recorded and the work is not done, so
+	// the task most likely never started; it is no failed attempt.
+	Result string
+	// Reason is the guard of a refusal (Guard* constants).
+	Reason string
+	// Detail is one sentence for people and support.
+	Detail string
+	// TaskID is the vSphere task's moref value, once vCenter gave one.
+	TaskID string
+	// Fault is the vSphere fault of a failed or refused task.
+	Fault string
+	// At is when the attempt finished (for running: when the wait ended).
+	At time.Time
+}
+
+// Executor runs consolidations. One Executor serves a process: it
+// remembers which actions it watches. Its fields are set before first use.
+type Executor struct {
+	// Pool gives the vCenter sessions (shared with collection).
+	Pool *vsphere.Pool
+	// Ledger is opened for writing.
+	Ledger *ledger.Ledger
+	Log    zerolog.Logger
+	// Now is the clock; nil means time.Now. Run counts from the plan's time
+	// and adds what Now says has elapsed since Run began.
+	Now func() time.Time
+
+	// watching holds the ledger ids of the actions this Executor waits on
+	// or has finished, so Resume can be called every cycle (even while an
+	// earlier call runs) without watching a task twice or finishing an
+	// action again. An action left running is released for a later Resume.
+	mu       sync.Mutex
+	watching map[int64]bool
+}
+
+func (e *Executor) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// watch marks an action as watched; false when it already is.
+func (e *Executor) watch(id int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.watching == nil {
+		e.watching = map[int64]bool{}
+	}
+	if e.watching[id] {
+		return false
+	}
+	e.watching[id] = true
+	return true
+}
+
+// release lets a later Resume watch an action again, unless o finished it.
+func (e *Executor) release(id int64, o *Outcome) {
+	if o.Result != ResultRunning {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.watching, id)
+}
+
+// run is one Run or Resume: its clock and settings.
+type run struct {
+	e *Executor
+	s Settings
+	// clock is the time guards and ledger stamps use. In Run it is the
+	// plan's time plus the time elapsed since Run began, so a test's fixed
+	// clock and a cycle judged "as of" another time agree with the plan,
+	// and a run that lasts hours still sees the window close.
+	clock func() time.Time
+}
+
+// scoped names a VM or datastore uniquely across vCenters.
+func scoped(vcenter, id string) string { return vcenter + "/" + id }
+
+// Run executes every due consolidate decision of the plan, oldest first,
+// under the guards, and returns one Outcome per attempted decision
+// (refusals included; a decision not started because ctx ended has none).
+// Every attempt is written with StartAction before its task and
+// FinishAction after; a refusal is written as an action finished
+// "refused". In any mode but enforce, Run returns nil and touches nothing.
+func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome {
+	if s.Mode != ModeEnforce || p == nil {
+		return nil
+	}
+	var due []plan.Decision
+	for _, d := range p.Decisions {
+		if d.Action == plan.ActionConsolidate && d.Due && d.Snapshot.VM != nil {
+			due = append(due, d)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	sort.SliceStable(due, func(i, j int) bool { return due[i].Snapshot.Created.Before(due[j].Snapshot.Created) })
+	if p.Mode != "" && p.Mode != ModeEnforce {
+		// A plan computed as a dry-run report promised nothing would change.
+		out := make([]Outcome, len(due))
+		for i, d := range due {
+			out[i] = Outcome{Decision: d, Kind: KindRemove, Result: ResultRefused, Reason: GuardMode,
+				Detail: fmt.Sprintf("the plan was made in %s mode", p.Mode), At: e.now()}
+			e.log(out[i])
+		}
+		return out
+	}
+	if s.MaxConcurrent <= 0 {
+		s.MaxConcurrent = 1
+	}
+	if s.TaskTimeout <= 0 {
+		s.TaskTimeout = DefaultTaskTimeout
+	}
+	r := &run{e: e, s: s, clock: e.now}
+	if !p.At.IsZero() {
+		began := e.now()
+		r.clock = func() time.Time { return p.At.Add(e.now().Sub(began)) }
+	}
+
+	// Consolidations in flight from earlier runs or a previous process: the
+	// planner kept their snapshots out, but another snapshot of the same VM
+	// must wait for them too.
+	inFlight := map[string]string{}
+	running, err := e.Ledger.Running(ctx)
+	if err != nil {
+		e.Log.Error().Err(err).Msg("enforce: read running actions; nothing is started this cycle")
+		return nil
+	}
+	for _, a := range running {
+		inFlight[scoped(a.Key.VCenter, a.Key.VMUUID)] = fmt.Sprintf("%s of %s (task %s) started %s", a.Kind, a.Snapshot,
+			orUnknown(a.TaskID), a.StartedAt.UTC().Format(time.RFC3339))
+	}
+
+	// The scheduler starts the oldest pending decision whose VM and
+	// datastores are free, while fewer than MaxConcurrent run. A decision
+	// whose VM or datastore is taken waits without holding back younger
+	// ones elsewhere.
+	type done struct {
+		i   int
+		out []Outcome
+	}
+	var (
+		results  = make([][]Outcome, len(due))
+		started  = make([]bool, len(due))
+		busyVM   = map[string]bool{}
+		busyDS   = map[string]bool{}
+		finished = make(chan done)
+		active   = 0
+	)
+	resources := func(d plan.Decision) (string, []string) {
+		vm := scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.MoRef)
+		var ds []string
+		for _, x := range d.Snapshot.VM.Datastores {
+			ds = append(ds, scoped(d.Snapshot.VM.VCenter, x.MoRef))
+		}
+		return vm, ds
+	}
+	free := func(d plan.Decision) bool {
+		vm, ds := resources(d)
+		if busyVM[vm] {
+			return false
+		}
+		for _, x := range ds {
+			if busyDS[x] {
+				return false
+			}
+		}
+		return true
+	}
+	take := func(d plan.Decision, v bool) {
+		vm, ds := resources(d)
+		busyVM[vm] = v
+		for _, x := range ds {
+			busyDS[x] = v
+		}
+	}
+	pending := len(due)
+	for pending > 0 || active > 0 {
+		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil; i++ {
+			if started[i] || !free(due[i]) {
+				continue
+			}
+			started[i] = true
+			pending--
+			active++
+			take(due[i], true)
+			go func(i int, d plan.Decision) {
+				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.InstanceUUID)])}
+			}(i, due[i])
+		}
+		if active == 0 {
+			break // ctx ended: the rest are left for the next cycle
+		}
+		r := <-finished
+		active--
+		take(due[r.i], false)
+		results[r.i] = r.out
+	}
+	var out []Outcome
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// attempt re-checks the guards for one decision and, when all pass, removes
+// the snapshot and consolidates the VM's disks if it needs it.
+func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []Outcome {
+	e, s := r.e, r.s
+	vm := d.Snapshot.VM
+	refuse := func(guard, detail, fault string) []Outcome {
+		return []Outcome{r.refuse(ctx, d, KindRemove, guard, detail, fault)}
+	}
+	now := r.clock()
+	if open, next := s.Window.Open(now); !open {
+		return refuse(GuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339), "")
+	}
+	if inFlight != "" {
+		return refuse(GuardInFlight, "another consolidation of the VM is in flight: "+inFlight, "")
+	}
+	if w := d.History.WarnedAt; w.IsZero() || !w.Before(now) {
+		return refuse(GuardNotWarned, "the customer has not been warned in an earlier cycle: no first-contact deletion", "")
+	}
+	c, err := e.Pool.Client(ctx, vm.VCenter)
+	if err != nil {
+		return refuse(GuardVCenter, "vCenter could not be reached: "+err.Error(), "")
+	}
+	fresh, ok, err := c.Snapshot(ctx, vm.MoRef, d.Snapshot.ID)
+	switch {
+	case err != nil:
+		return refuse(GuardVCenter, "the snapshot could not be read again: "+err.Error(), vsphere.FaultOf(err))
+	case !ok:
+		return refuse(GuardGone, "the snapshot no longer exists", "")
+	case !fresh.Created.Equal(d.Snapshot.Created):
+		return refuse(GuardRecreated, fmt.Sprintf("snapshot %s now has create time %s, not %s: it is another snapshot",
+			d.Snapshot.ID, fresh.Created.UTC().Format(time.RFC3339), d.Snapshot.Created.UTC().Format(time.RFC3339)), "")
+	}
+	if g, detail := judge(&fresh, d, now); g != "" {
+		return refuse(g, detail, "")
+	}
+	if busy, err := c.Busy(ctx, vm.MoRef); err != nil {
+		return refuse(GuardVCenter, "the VM's tasks could not be read: "+err.Error(), vsphere.FaultOf(err))
+	} else if busy != "" {
+		return refuse(GuardBusy, "the VM is busy: "+busy, "")
+	}
+	for _, ds := range fresh.VM.Datastores {
+		if float64(ds.Free-fresh.SizeBytes) < float64(ds.Capacity)*s.MinFreePercent/100 {
+			return refuse(GuardDatastore, fmt.Sprintf("datastore %s has %d bytes free of %d; the merge needs %d plus %g%% of its capacity",
+				ds.Name, ds.Free, ds.Capacity, fresh.SizeBytes, s.MinFreePercent), "")
+		}
+	}
+
+	first := r.task(ctx, d, KindRemove, func(ctx context.Context) (string, error) {
+		return c.RemoveSnapshot(ctx, d.Snapshot.ID)
+	}, func(ctx context.Context) (bool, error) {
+		_, exists, err := c.Snapshot(ctx, vm.MoRef, d.Snapshot.ID)
+		return !exists, err
+	})
+	out := []Outcome{first}
+	if first.Result != ResultSuccess {
+		return out
+	}
+	if o, ok := r.consolidateIfNeeded(ctx, c, d); ok {
+		out = append(out, o)
+	}
+	return out
+}
+
+// judge evaluates the policy on the re-read snapshot. The VM's ownership
+// and the customer's policy are the plan's; name, description, tags and
+// create time are vCenter's of now.
+func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, string) {
+	if fresh.VM != nil && d.Snapshot.VM != nil {
+		// What was not read again is taken from the collection.
+		fresh.VM.Folder, fresh.VM.Path, fresh.VM.Datacenter = d.Snapshot.VM.Folder, d.Snapshot.VM.Path, d.Snapshot.VM.Datacenter
+		fresh.VM.CustomAttributes = d.Snapshot.VM.CustomAttributes
+	}
+	v := policy.Evaluate(fresh, d.Policy, now)
+	switch {
+	case v.State == policy.StateManaged:
+		return GuardManaged, "the snapshot now belongs to backup software: " + v.Detail
+	case v.State == policy.StateExempt:
+		return GuardExempt, "the snapshot is now exempt: " + v.Detail
+	case v.State != policy.StateOverdue || now.Before(v.ActAt):
+		return GuardNotDue, "the snapshot is not past deadline + grace any more: " + v.Detail
+	}
+	return "", ""
+}
+
+// consolidateIfNeeded runs ConsolidateVMDisks_Task as a second recorded
+// action when the VM was left with consolidationNeeded.
+func (r *run) consolidateIfNeeded(ctx context.Context, c *vsphere.Client, d plan.Decision) (Outcome, bool) {
+	vm := d.Snapshot.VM.MoRef
+	need, err := c.ConsolidationNeeded(ctx, vm)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Outcome{}, false
+		}
+		// The removal is done; the flag is read again next time the VM is
+		// collected, so a failed read only delays the consolidation.
+		r.e.Log.Warn().Err(err).Str("vcenter", d.Snapshot.VM.VCenter).Str("vm", d.Snapshot.VM.Name).
+			Msg("enforce: consolidationNeeded could not be read after the removal")
+		return Outcome{}, false
+	}
+	if !need {
+		return Outcome{}, false
+	}
+	return r.task(ctx, d, KindConsolidate, func(ctx context.Context) (string, error) {
+		return c.ConsolidateDisks(ctx, vm)
+	}, func(ctx context.Context) (bool, error) {
+		need, err := c.ConsolidationNeeded(ctx, vm)
+		return !need, err
+	}), true
+}
+
+// action is the ledger row of an attempt on d.
+func action(d plan.Decision, kind string, at time.Time) ledger.Action {
+	return ledger.Action{Key: d.Snapshot.Key(), VCenter: d.Snapshot.VM.VCenter, VM: d.Snapshot.VM.Name,
+		Snapshot: d.Snapshot.Name, Customer: d.Customer, Kind: kind, StartedAt: at}
+}
+
+// refuse records a refusal as an action finished "refused" and returns it.
+func (r *run) refuse(ctx context.Context, d plan.Decision, kind, guard, detail, fault string) Outcome {
+	e, now := r.e, r.clock()
+	o := Outcome{Decision: d, Kind: kind, Result: ResultRefused, Reason: guard, Detail: detail, Fault: fault, At: now}
+	wctx := context.WithoutCancel(ctx) // a refusal found is recorded even while stopping
+	id, err := e.Ledger.StartAction(wctx, action(d, kind, now))
+	if err == nil {
+		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault))
+	}
+	if err != nil {
+		e.Log.Error().Err(err).Str("guard", guard).Msg("enforce: record refusal")
+	}
+	e.log(o)
+	return o
+}
+
+// refusal is the ledger's fault column of a refusal: the guard first, so
+// `history` can be filtered by it.
+func refusal(guard, detail, fault string) string {
+	s := guard + ": " + detail
+	if fault != "" && fault != detail {
+		s += " (" + fault + ")"
+	}
+	return s
+}
+
+// task runs one recorded task: StartAction, start, SetTask, wait,
+// FinishAction. gone tells, for a task vCenter forgot, whether its work is
+// done (the snapshot is gone; the VM needs no consolidation).
+func (r *run) task(ctx context.Context, d plan.Decision, kind string,
+	start func(context.Context) (string, error), gone func(context.Context) (bool, error)) (o Outcome) {
+	e := r.e
+	o = Outcome{Decision: d, Kind: kind}
+	// The ledger writes must happen even when ctx ends mid-way: the record
+	// of a started task is what prevents a second one.
+	wctx := context.WithoutCancel(ctx)
+	id, err := e.Ledger.StartAction(wctx, action(d, kind, r.clock()))
+	if err != nil {
+		// Without the record a restart could not find the task: do not start it.
+		o.Result, o.Detail, o.At = ResultError, "the attempt could not be recorded, so no task was started: "+err.Error(), r.clock()
+		e.log(o)
+		return o
+	}
+	e.watch(id)
+	defer func() { e.release(id, &o) }()
+	taskID, err := start(ctx)
+	if err != nil {
+		o.Fault = vsphere.FaultOf(err)
+		switch {
+		case errors.Is(err, vsphere.ErrBusy):
+			return r.finish(wctx, id, o, ResultRefused, GuardBusy, "vCenter refused the task because the VM is busy; next cycle: "+err.Error())
+		case errors.Is(err, vsphere.ErrNotFound) && kind == KindRemove:
+			return r.finish(wctx, id, o, ResultRefused, GuardGone, "the snapshot no longer exists: "+err.Error())
+		case ctx.Err() != nil:
+			// Stopped before vCenter answered: whether the task exists is
+			// unknown, so the action stays unfinished for Resume to judge.
+			o.Result, o.Detail, o.At = ResultRunning, "stopped while the task was being started; Resume checks whether it ran", r.clock()
+			e.log(o)
+			return o
+		}
+		return r.finish(wctx, id, o, ResultError, "", "the task could not be started: "+err.Error())
+	}
+	o.TaskID = taskID
+	if err := e.Ledger.SetTask(wctx, id, taskID); err != nil {
+		e.Log.Error().Err(err).Str("task", taskID).Msg("enforce: record task id; a restart cannot resume this task")
+	}
+	return r.wait(ctx, wctx, id, o, gone)
+}
+
+// wait watches a recorded task to its end and finishes its ledger entry.
+func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(context.Context) (bool, error)) Outcome {
+	e, timeout := r.e, r.s.TaskTimeout
+	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.VM.VCenter)
+	if err != nil {
+		o.Result, o.Detail, o.At = ResultRunning, "vCenter could not be reached to watch the task: "+err.Error(), r.clock()
+		e.log(o)
+		return o
+	}
+	var res vsphere.TaskResult
+	if timeout > 0 {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		res, err = c.WaitTask(tctx, o.TaskID)
+	} else {
+		res, err = c.WaitTask(ctx, o.TaskID)
+	}
+	switch {
+	case errors.Is(err, vsphere.ErrTaskGone):
+		doneNow, gerr := gone(wctx)
+		switch {
+		case gerr != nil:
+			o.Result, o.Detail, o.At = ResultRunning, "vCenter forgot the task and its result could not be checked: "+gerr.Error(), r.clock()
+			e.log(o)
+			return o
+		case doneNow:
+			return r.finish(wctx, id, o, ResultSuccess, "", "vCenter no longer knows the task, and its work is done")
+		}
+		o.Fault = "task lost"
+		return r.finish(wctx, id, o, ResultError, "", "vCenter no longer knows the task, and its work is not done")
+	case err != nil:
+		// Stopped, the task_timeout passed, or the session broke: the task
+		// goes on in vCenter, so the action stays unfinished with its task
+		// id and no second task is ever started for it.
+		o.Result, o.At = ResultRunning, r.clock()
+		o.Detail = "the task is still running in vCenter; its end is recorded by Resume: " + err.Error()
+		e.log(o)
+		return o
+	case res.State == vsphere.TaskSuccess:
+		return r.finish(wctx, id, o, ResultSuccess, "", "the task succeeded")
+	case res.Busy:
+		o.Fault = res.Fault
+		return r.finish(wctx, id, o, ResultRefused, GuardBusy, "the VM was busy; next cycle: "+res.Fault)
+	}
+	o.Fault = res.Fault
+	return r.finish(wctx, id, o, ResultError, "", "the task failed: "+res.Fault)
+}
+
+// finish writes the result of action id and logs the outcome.
+func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, detail string) Outcome {
+	e := r.e
+	o.Result, o.Reason, o.Detail, o.At = result, guard, detail, r.clock()
+	fault := o.Fault
+	if result == ResultRefused {
+		fault = refusal(guard, detail, o.Fault)
+	}
+	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault); err != nil {
+		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action")
+	}
+	e.log(o)
+	return o
+}
+
+// log writes one line per outcome.
+func (e *Executor) log(o Outcome) {
+	s := o.Decision.Snapshot
+	ev := e.Log.Info()
+	switch o.Result {
+	case ResultError:
+		ev = e.Log.Error()
+	case ResultRefused, ResultRunning:
+		ev = e.Log.Warn()
+	}
+	if s.VM != nil {
+		ev = ev.Str("vcenter", s.VM.VCenter).Str("vm", s.VM.Name)
+	}
+	ev = ev.Str("snapshot", s.Name).Str("snapshot_id", s.ID).Str("customer", o.Decision.Customer).
+		Str("kind", o.Kind).Str("result", o.Result)
+	if o.Reason != "" {
+		ev = ev.Str("reason", o.Reason)
+	}
+	if o.TaskID != "" {
+		ev = ev.Str("task", o.TaskID)
+	}
+	if o.Fault != "" {
+		ev = ev.Str("fault", o.Fault)
+	}
+	ev.Msg(o.Detail)
+}

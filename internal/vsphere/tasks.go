@@ -1,0 +1,408 @@
+package vsphere
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// The snapshot tasks below give enforce plain types: govmomi stays in this
+// package, so the executor can be read (and its guards reviewed) without
+// knowing the vSphere API.
+
+var (
+	// ErrTaskGone means vCenter no longer knows the task: it purges finished
+	// tasks after a while and forgets running ones when it restarts, so the
+	// caller must judge the outcome from the object the task worked on.
+	ErrTaskGone = errors.New("the task is no longer known to vCenter")
+	// ErrBusy matches a call refused because the object is busy (another
+	// task runs on it, or it is in a state that forbids the call for now):
+	// worth trying again next cycle, not a failure of the operation.
+	ErrBusy = errors.New("the object is busy")
+	// ErrNotFound matches a call on an object vCenter does not know (a
+	// snapshot removed in the meantime, a VM deleted).
+	ErrNotFound = errors.New("the object does not exist")
+)
+
+// TaskResult is how a vSphere task ended.
+type TaskResult struct {
+	// State is "success" or "error".
+	State string
+	// Fault names the fault of a failed task, with vCenter's message.
+	Fault string
+	// Busy is set when the fault says the object was busy (TaskInProgress,
+	// InvalidState): the task should be tried again next cycle, and it does
+	// not count as a failed attempt.
+	Busy bool
+}
+
+// Task states of TaskResult.
+const (
+	TaskSuccess = "success"
+	TaskError   = "error"
+)
+
+// callError carries the fault of a refused call, so callers can ask
+// errors.Is(err, ErrBusy) and FaultOf(err) without importing govmomi.
+type callError struct {
+	fault    string
+	busy     bool
+	notFound bool
+	err      error
+}
+
+func (e *callError) Error() string { return e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+// Is makes the classification available to errors.Is.
+func (e *callError) Is(target error) bool {
+	return (target == ErrBusy && e.busy) || (target == ErrNotFound && e.notFound)
+}
+
+// classify wraps a call's error with its fault, when it has one.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var f types.BaseMethodFault
+	msg, ok := fault.As(err, &f)
+	if !ok {
+		return err
+	}
+	return &callError{fault: faultText(f, msg), busy: busyFault(f), notFound: notFoundFault(f), err: err}
+}
+
+// FaultOf returns the vSphere fault of an error returned by this package's
+// task methods ("TaskInProgress: ..."), or "" when the error is not a fault
+// (a network failure, a cancelled context).
+func FaultOf(err error) string {
+	var ce *callError
+	if errors.As(err, &ce) {
+		return ce.fault
+	}
+	return ""
+}
+
+// busyFault reports faults that mean "not now": another task holds the VM or
+// the VM is in a transient state. Both pass by themselves.
+func busyFault(f types.BaseMethodFault) bool {
+	switch f.(type) {
+	case *types.TaskInProgress, *types.InvalidState:
+		return true
+	}
+	return false
+}
+
+func notFoundFault(f types.BaseMethodFault) bool {
+	switch f.(type) {
+	case *types.ManagedObjectNotFound:
+		return true
+	}
+	return false
+}
+
+// faultText renders a fault as its type name plus vCenter's message, when
+// the message says more than the name (vcsim's message is the Go type).
+func faultText(f types.BaseMethodFault, msg string) string {
+	t := reflect.TypeOf(f)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	name := "fault"
+	if t != nil {
+		name = t.Name()
+	}
+	msg = strings.TrimSpace(msg)
+	if msg == "" || msg == name || strings.TrimPrefix(msg, "*types.") == name || strings.TrimPrefix(msg, "types.") == name {
+		return name
+	}
+	return name + ": " + msg
+}
+
+func vmRef(moref string) types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "VirtualMachine", Value: moref}
+}
+
+// Snapshot re-reads one VM and returns the facts of one of its snapshots,
+// and whether it still exists. The VM's tags and datastores are read again
+// too (an exempt tag added since collection must count); its folder path and
+// custom attributes are not, since ownership is not decided again here. A VM
+// that no longer exists has no snapshot.
+func (c *Client) Snapshot(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, error) {
+	var m mo.VirtualMachine
+	err := property.DefaultCollector(c.vim).RetrieveOne(ctx, vmRef(vmMoRef), vmProps, &m)
+	if err != nil {
+		if errors.Is(classify(err), ErrNotFound) {
+			return facts.Snapshot{}, false, nil
+		}
+		return facts.Snapshot{}, false, fmt.Errorf("vcenter %q: re-read vm %s: %w", c.Name, vmMoRef, classify(err))
+	}
+	m.Self = vmRef(vmMoRef)
+	inv := &facts.Inventory{}
+	p := c.addVM(inv, &m)
+	if p == nil {
+		return facts.Snapshot{}, false, nil
+	}
+	var snap *facts.Snapshot
+	for i := range inv.Snapshots {
+		if inv.Snapshots[i].ID == snapshotID {
+			snap = &inv.Snapshots[i]
+		}
+	}
+	if snap == nil {
+		return facts.Snapshot{}, false, nil
+	}
+	for _, ref := range p.ds {
+		ds, err := c.datastore(ctx, ref.Value, "name", "summary")
+		if err != nil {
+			return facts.Snapshot{}, false, err
+		}
+		p.vm.Datastores = append(p.vm.Datastores, facts.Datastore{MoRef: ref.Value, Name: ds.Name,
+			Capacity: ds.Summary.Capacity, Free: ds.Summary.FreeSpace})
+	}
+	if err := c.tags(ctx, []*pendingVM{p}); err != nil {
+		return facts.Snapshot{}, false, fmt.Errorf("vcenter %q: re-read tags of vm %s: %w", c.Name, vmMoRef, err)
+	}
+	return *snap, true, nil
+}
+
+// datastore reads properties of one datastore.
+func (c *Client) datastore(ctx context.Context, dsMoRef string, props ...string) (mo.Datastore, error) {
+	var ds mo.Datastore
+	ref := types.ManagedObjectReference{Type: "Datastore", Value: dsMoRef}
+	if err := property.DefaultCollector(c.vim).RetrieveOne(ctx, ref, props, &ds); err != nil {
+		return ds, fmt.Errorf("vcenter %q: read datastore %s: %w", c.Name, dsMoRef, classify(err))
+	}
+	return ds, nil
+}
+
+// FindVM returns the moref of the VM with this instance UUID, and whether
+// one exists. The ledger identifies VMs by instance UUID, which survives a
+// re-registration that changes the moref.
+func (c *Client) FindVM(ctx context.Context, instanceUUID string) (string, bool, error) {
+	si := c.vim.ServiceContent.SearchIndex
+	if si == nil {
+		return "", false, fmt.Errorf("vcenter %q: find vm %s: no search index", c.Name, instanceUUID)
+	}
+	res, err := methods.FindByUuid(ctx, c.vim, &types.FindByUuid{
+		This: *si, Uuid: instanceUUID, VmSearch: true, InstanceUuid: types.NewBool(true),
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("vcenter %q: find vm %s: %w", c.Name, instanceUUID, classify(err))
+	}
+	if res.Returnval == nil {
+		return "", false, nil
+	}
+	return res.Returnval.Value, true, nil
+}
+
+// Busy returns "" when no task is queued or running on the VM, else a
+// description of the first such task, e.g. "task task-12
+// (VirtualMachine.createSnapshot) running". It follows the VM's recentTask
+// in one retrieval, so tasks vCenter has already purged are skipped rather
+// than failing the call.
+func (c *Client) Busy(ctx context.Context, vmMoRef string) (string, error) {
+	req := types.RetrievePropertiesEx{
+		This: c.vim.ServiceContent.PropertyCollector,
+		SpecSet: []types.PropertyFilterSpec{{
+			ObjectSet: []types.ObjectSpec{{
+				Obj: vmRef(vmMoRef), Skip: types.NewBool(true),
+				SelectSet: []types.BaseSelectionSpec{&types.TraversalSpec{Type: "VirtualMachine", Path: "recentTask"}},
+			}},
+			PropSet: []types.PropertySpec{{Type: "Task", PathSet: []string{"info"}}},
+		}},
+	}
+	res, err := methods.RetrievePropertiesEx(ctx, c.vim, &req)
+	if err != nil {
+		return "", fmt.Errorf("vcenter %q: recent tasks of vm %s: %w", c.Name, vmMoRef, classify(err))
+	}
+	if res.Returnval == nil {
+		return "", nil
+	}
+	var tasks []mo.Task
+	if err := mo.LoadObjectContent(res.Returnval.Objects, &tasks); err != nil {
+		return "", fmt.Errorf("vcenter %q: recent tasks of vm %s: decode: %w", c.Name, vmMoRef, err)
+	}
+	for _, t := range tasks {
+		switch t.Info.State {
+		case types.TaskInfoStateQueued, types.TaskInfoStateRunning:
+			what := t.Info.DescriptionId
+			if what == "" {
+				what = t.Info.Name
+			}
+			return fmt.Sprintf("task %s (%s) %s", t.Self.Value, what, t.Info.State), nil
+		}
+	}
+	return "", nil
+}
+
+// DatastoreFree reads a datastore's capacity and free space as vCenter
+// reports them now.
+func (c *Client) DatastoreFree(ctx context.Context, dsMoRef string) (capacity, free int64, err error) {
+	ds, err := c.datastore(ctx, dsMoRef, "summary")
+	if err != nil {
+		return 0, 0, err
+	}
+	return ds.Summary.Capacity, ds.Summary.FreeSpace, nil
+}
+
+// RemoveSnapshot commits one snapshot: RemoveSnapshot_Task with
+// removeChildren=false (children stay) and consolidate=true. It returns as
+// soon as the task exists, so its id can be recorded before the wait.
+func (c *Client) RemoveSnapshot(ctx context.Context, snapshotID string) (string, error) {
+	res, err := methods.RemoveSnapshot_Task(ctx, c.vim, &types.RemoveSnapshot_Task{
+		This:           types.ManagedObjectReference{Type: "VirtualMachineSnapshot", Value: snapshotID},
+		RemoveChildren: false,
+		Consolidate:    types.NewBool(true),
+	})
+	if err != nil {
+		return "", fmt.Errorf("vcenter %q: remove snapshot %s: %w", c.Name, snapshotID, classify(err))
+	}
+	return res.Returnval.Value, nil
+}
+
+// ConsolidateDisks starts ConsolidateVMDisks_Task on a VM left with
+// consolidationNeeded, and returns as soon as the task exists.
+func (c *Client) ConsolidateDisks(ctx context.Context, vmMoRef string) (string, error) {
+	res, err := methods.ConsolidateVMDisks_Task(ctx, c.vim, &types.ConsolidateVMDisks_Task{This: vmRef(vmMoRef)})
+	if err != nil {
+		return "", fmt.Errorf("vcenter %q: consolidate disks of vm %s: %w", c.Name, vmMoRef, classify(err))
+	}
+	return res.Returnval.Value, nil
+}
+
+// ConsolidationNeeded reloads the VM and reads runtime.consolidationNeeded:
+// vCenter can report a stale flag after a removal until the VM is reloaded.
+func (c *Client) ConsolidationNeeded(ctx context.Context, vmMoRef string) (bool, error) {
+	ref := vmRef(vmMoRef)
+	if _, err := methods.Reload(ctx, c.vim, &types.Reload{This: ref}); err != nil {
+		// A vCenter that refuses the reload still answers the read; the flag
+		// may then be stale, which only delays the disk consolidation.
+		c.opt.Log.Debug().Err(err).Str("vcenter", c.Name).Str("vm", vmMoRef).Msg("reload before reading consolidationNeeded")
+	}
+	var m mo.VirtualMachine
+	if err := property.DefaultCollector(c.vim).RetrieveOne(ctx, ref, []string{"runtime.consolidationNeeded"}, &m); err != nil {
+		return false, fmt.Errorf("vcenter %q: read consolidationNeeded of vm %s: %w", c.Name, vmMoRef, classify(err))
+	}
+	return m.Runtime.ConsolidationNeeded, nil
+}
+
+// waitRound bounds one WaitForUpdatesEx round trip below the HTTP timeout
+// of a call; the wait itself has no end but ctx's.
+func (c *Client) waitRound() int32 {
+	round := time.Minute
+	if half := c.opt.Timeout / 2; half < round {
+		round = half
+	}
+	if round < time.Second {
+		round = time.Second
+	}
+	return int32(round / time.Second)
+}
+
+// WaitTask waits until a task ends and returns how it ended. It uses the
+// property collector (WaitForUpdatesEx) in rounds shorter than the HTTP
+// timeout, so a removal that takes hours is watched for hours: the only
+// limit is ctx. A task vCenter does not know (any more) returns ErrTaskGone.
+// When ctx ends first, the task goes on in vCenter and ctx's error is
+// returned.
+func (c *Client) WaitTask(ctx context.Context, taskID string) (TaskResult, error) {
+	ref := types.ManagedObjectReference{Type: "Task", Value: taskID}
+	wrap := func(err error) error { return fmt.Errorf("vcenter %q: wait for task %s: %w", c.Name, taskID, err) }
+	pc, err := property.DefaultCollector(c.vim).Create(ctx)
+	if err != nil {
+		return TaskResult{}, wrap(classify(err))
+	}
+	defer func() {
+		// A collector left behind costs vCenter memory until the session
+		// ends; destroy it even when ctx was cancelled.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = pc.Destroy(dctx)
+	}()
+	_, err = pc.CreateFilter(ctx, types.CreateFilter{Spec: types.PropertyFilterSpec{
+		ObjectSet: []types.ObjectSpec{{Obj: ref}},
+		PropSet:   []types.PropertySpec{{Type: "Task", PathSet: []string{"info"}}},
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return TaskResult{}, wrap(ctx.Err())
+		}
+		if errors.Is(classify(err), ErrNotFound) {
+			return TaskResult{}, wrap(ErrTaskGone)
+		}
+		return TaskResult{}, wrap(classify(err))
+	}
+	round := c.waitRound()
+	for {
+		var (
+			info *types.TaskInfo
+			gone bool
+		)
+		opts := &property.WaitOptions{Options: &types.WaitOptions{MaxWaitSeconds: &round}}
+		err := pc.WaitForUpdatesEx(ctx, opts, func(updates []types.ObjectUpdate) bool {
+			for _, u := range updates {
+				if u.Obj != ref {
+					continue
+				}
+				if u.Kind == types.ObjectUpdateKindLeave || len(u.MissingSet) > 0 {
+					gone = true
+					return true
+				}
+				for _, ch := range u.ChangeSet {
+					if ch.Name != "info" {
+						continue
+					}
+					switch v := ch.Val.(type) {
+					case types.TaskInfo:
+						info = &v
+					case *types.TaskInfo:
+						info = v
+					}
+				}
+			}
+			return info != nil && (info.State == types.TaskInfoStateSuccess || info.State == types.TaskInfoStateError)
+		})
+		// The collector answers a cancelled wait with CancelWaitForUpdates'
+		// result, nil on success: ctx must be asked first.
+		if ctx.Err() != nil {
+			return TaskResult{}, wrap(ctx.Err())
+		}
+		if err != nil {
+			if errors.Is(classify(err), ErrNotFound) {
+				return TaskResult{}, wrap(ErrTaskGone)
+			}
+			return TaskResult{}, wrap(classify(err))
+		}
+		if gone {
+			return TaskResult{}, wrap(ErrTaskGone)
+		}
+		if info == nil {
+			continue // the round ended without news: wait again
+		}
+		switch info.State {
+		case types.TaskInfoStateSuccess:
+			return TaskResult{State: TaskSuccess}, nil
+		case types.TaskInfoStateError:
+			r := TaskResult{State: TaskError, Fault: "unknown fault"}
+			if info.Error != nil && info.Error.Fault != nil {
+				r.Fault = faultText(info.Error.Fault, info.Error.LocalizedMessage)
+				r.Busy = busyFault(info.Error.Fault)
+			} else if info.Error != nil && info.Error.LocalizedMessage != "" {
+				r.Fault = info.Error.LocalizedMessage
+			}
+			return r, nil
+		}
+	}
+}
