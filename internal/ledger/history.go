@@ -148,8 +148,10 @@ SELECT key, started_at, fault FROM (
 	SELECT a.key, a.started_at, a.fault,
 		ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.finished_at DESC, a.id DESC) AS rn
 	FROM actions a JOIN snapshots s ON s.key = a.key
-	WHERE a.finished_at IS NOT NULL AND s.resolved_at IS NULL
+	WHERE a.finished_at IS NOT NULL AND a.result = 'error' AND s.resolved_at IS NULL
 ) WHERE rn = 1`, func(rows *sql.Rows) error {
+		// Only failed attempts: a refusal (busy VM, closed window) is not
+		// the fault support should read about.
 		var (
 			text, fault string
 			started     sql.NullInt64
