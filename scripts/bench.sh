@@ -12,12 +12,15 @@ rm -rf "$OUT" && mkdir -p "$OUT/sim"
 case $VMS in 1000) FLEET=testdata/fleets/bench-1k.yaml ;; 10000) FLEET=testdata/fleets/bench-10k.yaml ;;
   *) echo "BENCH_VMS must be 1000 or 10000" >&2; exit 2 ;; esac
 
+if [ -z "${SKIP_GO_BENCH:-}" ]; then
 echo "== go test -bench (vCenter collection at $VMS VMs: floor, snapwarden, per-VM; ledger; report; cycle)"
 SNAPWARDEN_BENCH_VMS=$VMS go test -run '^$' -bench . -benchtime 3x -benchmem ./internal/vsphere 2>&1 \
   | grep -v FileAlreadyExists | tee "$OUT/vsphere.txt" | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench . -benchtime 3x -benchmem ./internal/ledger ./internal/report 2>&1 | grep -E '^Benchmark|^ok'
 SNAPWARDEN_BENCH_VMS=$VMS go test -run '^$' -bench . -benchtime 2x -benchmem ./internal/cycle 2>&1 \
   | grep -v FileAlreadyExists | grep -E '^Benchmark|^ok'
+go test -run '^$' -bench . -benchtime 2x -benchmem ./internal/notify 2>&1 | grep -E '^Benchmark|^ok'
+fi
 
 echo
 echo "== the binaries: snapwarden report and run against $FLEET over HTTPS (wall time, peak RSS, calls)"
@@ -39,6 +42,7 @@ measure() { # name, then the command
   calls=$(grep -o '"http_requests":[0-9]*' "$OUT/$name.log" | head -1 | cut -d: -f2 || true)
   printf '| %-22s | %6d | %8.2f s | %8.1f MiB | %5s |\n' "$name" "$VMS" "$secs" "$(calc "$kib/1024")" "${calls:--}"
 }
+touch "$OUT/vsphere.txt"
 floor=$(grep -E "^BenchmarkFloor/vms=$VMS/delay=0ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
 ours=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=0ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
 pervm=$(grep -E "^BenchmarkPerVM/vms=$VMS/delay=2ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')

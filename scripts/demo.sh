@@ -45,8 +45,10 @@ SW run
 say "snapwarden run again: nothing new is sent"
 SW run
 
-say "snapwarden history"
-SW history
+say "an enforce cycle: globex's policy is action: consolidate, and its overdue snapshot was warned about above"
+SNAPWARDEN_ENFORCEMENT_MODE=enforce SW run
+say "snapwarden history --vm globex-web01: the notice, the escalation while it was blocked, the commit"
+SW history --vm globex-web01
 
 say "what was written"
 ls -l "$OUT"/report.* "$OUT"/mail/

@@ -77,20 +77,26 @@ func run(ctx context.Context, o *options, stderr io.Writer) error {
 		}
 	}()
 
-	// Seeding is not cancelled by a signal: cancelling govmomi's task wait
-	// returns neither a result nor an error, which simfleet takes for a result
-	// and panics on, leaving the simulator's govcsim-* folder behind. A stop
-	// during start-up therefore takes effect between vCenters.
-	startCtx := context.WithoutCancel(ctx)
 	var state simJSON
 	for _, fa := range o.fleets {
-		sim, err := simfleet.Start(startCtx, fa.fleet, simfleet.Options{
+		sim, err := simfleet.Start(ctx, fa.fleet, simfleet.Options{
 			Username: o.username, Password: o.password, Now: o.now, Dir: o.dir, Workers: o.workers,
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return stopped(stderr)
+			}
 			return fmt.Errorf("vCenter %s (fleet %s): %w", fa.name, fa.file, err)
 		}
 		closers = append(closers, sim.Close)
+		// Removals keep vSphere-shaped sizes, and ConsolidateVMDisks_Task
+		// (which vcsim lacks) works, so enforce cycles behave as on vCenter.
+		sim.Extend()
+		for _, name := range sim.VMNames() {
+			if err := sim.EnableConsolidate(name); err != nil {
+				return fmt.Errorf("vCenter %s: %w", fa.name, err)
+			}
+		}
 		if ctx.Err() != nil {
 			return stopped(stderr)
 		}

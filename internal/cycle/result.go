@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/snapwarden/snapwarden/internal/enforce"
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
 )
@@ -20,8 +21,11 @@ type Result struct {
 	// earlier cycles' notices), by kind.
 	Sent   map[string]int
 	Failed map[string]int
-	// Actions counts consolidation results by result (success, error, refused).
+	// Actions counts consolidation results by result (success, error,
+	// refused, running).
 	Actions map[string]int
+	// Outcomes are the act stage's results, for logs and the demo.
+	Outcomes []enforce.Outcome
 }
 
 // newResult returns a Result with its maps ready.

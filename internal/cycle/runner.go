@@ -11,11 +11,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/enforce"
 	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/notify"
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
+
+// resumeWait is how long a cycle watches tasks an earlier process left
+// running before it gets on with its own work.
+const resumeWait = 30 * time.Second
 
 // Options configure a Runner.
 type Options struct {
@@ -33,6 +38,7 @@ type Runner struct {
 	pool   *vsphere.Pool
 	ledger *ledger.Ledger
 	poster *notify.Poster
+	exec   *enforce.Executor
 
 	mu       sync.Mutex // guards the config-derived fields against Reload
 	cfg      *config.Config
@@ -58,6 +64,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
+	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
 	return r, nil
 }
 
@@ -107,11 +114,30 @@ func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify
 }
 
 // Cycle runs one cycle: collect, evaluate, plan, queue notices and record
-// (one transaction), then deliver the outbox. A delivery failure leaves the
+// (one transaction), deliver the outbox, then act (enforce mode only) and
+// tell customers and support what was done. A delivery failure leaves the
 // notice pending for the next cycle; nothing is lost or sent twice.
 func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	cfg, planner, renderer, mailer := r.settings()
 	res := newResult(now)
+	began := time.Now() // now may be a test's clock; the duration is real
+	enforcing := cfg.Enforcement.Mode == "enforce"
+
+	// Tasks a stopped process left running are watched to their end first,
+	// so the plan sees them finished (or still in flight) and never starts
+	// a second removal of the same snapshot.
+	// The executor's clock starts at the cycle's now and runs on in real
+	// time: a removal can take hours, and the window is judged when it starts.
+	r.exec.Now = func() time.Time { return now.Add(time.Since(began)) }
+	var outcomes []enforce.Outcome
+	if enforcing {
+		// Briefly: a task still running (hours, perhaps) stays in flight in
+		// the ledger, which keeps the planner from starting another, and is
+		// looked at again next cycle; it must not hold back this cycle's notices.
+		rctx, cancel := context.WithTimeout(ctx, resumeWait)
+		outcomes = r.exec.Resume(rctx)
+		cancel()
+	}
 
 	inv, err := Collect(ctx, r.pool, r.ledger)
 	if err != nil {
@@ -136,12 +162,33 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
 	}
 	rec.Summary = res.Summary()
-	if _, err := r.ledger.Record(ctx, rec); err != nil {
+	cycleID, err := r.ledger.Record(ctx, rec)
+	if err != nil {
 		return res, err
 	}
+	r.deliver(ctx, cfg, mailer, res, now)
 
-	r.deliver(ctx, cfg, mailer, res)
-	res.Duration = time.Since(res.Started)
+	if enforcing {
+		outcomes = append(outcomes, r.exec.Run(ctx, p, EnforceSettings(cfg, planner))...)
+	}
+	if len(outcomes) > 0 {
+		for _, o := range outcomes {
+			res.Actions[o.Result]++
+		}
+		res.Outcomes = outcomes
+		acted, err := ActionNotices(cfg, renderer, outcomes, now)
+		if err != nil {
+			return res, err
+		}
+		for _, n := range acted {
+			res.Queued[n.Kind]++
+		}
+		if err := r.ledger.Queue(context.WithoutCancel(ctx), cycleID, acted); err != nil {
+			return res, err
+		}
+		r.deliver(ctx, cfg, mailer, res, now)
+	}
+	res.Duration = time.Since(began)
 	return res, nil
 }
 
@@ -174,7 +221,10 @@ func answered(cfg *config.Config, p *plan.Plan) []string {
 
 // deliver sends every pending notice of the outbox: this cycle's and any an
 // earlier cycle could not deliver, with the bytes and Message-ID it stored.
-func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, res *Result) {
+//
+// Delivery times are the cycle's clock, like every other time the ledger
+// keeps, so a test clock and the planner agree on what happened first.
+func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, res *Result, now time.Time) {
 	pending, err := r.ledger.Pending(ctx)
 	if err != nil {
 		r.log.Error().Err(err).Msg("outbox: read pending notices")
@@ -194,7 +244,7 @@ func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify
 			if url != "" {
 				err = r.poster.Post(ctx, url, n.Body)
 			}
-			r.settle(ctx, n, err, url == "" || !notify.Retryable(err), res)
+			r.settle(ctx, n, err, url == "" || !notify.Retryable(err), res, now)
 		}
 	}
 	if len(out) == 0 {
@@ -202,16 +252,16 @@ func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify
 	}
 	errs := mailer.Send(ctx, out)
 	for i, n := range mails {
-		r.settle(ctx, n, errs[i], errs[i] != nil && !notify.Retryable(errs[i]), res)
+		r.settle(ctx, n, errs[i], errs[i] != nil && !notify.Retryable(errs[i]), res, now)
 	}
 }
 
 // settle records one delivery result in the ledger.
-func (r *Runner) settle(ctx context.Context, n ledger.Notice, err error, permanent bool, res *Result) {
+func (r *Runner) settle(ctx context.Context, n ledger.Notice, err error, permanent bool, res *Result, now time.Time) {
 	log := r.log.With().Str("kind", n.Kind).Str("customer", n.Customer).Str("message_id", n.MessageID).Logger()
 	if err == nil {
 		res.Sent[n.Kind]++
-		if merr := r.ledger.MarkSent(ctx, n.ID, time.Now()); merr != nil {
+		if merr := r.ledger.MarkSent(ctx, n.ID, now); merr != nil {
 			log.Error().Err(merr).Msg("notice sent but not marked: it may be sent again with the same Message-ID")
 		}
 		return
@@ -222,7 +272,7 @@ func (r *Runner) settle(ctx context.Context, n ledger.Notice, err error, permane
 	} else {
 		log.Warn().Err(err).Int("attempts", n.Attempts+1).Msg("notice not delivered: retried next cycle")
 	}
-	if merr := r.ledger.MarkFailed(ctx, n.ID, time.Now(), err.Error(), permanent); merr != nil {
+	if merr := r.ledger.MarkFailed(ctx, n.ID, now, err.Error(), permanent); merr != nil {
 		log.Error().Err(merr).Msg("record delivery failure")
 	}
 }
@@ -274,6 +324,18 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
+	sn, err := supportNotices(cfg, rd, sup, items, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, sn...), nil
+}
+
+// supportNotices renders one support digest as an email and, when a webhook
+// is configured, as its JSON payload.
+func supportNotices(cfg *config.Config, rd *notify.Renderer, sup notify.SupportDigest, items []ledger.Item, now time.Time) ([]ledger.Notice, error) {
+	from := cfg.SMTP.From
+	var out []ledger.Notice
 	if cfg.Support.Email != "" {
 		msg, err := rd.Support(sup, []string{cfg.Support.Email})
 		if err != nil {
@@ -309,7 +371,13 @@ func emailNotice(msg notify.Message, from string, now time.Time, kind, customer 
 func customerItems(ds []plan.Decision) []ledger.Item {
 	out := make([]ledger.Item, len(ds))
 	for i, d := range ds {
-		out[i] = ledger.Item{Key: d.Snapshot.Key(), Action: d.CustomerNotice.String(), Reason: d.Reason.String()}
+		// The notice's own reason: d.Reason explains the main action, which
+		// for an overdue snapshot is the escalation or consolidation.
+		reason := plan.ReasonFirstNotice
+		if d.CustomerNotice == plan.ActionRemind {
+			reason = plan.ReasonReminderDue
+		}
+		out[i] = ledger.Item{Key: d.Snapshot.Key(), Action: d.CustomerNotice.String(), Reason: reason.String()}
 		if !d.Reachable && d.Customer == "" {
 			out[i].Reason = "unowned"
 		}

@@ -1,0 +1,83 @@
+package cycle
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/enforce"
+	"github.com/snapwarden/snapwarden/internal/ledger"
+	"github.com/snapwarden/snapwarden/internal/notify"
+)
+
+// EnforceSettings converts the config's enforcement section for the executor.
+func EnforceSettings(cfg *config.Config, set *Planner) enforce.Settings {
+	e := cfg.Enforcement
+	return enforce.Settings{Mode: e.Mode, MaxConcurrent: e.MaxConcurrent, MinFreePercent: e.MinFreePercent,
+		Window: set.Settings.Window, TaskTimeout: e.TaskTimeout}
+}
+
+// ActionNotices turns the act stage's outcomes into notices: each customer
+// is told what was committed on their VMs, and support hears of every
+// commit and every failed task. Refusals are in the ledger and the next
+// plan; the planner escalates the ones that last.
+func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.Outcome, now time.Time) ([]ledger.Notice, error) {
+	byCustomer := map[string][]notify.Committed{}
+	var sup notify.SupportDigest
+	sup.At = now
+	var items []ledger.Item
+	for _, o := range outcomes {
+		key := o.Decision.Snapshot.Key()
+		switch {
+		case o.Result == "success" && o.Kind == "remove":
+			// The disk consolidation that may follow is part of the same commit.
+			c := notify.Committed{Decision: o.Decision, At: o.At, TaskID: o.TaskID}
+			sup.Committed = append(sup.Committed, c)
+			// From the directory, not the decision: a removal resumed after a
+			// restart carries only what the ledger knew.
+			if cust, ok := cfg.Customer(o.Decision.Customer); ok && len(cust.Contacts) > 0 {
+				byCustomer[o.Decision.Customer] = append(byCustomer[o.Decision.Customer], c)
+			}
+			items = append(items, ledger.Item{Key: key, Action: "consolidated", Reason: o.TaskID})
+		case o.Result == "error":
+			sup.Failures = append(sup.Failures, notify.Failure{Decision: o.Decision, At: o.At, TaskID: o.TaskID,
+				Fault: o.Fault, Attempts: o.Decision.History.Attempts + 1})
+			items = append(items, ledger.Item{Key: key, Action: "failed", Reason: o.Fault})
+		}
+	}
+	from := cfg.SMTP.From
+	var out []ledger.Notice
+	ids := make([]string, 0, len(byCustomer))
+	for id := range byCustomer {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c, _ := cfg.Customer(id)
+		msg, err := rd.Customer(notify.CustomerDigest{
+			Customer: notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}, At: now, Committed: byCustomer[id],
+			SupportEmail: cfg.Support.Email, ExemptTag: c.Policy.ExemptTag, MaxKeep: c.Policy.MaxKeep,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: render commit notice: %w", id, err)
+		}
+		var its []ledger.Item
+		for _, cm := range byCustomer[id] {
+			its = append(its, ledger.Item{Key: cm.Decision.Snapshot.Key(), Action: "consolidated", Reason: cm.TaskID})
+		}
+		n, err := emailNotice(msg, from, now, "action", id, its)
+		if err != nil {
+			return nil, fmt.Errorf("customer %q: %w", id, err)
+		}
+		out = append(out, n)
+	}
+	if len(items) == 0 {
+		return out, nil
+	}
+	sn, err := supportNotices(cfg, rd, sup, items, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, sn...), nil
+}
