@@ -28,6 +28,7 @@ var funcs = map[string]any{
 	"date":    dateOf,
 	"plural":  plural,
 	"inc":     func(i int) int { return i + 1 },
+	"add":     func(a, b int) int { return a + b },
 	"dec":     func(i int) int { return i - 1 },
 	"oneline": oneLine,
 }

@@ -178,7 +178,18 @@ type SupportData struct {
 	Unowned     []Entry
 	Failures    []Entry
 	Committed   []Entry
+	// Omitted counts the entries of each section left out beyond
+	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
+	Omitted Counts
 }
+
+// Counts is a number per section of the support digest.
+type Counts struct{ Escalations, Unowned, Failures, Committed int }
+
+// MaxListed is how many entries a support digest lists per section. A desk
+// reads a few hundred lines, not a fleet; a first cycle over thousands of
+// overdue snapshots would otherwise make a message no server accepts.
+const MaxListed = 100
 
 // Renderer renders messages from its templates. It is safe for concurrent use.
 type Renderer struct {
@@ -381,7 +392,20 @@ func supportData(d SupportDigest) SupportData {
 	sortEntries(data.Unowned, false)
 	sortEntries(data.Failures, false)
 	sortEntries(data.Committed, false)
+	data.Escalations, data.Omitted.Escalations = capped(data.Escalations)
+	data.Unowned, data.Omitted.Unowned = capped(data.Unowned)
+	data.Failures, data.Omitted.Failures = capped(data.Failures)
+	data.Committed, data.Omitted.Committed = capped(data.Committed)
 	return data
+}
+
+// capped keeps the first MaxListed entries (the list is sorted most urgent
+// first) and says how many it left out.
+func capped(es []Entry) ([]Entry, int) {
+	if len(es) <= MaxListed {
+		return es, 0
+	}
+	return es[:MaxListed], len(es) - MaxListed
 }
 
 func supportSubject(d SupportDigest) string {

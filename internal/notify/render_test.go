@@ -223,3 +223,35 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("daysOf = %q", got)
 	}
 }
+
+// A first cycle over a large fleet escalates thousands of snapshots: the
+// support digest lists the most urgent MaxListed per section and counts the rest.
+func TestSupportDigestIsCapped(t *testing.T) {
+	rd, err := NewRenderer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := supportDigest().Escalations[0]
+	d := SupportDigest{At: cycleAt}
+	for i := 0; i < MaxListed+50; i++ {
+		d.Escalations = append(d.Escalations, one)
+	}
+	msg, err := rd.Support(d, []string{"support@provider.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg.Subject, "150 escalations") {
+		t.Errorf("subject %q does not count all 150", msg.Subject)
+	}
+	for part, body := range map[string]string{"text": msg.Text, "html": msg.HTML} {
+		if !strings.Contains(body, "50 more") {
+			t.Errorf("%s part does not say 50 more are left out", part)
+		}
+		if n := strings.Count(body, one.Snapshot.Name); n > MaxListed+5 {
+			t.Errorf("%s part lists the snapshot %d times, want at most %d", part, n, MaxListed)
+		}
+	}
+	if !strings.Contains(msg.Text, "ESCALATIONS (150)") {
+		t.Error("text part heading does not count all 150")
+	}
+}
