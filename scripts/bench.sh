@@ -38,25 +38,26 @@ calc() { awk "BEGIN { printf \"%.2f\", $* }"; }
 measure() { # name, then the command
   local name=$1; shift
   /usr/bin/time -f '%e %M' -o "$OUT/$name.time" "$@" >/dev/null 2>"$OUT/$name.log" || true
-  read -r secs kib <"$OUT/$name.time"
+  read -r secs kib < <(tail -1 "$OUT/$name.time")  # time prepends a line when the command fails
   calls=$(grep -o '"http_requests":[0-9]*' "$OUT/$name.log" | head -1 | cut -d: -f2 || true)
   printf '| %-22s | %6d | %8.2f s | %8.1f MiB | %5s |\n' "$name" "$VMS" "$secs" "$(calc "$kib/1024")" "${calls:--}"
 }
 touch "$OUT/vsphere.txt"
-floor=$(grep -E "^BenchmarkFloor/vms=$VMS/delay=0ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
-ours=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=0ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
-pervm=$(grep -E "^BenchmarkPerVM/vms=$VMS/delay=2ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
-ours2=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=2ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}')
+floor=$(grep -E "^BenchmarkFloor/vms=$VMS/delay=0ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}' || true)
+ours=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=0ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}' || true)
+pervm=$(grep -E "^BenchmarkPerVM/vms=$VMS/delay=2ms" "$OUT/vsphere.txt" | awk '{print $3/1e9}' || true)
+ours2=$(grep -E "^BenchmarkCollect/vms=$VMS/delay=2ms/ledger-knows=true" "$OUT/vsphere.txt" | awk '{print $3/1e9}' || true)
 echo
 echo "| what                   |    VMs |      time |     peak RSS | calls |"
 echo "|------------------------|--------|-----------|--------------|-------|"
-printf '| %-22s | %6d | %8.2f s | %12s | %5s |\n' "floor (bare retrieve)" "$VMS" "$floor" "-" "3"
-printf '| %-22s | %6d | %8.2f s | %12s | %5s |\n' "collect (steady)" "$VMS" "$ours" "-" "-"
+if [ -n "$floor" ]; then
+  printf '| %-22s | %6d | %8.2f s | %12s | %5s |\n' "floor (bare retrieve)" "$VMS" "$floor" "-" "3"
+  printf '| %-22s | %6d | %8.2f s | %12s | %5s |\n' "collect (steady)" "$VMS" "$ours" "-" "-"
+fi
 measure "report (first, new)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" report --format json
 measure "run (first cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
 measure "report (ledger knows)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" report --format json
 measure "run (steady cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
-echo
-printf 'collect/floor ratio: %.2f   with +2 ms per call: per-VM %.2f s vs snapwarden %.2f s (%.1fx)\n' \
+[ -n "$floor" ] && printf 'collect/floor ratio: %.2f   with +2 ms per call: per-VM %.2f s vs snapwarden %.2f s (%.1fx)\n' \
   "$(calc "$ours/$floor")" "$pervm" "$ours2" "$(calc "$pervm/$ours2")"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"
