@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/snapwarden/snapwarden/internal/config"
@@ -15,25 +16,35 @@ import (
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
 
+// runner loads the config and opens what run and serve share: the ledger
+// (for writing), the vCenter sessions and the mailer.
+func (a *app) runner(cmd *cobra.Command, vopt vsphere.Options) (*config.Config, zerolog.Logger, *cycle.Runner, error) {
+	cfg, log, err := a.load()
+	if err != nil {
+		return nil, log, nil, err
+	}
+	if err := cfg.CheckNotify(); err != nil {
+		return nil, log, nil, usageErr(err)
+	}
+	r, err := cycle.New(cmd.Context(), cfg, cycle.Options{Log: log, VSphere: vopt})
+	if err != nil {
+		return nil, log, nil, runtimeErr(err)
+	}
+	return cfg, log, r, nil
+}
+
 func (a *app) runCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "run",
 		Short: "run one cycle: notify, escalate, record; consolidate only when enforcement.mode is enforce",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, err := a.load()
+			var calls vsphere.Counter
+			_, log, r, err := a.runner(cmd, vsphere.Options{Counter: &calls})
 			if err != nil {
 				return err
 			}
-			if err := cfg.CheckNotify(); err != nil {
-				return usageErr(err)
-			}
 			ctx := cmd.Context()
-			var calls vsphere.Counter
-			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log, VSphere: vsphere.Options{Counter: &calls}})
-			if err != nil {
-				return runtimeErr(err)
-			}
 			defer func() {
 				if err := r.Close(ctx); err != nil {
 					log.Warn().Err(err).Msg("closing sessions and ledger")
@@ -61,18 +72,11 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "run cycles on the schedule, with /healthz, /metrics and /report; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, err := a.load()
+			cfg, log, r, err := a.runner(cmd, vsphere.Options{})
 			if err != nil {
 				return err
 			}
-			if err := cfg.CheckNotify(); err != nil {
-				return usageErr(err)
-			}
 			ctx := cmd.Context()
-			r, err := cycle.New(ctx, cfg, cycle.Options{Log: log})
-			if err != nil {
-				return runtimeErr(err)
-			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)

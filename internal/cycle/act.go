@@ -1,8 +1,8 @@
 package cycle
 
 import (
-	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/config"
@@ -46,29 +46,15 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 			items = append(items, ledger.Item{Key: key, Action: "failed", Reason: o.Fault})
 		}
 	}
-	from := cfg.SMTP.From
 	var out []ledger.Notice
-	ids := make([]string, 0, len(byCustomer))
-	for id := range byCustomer {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		c, _ := cfg.Customer(id)
-		msg, err := rd.Customer(notify.CustomerDigest{
-			Customer: notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}, At: now, Committed: byCustomer[id],
-			SupportEmail: cfg.Support.Email, ExemptTag: c.Policy.ExemptTag, MaxKeep: c.Policy.MaxKeep,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("customer %q: render commit notice: %w", id, err)
-		}
+	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		var its []ledger.Item
 		for _, cm := range byCustomer[id] {
 			its = append(its, ledger.Item{Key: cm.Decision.Snapshot.Key(), Action: "consolidated", Reason: cm.TaskID})
 		}
-		n, err := emailNotice(msg, from, now, "action", id, its)
+		n, err := customerNotice(cfg, rd, now, id, "action", notify.CustomerDigest{Committed: byCustomer[id]}, its)
 		if err != nil {
-			return nil, fmt.Errorf("customer %q: %w", id, err)
+			return nil, err
 		}
 		out = append(out, n)
 	}

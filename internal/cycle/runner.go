@@ -3,7 +3,8 @@ package cycle
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -297,26 +298,12 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 			sup.Escalations = append(sup.Escalations, d)
 		}
 	}
-	from := cfg.SMTP.From
 	var out []ledger.Notice
-	ids := make([]string, 0, len(byCustomer))
-	for id := range byCustomer {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		c, _ := cfg.Customer(id)
+	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
-		msg, err := rd.Customer(notify.CustomerDigest{
-			Customer: notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}, At: now, Attention: ds,
-			SupportEmail: cfg.Support.Email, ExemptTag: c.Policy.ExemptTag, MaxKeep: c.Policy.MaxKeep,
-		})
+		n, err := customerNotice(cfg, rd, now, id, "customer", notify.CustomerDigest{Attention: ds}, customerItems(ds))
 		if err != nil {
-			return nil, fmt.Errorf("customer %q: render digest: %w", id, err)
-		}
-		n, err := emailNotice(msg, from, now, "customer", id, customerItems(ds))
-		if err != nil {
-			return nil, fmt.Errorf("customer %q: %w", id, err)
+			return nil, err
 		}
 		out = append(out, n)
 	}
@@ -329,6 +316,23 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 		return nil, err
 	}
 	return append(out, sn...), nil
+}
+
+// customerNotice renders one customer's digest (d's Attention and Committed;
+// the rest is filled in from the directory) as an email notice of kind.
+func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, kind string, d notify.CustomerDigest, items []ledger.Item) (ledger.Notice, error) {
+	c, _ := cfg.Customer(id)
+	d.Customer = notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}
+	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Email, c.Policy.ExemptTag, c.Policy.MaxKeep
+	msg, err := rd.Customer(d)
+	if err != nil {
+		return ledger.Notice{}, fmt.Errorf("customer %q: render %s notice: %w", id, kind, err)
+	}
+	n, err := emailNotice(msg, cfg.SMTP.From, now, kind, id, items)
+	if err != nil {
+		return ledger.Notice{}, fmt.Errorf("customer %q: %w", id, err)
+	}
+	return n, nil
 }
 
 // supportNotices renders one support digest as an email and, when a webhook

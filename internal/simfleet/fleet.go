@@ -6,10 +6,11 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/snapwarden/snapwarden/internal/config"
 )
 
 // Fleet is one simulated vCenter, as written in a fleet file.
@@ -64,30 +65,12 @@ type Duration time.Duration
 
 // UnmarshalYAML reads "50h", "90m", "3d" or "2d12h".
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := parseDuration(n.Value)
+	v, err := config.ParseDuration(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	*d = Duration(v)
 	return nil
-}
-
-var daysRE = regexp.MustCompile(`^(\d+)d(.*)$`)
-
-func parseDuration(s string) (time.Duration, error) {
-	var days time.Duration
-	if m := daysRE.FindStringSubmatch(strings.TrimSpace(s)); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		days, s = time.Duration(n)*24*time.Hour, m[2]
-		if s == "" {
-			return days, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 50h or 3d", s)
-	}
-	return days + d, nil
 }
 
 // Size is a byte count written as a number or with an IEC unit ("1GiB").
