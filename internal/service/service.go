@@ -154,11 +154,9 @@ func (s *Service) loop(ctx context.Context) {
 			}
 			arm()
 		case <-timer.C:
-			if running {
-				s.opt.Log.Warn().Msg("previous cycle still running: skipping this activation")
-				arm()
-				continue
-			}
+			// The timer is armed only between cycles, so an activation
+			// never finds one running: a cycle that overruns its next
+			// activation is followed by one at the first activation after it.
 			start()
 		case <-s.opt.Reload:
 			if running {
