@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/snapwarden/snapwarden/internal/cli"
 )
 
 func main() {
@@ -23,7 +25,7 @@ func main() {
 func realMain(args []string) int {
 	o, err := parseArgs(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+		return cli.ExitOK
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "snapwarden-sim:", err)
@@ -38,5 +40,5 @@ func realMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "snapwarden-sim:", err)
 		return exitCode(err)
 	}
-	return exitOK
+	return cli.ExitOK
 }

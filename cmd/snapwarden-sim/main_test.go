@@ -24,6 +24,7 @@ import (
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/snapwarden/snapwarden/internal/cli"
 	"github.com/snapwarden/snapwarden/internal/simfleet"
 )
 
@@ -237,7 +238,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"--fleet", smallFleet, "--dir", dir, "--config-template", bad + ".tmpl", "--config-out", "x"}, "--config-template"},
 	} {
 		_, err := parseArgs(tc.args, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != exitUsage {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != cli.ExitUsage {
 			t.Errorf("%q: got %v (exit %d), want a usage error mentioning %q", tc.args, err, exitCode(err), tc.want)
 		}
 	}

@@ -1,34 +1,10 @@
 package main
 
-import "errors"
+import "github.com/snapwarden/snapwarden/internal/cli"
 
-// Exit codes of the CLI contract.
-const (
-	exitOK      = 0
-	exitRuntime = 1 // a vCenter, SMTP server or the ledger failed
-	exitConfig  = 2 // bad config file or bad usage
+// Short names for the exit-code contract, used throughout the commands.
+var (
+	usageErr   = cli.Usage
+	runtimeErr = cli.Runtime
+	exitCode   = cli.Code
 )
-
-// exitError carries the exit code an error should end the process with.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func usageErr(err error) error   { return &exitError{exitConfig, err} }
-func runtimeErr(err error) error { return &exitError{exitRuntime, err} }
-
-// exitCode maps an error to the process exit code; unknown errors are runtime failures.
-func exitCode(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var e *exitError
-	if errors.As(err, &e) {
-		return e.code
-	}
-	return exitRuntime
-}

@@ -32,15 +32,7 @@ type env struct {
 func newEnv(t *testing.T, fleet, extra string) *env {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := simfleet.Load("../../testdata/fleets/" + fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim, err := simfleet.Start(context.Background(), f, simfleet.Options{Username: "svc@vsphere.local", Password: "pw-123", Now: t0, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
+	sim := simfleet.ForTest(t, "../../testdata/fleets/"+fleet, simfleet.Options{Username: "svc@vsphere.local", Password: "pw-123", Now: t0, Dir: dir})
 	sink, err := mailsink.Start(mailsink.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +75,7 @@ smtp: {host: 127.0.0.1, port: ` + fmt.Sprint(e.sink.Port) + `, from: "snapwarden
 }
 
 // cli runs snapwarden in-process and returns stdout, stderr and the exit code.
-func cli(t *testing.T, args ...string) (string, string, int) {
+func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	root := newRoot(&out, &errb)
@@ -120,7 +112,7 @@ type jsonReport struct {
 func runReport(t *testing.T, cfg string, extra ...string) (jsonReport, string, int) {
 	t.Helper()
 	args := append([]string{"report", "--config", cfg, "--format", "json", "--at", t0.Format(time.RFC3339)}, extra...)
-	out, stderr, code := cli(t, args...)
+	out, stderr, code := runCLI(t, args...)
 	var r jsonReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("report is not JSON (%v): %s\nstderr: %s", err, out, stderr)
@@ -180,7 +172,7 @@ func TestReportSmallFleet(t *testing.T) {
 
 func TestReportTableAndFiles(t *testing.T) {
 	e := newEnv(t, "small.yaml", "")
-	out, stderr, code := cli(t, "report", "--config", e.cfg, "--at", t0.Format(time.RFC3339))
+	out, stderr, code := runCLI(t, "report", "--config", e.cfg, "--at", t0.Format(time.RFC3339))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -194,7 +186,7 @@ func TestReportTableAndFiles(t *testing.T) {
 	}
 	for _, f := range []string{"csv", "markdown", "html"} {
 		path := filepath.Join(e.dir, "r."+f)
-		if _, stderr, code := cli(t, "report", "--config", e.cfg, "--format", f, "--output", path); code != 0 {
+		if _, stderr, code := runCLI(t, "report", "--config", e.cfg, "--format", f, "--output", path); code != 0 {
 			t.Fatalf("%s: exit %d: %s", f, code, stderr)
 		}
 		if b, err := os.ReadFile(path); err != nil || !bytes.Contains(b, []byte("before-upgrade")) {
@@ -233,7 +225,7 @@ func TestReportFailingVCenters(t *testing.T) {
 	if code != 1 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0].Error, "Login failure") {
 		t.Errorf("wrong password: exit %d errors %+v; want exit 1 and the login failure", code, r.Errors)
 	}
-	out, _, code := cli(t, "check", "--config", e.cfg)
+	out, _, code := runCLI(t, "check", "--config", e.cfg)
 	if code != 1 {
 		t.Errorf("check with a wrong password: exit %d, want 1\n%s", code, out)
 	}
@@ -263,7 +255,7 @@ func TestBadConfigAndUsage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, stderr, code := cli(t, c.args...)
+			_, stderr, code := runCLI(t, c.args...)
 			if code != 2 || !strings.Contains(stderr, c.want) {
 				t.Errorf("exit %d, stderr %q; want exit 2 mentioning %q", code, stderr, c.want)
 			}
@@ -282,13 +274,13 @@ func TestMinimalConfig(t *testing.T) {
 	if r, stderr, code := runReport(t, e.cfg); code != 0 || r.Summary.Total != 8 {
 		t.Errorf("report on a minimal config: exit %d, %d snapshots; %s", code, r.Summary.Total, stderr)
 	}
-	if _, stderr, code := cli(t, "run", "--config", e.cfg); code != 2 || !strings.Contains(stderr, "support.email") {
+	if _, stderr, code := runCLI(t, "run", "--config", e.cfg); code != 2 || !strings.Contains(stderr, "support.email") {
 		t.Errorf("run without support: exit %d, %s; want 2 naming support.email", code, stderr)
 	}
 }
 
 func TestVersion(t *testing.T) {
-	out, _, code := cli(t, "version")
+	out, _, code := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "snapwarden ") {
 		t.Errorf("version: %q exit %d", out, code)
 	}

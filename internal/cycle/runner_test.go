@@ -36,15 +36,7 @@ type env struct {
 func newEnv(t testing.TB, fleet string) *env {
 	t.Helper()
 	dir := t.TempDir()
-	f, err := simfleet.Load("../../testdata/fleets/" + fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim, err := simfleet.Start(context.Background(), f, simfleet.Options{Username: "svc@vsphere.local", Password: "pw", Now: t0, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
+	sim := simfleet.ForTest(t, "../../testdata/fleets/"+fleet, simfleet.Options{Username: "svc@vsphere.local", Password: "pw", Now: t0, Dir: dir})
 	sink, err := mailsink.Start(mailsink.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -21,16 +21,7 @@ const (
 
 func startSim(t *testing.T, fleet string) *simfleet.Sim {
 	t.Helper()
-	f, err := simfleet.Load("../../testdata/fleets/" + fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := simfleet.Start(context.Background(), f, simfleet.Options{Username: user, Password: pass, Now: now, Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return simfleet.ForTest(t, "../../testdata/fleets/"+fleet, simfleet.Options{Username: user, Password: pass, Now: now, Dir: t.TempDir()})
 }
 
 func target(s *simfleet.Sim) config.VCenter {

@@ -28,15 +28,7 @@ func taskEnv(t *testing.T) (*simfleet.Sim, *Client) {
 // appends to it), and these tests need no seeding speed.
 func startSerialSim(t *testing.T) *simfleet.Sim {
 	t.Helper()
-	f, err := simfleet.Load("../../testdata/fleets/small.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := simfleet.Start(context.Background(), f, simfleet.Options{Username: user, Password: pass, Now: now, Dir: t.TempDir(), Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := simfleet.ForTest(t, "../../testdata/fleets/small.yaml", simfleet.Options{Username: user, Password: pass, Now: now, Dir: t.TempDir(), Workers: 1})
 	s.Extend()
 	return s
 }
