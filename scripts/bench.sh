@@ -32,7 +32,7 @@ until [ -f "$OUT/sim/ready" ]; do
   kill -0 $SIM 2>/dev/null || { cat "$OUT/sim.log" >&2; exit 1; }
   sleep 0.5
 done
-sed -i 's/format: console/format: json/' "$OUT/snapwarden.yaml"
+sed -i 's/format: console/format: json/; s/level: info/level: debug/' "$OUT/snapwarden.yaml"
 
 calc() { awk "BEGIN { printf \"%.2f\", $* }"; }
 measure() { # name, then the command

@@ -68,7 +68,7 @@ func (a *app) reportCmd() *cobra.Command {
 			if err != nil {
 				return runtimeErr(err)
 			}
-			log.Info().Int("vms", inv.VMs).Int("snapshots", len(inv.Snapshots)).Int64("soap_calls", calls.SOAP()).
+			log.Debug().Int("vms", inv.VMs).Int("snapshots", len(inv.Snapshots)).Int64("soap_calls", calls.SOAP()).
 				Int64("http_requests", calls.HTTP()).Msg("collected")
 			p, err := planner.Plan(ctx, inv, led, now)
 			if err != nil {
