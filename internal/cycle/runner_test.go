@@ -3,6 +3,7 @@ package cycle
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"mime"
@@ -359,6 +360,47 @@ func TestRestartDeliversQueuedNotices(t *testing.T) {
 		if !ids[strings.Trim(m.messageID, "<>")] && !ids[m.messageID] {
 			t.Errorf("delivered Message-ID %s was not the queued one (%v)", m.messageID, ids)
 		}
+	}
+}
+
+// A crash after the SMTP server took a message and before the ledger marked
+// it sent: the next process sends it again with the same Message-ID (so the
+// recipient's mail system can drop the repeat) and issues no new notice.
+func TestCrashBetweenSendAndRecord(t *testing.T) {
+	e := newEnv(t, "small.yaml")
+	r := e.runner(t)
+	cycle(t, r, t0)
+	first := messages(t, e.sink, 0)
+	// What the crash leaves behind: delivered, but still pending in the ledger.
+	db, err := sql.Open("sqlite", filepath.Join(e.dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE notices SET state = 'pending', sent_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	res := cycle(t, r, t0.Add(10*time.Minute))
+	if res.Queued["customer"]+res.Queued["support"] != 0 {
+		t.Errorf("the restarted cycle issued new notices %v for snapshots already notified", res.Queued)
+	}
+	again := messages(t, e.sink, len(first))
+	if len(again) != len(first) {
+		t.Fatalf("%d messages re-sent, want the %d unconfirmed ones", len(again), len(first))
+	}
+	ids := map[string]bool{}
+	for _, m := range first {
+		ids[m.messageID] = true
+	}
+	for _, m := range again {
+		if !ids[m.messageID] {
+			t.Errorf("re-sent message has a new Message-ID %s", m.messageID)
+		}
+	}
+	cycle(t, r, t0.Add(20*time.Minute))
+	if n := len(e.sink.Messages()); n != 2*len(first) {
+		t.Errorf("%d messages after the next cycle, want no more", n)
 	}
 }
 
