@@ -285,3 +285,42 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %q exit %d", out, code)
 	}
 }
+
+// run sends and records; history shows it, filtered; a second run sends nothing.
+func TestRunAndHistory(t *testing.T) {
+	e := newEnv(t, "small.yaml", "")
+	if _, stderr, code := runCLI(t, "run", "--config", e.cfg); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	sent := len(e.sink.Messages())
+	if sent == 0 {
+		t.Fatal("run sent nothing")
+	}
+	if _, stderr, code := runCLI(t, "run", "--config", e.cfg); code != 0 || len(e.sink.Messages()) != sent {
+		t.Errorf("second run: exit %d, %d new messages; %s", code, len(e.sink.Messages())-sent, stderr)
+	}
+	out, stderr, code := runCLI(t, "history", "--config", e.cfg, "--vm", "web01", "--since", "1d", "--format", "json")
+	if code != 0 {
+		t.Fatalf("history: exit %d: %s", code, stderr)
+	}
+	var events []struct{ Kind, VM, Snapshot, What string }
+	if err := json.Unmarshal([]byte(out), &events); err != nil {
+		t.Fatalf("history JSON: %v\n%s", err, out)
+	}
+	notices := 0
+	for _, ev := range events {
+		if ev.VM != "web01" {
+			t.Errorf("history --vm web01 shows %s", ev.VM)
+		}
+		if ev.Kind == "notice" && strings.Contains(ev.What, "ops@acme.example") {
+			notices++
+		}
+	}
+	if notices == 0 {
+		t.Errorf("history of web01 lacks the notice to acme: %s", out)
+	}
+	out, _, _ = runCLI(t, "history", "--config", e.cfg, "--customer", "initech")
+	if !strings.Contains(out, "schema-v2") || strings.Contains(out, "web01") {
+		t.Errorf("history --customer initech:\n%s", out)
+	}
+}
