@@ -103,6 +103,7 @@ func TestBadConfigs(t *testing.T) {
 		{"customer deadline before warn", minimal + "customers: [{id: a, contacts: [a@b.example], policy: {deadline: 1h}}]\n",
 			"customers[0].policy.deadline must be longer than customers[0].policy.warn_after"},
 		{"bad action", minimal + "policy: {action: delete}\n", "policy.action must be escalate or consolidate"},
+		{"no parallel collection", minimal + "collect: {parallel: 0}\n", "collect.parallel must be 1 or more"},
 		{"bad cron", minimal + "schedule: every hour\n", `schedule "every hour" is not a cron spec`},
 		{"bad regex", minimal + "ownership: [{folder_regex: '(['}]\n", "ownership[0].folder_regex"},
 		{"regex without group", minimal + "ownership: [{folder_regex: '/Customers/'}]\n", "needs a group named customer"},

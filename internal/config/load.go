@@ -38,7 +38,7 @@ func defaults() map[string]any {
 	p := policy.Default()
 	return map[string]any{
 		"schedule": "@every 1h", "state": "/var/lib/snapwarden/ledger.db", "listen": "127.0.0.1:9469",
-		"log.level": "info", "log.format": "auto",
+		"log.level": "info", "log.format": "auto", "collect.parallel": 4, "collect.timeout": 15 * time.Minute,
 		"policy.warn_after": p.WarnAfter, "policy.deadline": p.Deadline, "policy.reminder_every": p.ReminderEvery,
 		"policy.escalate_every": p.EscalateEvery, "policy.action": string(p.Action), "policy.grace": p.Grace,
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,

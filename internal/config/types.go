@@ -18,6 +18,7 @@ type Config struct {
 	Listen      string          `mapstructure:"listen"`
 	Log         Log             `mapstructure:"log"`
 	VCenters    []VCenter       `mapstructure:"vcenters"`
+	Collect     Collect         `mapstructure:"collect"`
 	Policy      policy.Policy   `mapstructure:"policy"`
 	Ownership   []OwnershipRule `mapstructure:"ownership"`
 	Customers   []Customer      `mapstructure:"customers"`
@@ -43,6 +44,15 @@ type VCenter struct {
 	Insecure     bool   `mapstructure:"insecure"`
 	CAFile       string `mapstructure:"ca_file"`
 	Thumbprint   string `mapstructure:"thumbprint"`
+}
+
+// Collect bounds how vCenters are read.
+type Collect struct {
+	// Parallel is how many vCenters are collected at once.
+	Parallel int `mapstructure:"parallel"`
+	// Timeout cuts off a vCenter slower than this for the cycle, so it does
+	// not hold back the others' notices.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // OwnershipRule is one way to find a VM's customer; exactly one field is set.

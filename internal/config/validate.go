@@ -35,6 +35,12 @@ func (c *Config) validate(e *Error) {
 		e.add("log.format %q must be auto, json or console", c.Log.Format)
 	}
 	c.validateVCenters(e)
+	if c.Collect.Parallel < 1 {
+		e.add("collect.parallel must be 1 or more, got %d", c.Collect.Parallel)
+	}
+	if c.Collect.Timeout <= 0 {
+		e.add("collect.timeout must be a positive duration such as 15m, got %s", c.Collect.Timeout)
+	}
 	if err := c.Policy.Validate("policy"); err != nil {
 		e.add("%v", err)
 	}

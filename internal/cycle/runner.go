@@ -64,6 +64,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	}
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
+	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
 	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
 	return r, nil
@@ -88,6 +89,9 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	defer r.mu.Unlock()
 	if r.cfg != nil && r.cfg.State != cfg.State {
 		r.log.Warn().Str("state", cfg.State).Msg("state changed: the ledger moves at the next restart")
+	}
+	if r.cfg != nil && r.cfg.Collect != cfg.Collect {
+		r.log.Warn().Msg("collect changed: takes effect at the next restart")
 	}
 	r.cfg, r.planner, r.renderer, r.mailer = cfg, planner, renderer, mailer
 	if r.pool != nil {

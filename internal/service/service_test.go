@@ -156,7 +156,9 @@ func TestCyclesNeverOverlap(t *testing.T) {
 // is handed to the runner, after the running cycle.
 func TestReload(t *testing.T) {
 	var mu sync.Mutex
-	next := func() (*config.Config, error) { return nil, errors.New("snapwarden.yaml: policy.deadline: \"soon\" is not a duration") }
+	next := func() (*config.Config, error) {
+		return nil, errors.New("snapwarden.yaml: policy.deadline: \"soon\" is not a duration")
+	}
 	h := serve(t, func() (*config.Config, error) { mu.Lock(); defer mu.Unlock(); return next() })
 	<-h.r.startedCh
 	h.reload <- struct{}{}
