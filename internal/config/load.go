@@ -25,6 +25,7 @@ type Error struct {
 	Problems []string
 }
 
+// Error lists the problems, each on its own line after the file name.
 func (e *Error) Error() string {
 	if len(e.Problems) == 1 {
 		return e.File + ": " + e.Problems[0]
