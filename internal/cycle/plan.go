@@ -65,11 +65,5 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
-	for i := range decisions {
-		// The ledger keeps creators vCenter has since purged with its events.
-		if d := &decisions[i]; d.Snapshot.Creator == "" {
-			d.Snapshot.Creator = d.History.Creator
-		}
-	}
 	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
 }

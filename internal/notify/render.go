@@ -422,7 +422,7 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		Snapshot:        oneLine(s.Name),
 		SnapshotID:      s.ID,
 		Description:     s.Description,
-		Creator:         s.Creator,
+		Creator:         d.Creator(),
 		Customer:        d.Customer,
 		Created:         s.Created.UTC(),
 		Age:             v.Age,

@@ -96,6 +96,15 @@ type Decision struct {
 	EscalateNow bool
 }
 
+// Creator is who created the snapshot: vCenter's answer, else what the
+// ledger recorded at first sight (vCenter purges the events it comes from).
+func (d *Decision) Creator() string {
+	if d.Snapshot.Creator != "" {
+		return d.Snapshot.Creator
+	}
+	return d.History.Creator
+}
+
 // Plan is every decision of one cycle, computed without side effects.
 type Plan struct {
 	At        time.Time

@@ -97,10 +97,6 @@ func newRow(d *plan.Decision) Row {
 	if vm == nil {
 		vm = &facts.VM{}
 	}
-	creator := s.Creator
-	if creator == "" {
-		creator = d.History.Creator
-	}
 	return Row{
 		VCenter:      vm.VCenter,
 		Datacenter:   vm.Datacenter,
@@ -115,7 +111,7 @@ func newRow(d *plan.Decision) Row {
 		SizeBytes:    s.SizeBytes,
 		Depth:        s.Depth,
 		Customer:     d.Customer,
-		Creator:      creator,
+		Creator:      d.Creator(),
 		State:        d.Verdict.State.String(),
 		Reason:       d.Verdict.Detail,
 		Deadline:     stamp(d.Verdict.DeadlineAt),
