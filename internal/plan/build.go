@@ -163,7 +163,7 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 	}
 	if ds, ok := lacksRoom(d.Snapshot, set.MinFreePercent); !ok {
 		d.block(now, ReasonGuardDatastore, fmt.Sprintf("datastore %s has %s free; the merge needs %s plus %g%% of its capacity",
-			ds.Name, iec(ds.Free), iec(d.Snapshot.SizeBytes), set.MinFreePercent))
+			ds.Name, IEC(ds.Free), IEC(d.Snapshot.SizeBytes), set.MinFreePercent))
 		return
 	}
 	d.set(ActionConsolidate, true, now, ReasonConsolidateDue, "past deadline + grace: commit (remove with consolidation)")
@@ -205,7 +205,9 @@ func limitPerRun(out []Decision, due []int, max int) {
 	}
 }
 
-func iec(b int64) string {
+// IEC renders a byte count in binary units with one decimal, as reports and
+// refusals print sizes: "512 B", "1.5 GiB".
+func IEC(b int64) string {
 	const unit = 1024
 	if b < unit {
 		return fmt.Sprintf("%d B", b)

@@ -116,12 +116,12 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		At:        stamp(p.At),
 		Mode:      mode(p),
 		Total:     sum.Total,
-		TotalSize: humanBytes(sum.bytes()),
+		TotalSize: plan.IEC(sum.bytes()),
 		Errors:    p.Errors,
 		Rows:      make([]htmlRow, len(rows)),
 	}
 	for _, t := range sum.totals(true) {
-		page.States = append(page.States, htmlState{Name: t.Name, Count: t.Count, Size: humanBytes(t.Bytes)})
+		page.States = append(page.States, htmlState{Name: t.Name, Count: t.Count, Size: plan.IEC(t.Bytes)})
 	}
 	for i := range rows {
 		r := rows[i]
@@ -129,7 +129,7 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 			&r.Reason, &r.Why} {
 			*s = clean(*s)
 		}
-		page.Rows[i] = htmlRow{Row: r, Next: nextText(&r, p.At), Age: ageText(r.AgeHours), Size: humanBytes(r.SizeBytes)}
+		page.Rows[i] = htmlRow{Row: r, Next: nextText(&r, p.At), Age: ageText(r.AgeHours), Size: plan.IEC(r.SizeBytes)}
 	}
 	return htmlTemplate.Execute(w, page)
 }

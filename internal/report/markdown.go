@@ -34,9 +34,9 @@ func renderMarkdown(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 	line("State", "Snapshots", "Size")
 	line("---", "---:", "---:")
 	for _, t := range sum.totals(true) {
-		line(t.Name, strconv.Itoa(t.Count), humanBytes(t.Bytes))
+		line(t.Name, strconv.Itoa(t.Count), plan.IEC(t.Bytes))
 	}
-	line("**total**", "**"+strconv.Itoa(sum.Total)+"**", "**"+humanBytes(sum.bytes())+"**")
+	line("**total**", "**"+strconv.Itoa(sum.Total)+"**", "**"+plan.IEC(sum.bytes())+"**")
 
 	if len(p.Errors) > 0 {
 		bw.WriteString("\n## vCenter errors\n\n")
@@ -56,7 +56,7 @@ func renderMarkdown(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 	for i := range rows {
 		r := &rows[i]
 		line(r.State, md(nextText(r, p.At)), md(r.VCenter), md(r.VM), md(r.Snapshot), md(orDash(r.Customer)),
-			md(orDash(r.Creator)), ageText(r.AgeHours), humanBytes(r.SizeBytes), strconv.Itoa(r.Depth),
+			md(orDash(r.Creator)), ageText(r.AgeHours), plan.IEC(r.SizeBytes), strconv.Itoa(r.Depth),
 			orDash(r.Deadline), md(r.Reason))
 	}
 	return bw.Flush()

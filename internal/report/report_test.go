@@ -490,8 +490,8 @@ func TestSortOrder(t *testing.T) {
 
 func TestText(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 512: "512 B", 1536: "1.5 KiB", 3 * gib / 2: "1.5 GiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := plan.IEC(n); got != want {
+			t.Errorf("IEC(%d) = %q, want %q", n, got, want)
 		}
 	}
 	for h, want := range map[float64]string{50.5: "50.5h", 72: "72.0h", 76.8: "3.2d"} {

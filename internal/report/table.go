@@ -32,7 +32,7 @@ var tableColumns = []tableColumn{
 	{header: "SNAPSHOT", flex: true, cell: func(r *Row, _ *plan.Plan) string { return clean(r.Snapshot) }},
 	{header: "CUSTOMER", flex: true, cell: func(r *Row, _ *plan.Plan) string { return orDash(clean(r.Customer)) }},
 	{header: "AGE", right: true, cell: func(r *Row, _ *plan.Plan) string { return ageText(r.AgeHours) }},
-	{header: "SIZE", right: true, cell: func(r *Row, _ *plan.Plan) string { return humanBytes(r.SizeBytes) }},
+	{header: "SIZE", right: true, cell: func(r *Row, _ *plan.Plan) string { return plan.IEC(r.SizeBytes) }},
 	{header: "DEPTH", right: true, cell: func(r *Row, _ *plan.Plan) string { return strconv.Itoa(r.Depth) }},
 	{header: "CREATOR", flex: true, cell: func(r *Row, _ *plan.Plan) string { return orDash(clean(r.Creator)) }},
 }
@@ -138,7 +138,7 @@ func summaryLine(s summary, errors int) string {
 		} else {
 			b.WriteString(", ")
 		}
-		b.WriteString(strconv.Itoa(t.Count) + " " + t.Name + " (" + humanBytes(t.Bytes) + ")")
+		b.WriteString(strconv.Itoa(t.Count) + " " + t.Name + " (" + plan.IEC(t.Bytes) + ")")
 	}
 	if errors > 0 {
 		b.WriteString("; " + plural(errors, "vCenter error"))

@@ -77,22 +77,6 @@ func wrap(s string, width int) []string {
 	}
 }
 
-// humanBytes renders a size in binary units, such as "1.5 GiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit && n > -unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		v /= unit
-		if v < unit && v > -unit {
-			return fmt.Sprintf("%.1f %s", v, u)
-		}
-	}
-	return fmt.Sprintf("%.1f EiB", v/unit)
-}
-
 // ageText renders an age in hours, or in days above 72 hours: "50.5h", "3.2d".
 func ageText(hours float64) string {
 	if hours > 72 {
