@@ -317,7 +317,8 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	if err != nil {
 		return refuse(GuardVCenter, "vCenter could not be reached: "+err.Error(), "")
 	}
-	fresh, ok, err := c.Snapshot(ctx, vm.MoRef, d.Snapshot.ID)
+	// One retrieval answers the snapshot, datastore and busy guards.
+	fresh, ok, busy, err := c.Recheck(ctx, vm.MoRef, d.Snapshot.ID)
 	switch {
 	case err != nil:
 		return refuse(GuardVCenter, "the snapshot could not be read again: "+err.Error(), vsphere.FaultOf(err))
@@ -330,16 +331,11 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	if g, detail := judge(&fresh, d, now); g != "" {
 		return refuse(g, detail, "")
 	}
-	if busy, err := c.Busy(ctx, vm.MoRef); err != nil {
-		return refuse(GuardVCenter, "the VM's tasks could not be read: "+err.Error(), vsphere.FaultOf(err))
-	} else if busy != "" {
+	if busy != "" {
 		return refuse(GuardBusy, "the VM is busy: "+busy, "")
 	}
-	for _, ds := range fresh.VM.Datastores {
-		if float64(ds.Free-fresh.SizeBytes) < float64(ds.Capacity)*s.MinFreePercent/100 {
-			return refuse(GuardDatastore, fmt.Sprintf("datastore %s has %d bytes free of %d; the merge needs %d plus %g%% of its capacity",
-				ds.Name, ds.Free, ds.Capacity, fresh.SizeBytes, s.MinFreePercent), "")
-		}
+	if short := plan.DatastoreShort(fresh, s.MinFreePercent); short != "" {
+		return refuse(GuardDatastore, short, "")
 	}
 
 	first := r.task(ctx, d, KindRemove, func(ctx context.Context) (string, error) {

@@ -161,9 +161,8 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 		d.block(next, ReasonGuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339))
 		return
 	}
-	if ds, ok := lacksRoom(d.Snapshot, set.MinFreePercent); !ok {
-		d.block(now, ReasonGuardDatastore, fmt.Sprintf("datastore %s has %s free; the merge needs %s plus %g%% of its capacity",
-			ds.Name, IEC(ds.Free), IEC(d.Snapshot.SizeBytes), set.MinFreePercent))
+	if short := DatastoreShort(d.Snapshot, set.MinFreePercent); short != "" {
+		d.block(now, ReasonGuardDatastore, short)
 		return
 	}
 	d.set(ActionConsolidate, true, now, ReasonConsolidateDue, "past deadline + grace: commit (remove with consolidation)")
@@ -174,18 +173,21 @@ func (d *Decision) block(at time.Time, r Reason, why string) {
 	d.set(ActionBlocked, true, at, r, why)
 }
 
-// lacksRoom checks every datastore of the VM; it returns the first one that
-// would fall below min_free_percent after the merge.
-func lacksRoom(s facts.Snapshot, minFreePercent float64) (facts.Datastore, bool) {
+// DatastoreShort is the datastore guard, shared by the planner (on the
+// collected space) and enforce (on space read just before the task): a
+// sentence naming the first datastore of the VM that would keep less than
+// minFreePercent of its capacity free after the merge, or "" when all have room.
+func DatastoreShort(s facts.Snapshot, minFreePercent float64) string {
 	if s.VM == nil {
-		return facts.Datastore{}, true
+		return ""
 	}
 	for _, ds := range s.VM.Datastores {
 		if float64(ds.Free-s.SizeBytes) < float64(ds.Capacity)*minFreePercent/100 {
-			return ds, false
+			return fmt.Sprintf("datastore %s has %s free; the merge needs %s plus %g%% of its capacity",
+				ds.Name, IEC(ds.Free), IEC(s.SizeBytes), minFreePercent)
 		}
 	}
-	return facts.Datastore{}, true
+	return ""
 }
 
 // limitPerRun keeps the oldest max consolidations due and blocks the rest.

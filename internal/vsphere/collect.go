@@ -82,18 +82,7 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 				}
 				nodes[oc.Obj] = n
 			case "Datastore":
-				d := facts.Datastore{MoRef: oc.Obj.Value}
-				for _, p := range oc.PropSet {
-					switch p.Name {
-					case "name":
-						d.Name, _ = p.Val.(string)
-					case "summary.capacity":
-						d.Capacity, _ = p.Val.(int64)
-					case "summary.freeSpace":
-						d.Free, _ = p.Val.(int64)
-					}
-				}
-				stores[oc.Obj] = d
+				stores[oc.Obj] = datastoreOf(oc)
 			case "CustomFieldsManager":
 				for _, p := range oc.PropSet {
 					if defs, ok := p.Val.(types.ArrayOfCustomFieldDef); ok {
@@ -198,6 +187,22 @@ func (c *Client) retrieve(ctx context.Context, fn func([]types.ObjectContent) er
 		page = &next.Returnval
 	}
 	return nil
+}
+
+// datastoreOf reads a datastore's name and space from its properties.
+func datastoreOf(oc types.ObjectContent) facts.Datastore {
+	d := facts.Datastore{MoRef: oc.Obj.Value}
+	for _, p := range oc.PropSet {
+		switch p.Name {
+		case "name":
+			d.Name, _ = p.Val.(string)
+		case "summary.capacity":
+			d.Capacity, _ = p.Val.(int64)
+		case "summary.freeSpace":
+			d.Free, _ = p.Val.(int64)
+		}
+	}
+	return d
 }
 
 func onlyType(objs []types.ObjectContent, t string) []types.ObjectContent {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,57 +135,104 @@ func vmRef(moref string) types.ManagedObjectReference {
 	return types.ManagedObjectReference{Type: "VirtualMachine", Value: moref}
 }
 
-// Snapshot re-reads one VM and returns the facts of one of its snapshots,
-// and whether it still exists. The VM's tags and datastores are read again
-// too (an exempt tag added since collection must count); its folder path and
-// custom attributes are not, since ownership is not decided again here. A VM
-// that no longer exists has no snapshot.
-func (c *Client) Snapshot(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, error) {
-	var m mo.VirtualMachine
-	err := property.DefaultCollector(c.vim).RetrieveOne(ctx, vmRef(vmMoRef), vmProps, &m)
+// Recheck re-reads one VM in a single retrieval (the VM's properties, its
+// datastores' space and its recent tasks, through traversal specs) plus its
+// tags, and returns the facts of one of its snapshots, whether the snapshot
+// still exists, and the task queued or running on the VM ("" when none, as
+// Busy). The folder path and custom attributes are not read again, since
+// ownership is not decided again here. A VM that no longer exists has no
+// snapshot.
+func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, string, error) {
+	objs, err := c.retrieveVM(ctx, vmMoRef, vmProps, "datastore", "recentTask")
 	if err != nil {
-		if errors.Is(classify(err), ErrNotFound) {
-			return facts.Snapshot{}, false, nil
+		if errors.Is(err, ErrNotFound) {
+			return facts.Snapshot{}, false, "", nil
 		}
-		return facts.Snapshot{}, false, fmt.Errorf("vcenter %q: re-read vm %s: %w", c.Name, vmMoRef, classify(err))
+		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: re-read vm %s: %w", c.Name, vmMoRef, err)
 	}
-	m.Self = vmRef(vmMoRef)
+	var vms []mo.VirtualMachine
+	if err := mo.LoadObjectContent(onlyType(objs, "VirtualMachine"), &vms); err != nil {
+		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: re-read vm %s: decode: %w", c.Name, vmMoRef, err)
+	}
+	busy, err := busyTask(objs)
+	if err != nil {
+		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: recent tasks of vm %s: %w", c.Name, vmMoRef, err)
+	}
+	if len(vms) == 0 {
+		return facts.Snapshot{}, false, busy, nil
+	}
 	inv := &facts.Inventory{}
-	p := c.addVM(inv, &m)
+	p := c.addVM(inv, &vms[0])
 	if p == nil {
-		return facts.Snapshot{}, false, nil
+		return facts.Snapshot{}, false, busy, nil
 	}
-	var snap *facts.Snapshot
-	for i := range inv.Snapshots {
-		if inv.Snapshots[i].ID == snapshotID {
-			snap = &inv.Snapshots[i]
-		}
+	i := slices.IndexFunc(inv.Snapshots, func(s facts.Snapshot) bool { return s.ID == snapshotID })
+	if i < 0 {
+		return facts.Snapshot{}, false, busy, nil
 	}
-	if snap == nil {
-		return facts.Snapshot{}, false, nil
-	}
-	for _, ref := range p.ds {
-		ds, err := c.datastore(ctx, ref.Value, "name", "summary")
-		if err != nil {
-			return facts.Snapshot{}, false, err
-		}
-		p.vm.Datastores = append(p.vm.Datastores, facts.Datastore{MoRef: ref.Value, Name: ds.Name,
-			Capacity: ds.Summary.Capacity, Free: ds.Summary.FreeSpace})
+	for _, oc := range onlyType(objs, "Datastore") {
+		p.vm.Datastores = append(p.vm.Datastores, datastoreOf(oc))
 	}
 	if err := c.tags(ctx, []*pendingVM{p}); err != nil {
-		return facts.Snapshot{}, false, fmt.Errorf("vcenter %q: re-read tags of vm %s: %w", c.Name, vmMoRef, err)
+		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: re-read tags of vm %s: %w", c.Name, vmMoRef, err)
 	}
-	return *snap, true, nil
+	return inv.Snapshots[i], true, busy, nil
 }
 
-// datastore reads properties of one datastore.
-func (c *Client) datastore(ctx context.Context, dsMoRef string, props ...string) (mo.Datastore, error) {
-	var ds mo.Datastore
-	ref := types.ManagedObjectReference{Type: "Datastore", Value: dsMoRef}
-	if err := property.DefaultCollector(c.vim).RetrieveOne(ctx, ref, props, &ds); err != nil {
-		return ds, fmt.Errorf("vcenter %q: read datastore %s: %w", c.Name, dsMoRef, classify(err))
+// Snapshot is Recheck without the VM's tasks: whether the snapshot still
+// exists, and its facts.
+func (c *Client) Snapshot(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, error) {
+	s, ok, _, err := c.Recheck(ctx, vmMoRef, snapshotID)
+	return s, ok, err
+}
+
+// retrieveVM reads one VM (the paths in vmPaths; none skips the VM itself)
+// and, through the VM properties named in follow, the objects they refer to:
+// "datastore" for their space, "recentTask" for their info. One call,
+// whatever the number of datastores and tasks.
+func (c *Client) retrieveVM(ctx context.Context, vmMoRef string, vmPaths []string, follow ...string) ([]types.ObjectContent, error) {
+	spec := types.PropertyFilterSpec{ObjectSet: []types.ObjectSpec{{Obj: vmRef(vmMoRef), Skip: types.NewBool(len(vmPaths) == 0)}}}
+	if len(vmPaths) > 0 {
+		spec.PropSet = append(spec.PropSet, types.PropertySpec{Type: "VirtualMachine", PathSet: vmPaths})
 	}
-	return ds, nil
+	for _, path := range follow {
+		spec.ObjectSet[0].SelectSet = append(spec.ObjectSet[0].SelectSet, &types.TraversalSpec{Type: "VirtualMachine", Path: path})
+		switch path {
+		case "datastore":
+			spec.PropSet = append(spec.PropSet, types.PropertySpec{Type: "Datastore", PathSet: containerProps["Datastore"]})
+		case "recentTask":
+			spec.PropSet = append(spec.PropSet, types.PropertySpec{Type: "Task", PathSet: []string{"info"}})
+		}
+	}
+	res, err := methods.RetrievePropertiesEx(ctx, c.vim, &types.RetrievePropertiesEx{
+		This: c.vim.ServiceContent.PropertyCollector, SpecSet: []types.PropertyFilterSpec{spec}})
+	if err != nil {
+		return nil, classify(err)
+	}
+	if res.Returnval == nil {
+		return nil, nil
+	}
+	return res.Returnval.Objects, nil
+}
+
+// busyTask describes the first queued or running task among the objects, or
+// returns "" when there is none.
+func busyTask(objs []types.ObjectContent) (string, error) {
+	var tasks []mo.Task
+	if err := mo.LoadObjectContent(onlyType(objs, "Task"), &tasks); err != nil {
+		return "", fmt.Errorf("decode: %w", err)
+	}
+	for _, t := range tasks {
+		switch t.Info.State {
+		case types.TaskInfoStateQueued, types.TaskInfoStateRunning:
+			what := t.Info.DescriptionId
+			if what == "" {
+				what = t.Info.Name
+			}
+			return fmt.Sprintf("task %s (%s) %s", t.Self.Value, what, t.Info.State), nil
+		}
+	}
+	return "", nil
 }
 
 // FindVM returns the moref of the VM with this instance UUID, and whether
@@ -213,48 +261,14 @@ func (c *Client) FindVM(ctx context.Context, instanceUUID string) (string, bool,
 // in one retrieval, so tasks vCenter has already purged are skipped rather
 // than failing the call.
 func (c *Client) Busy(ctx context.Context, vmMoRef string) (string, error) {
-	req := types.RetrievePropertiesEx{
-		This: c.vim.ServiceContent.PropertyCollector,
-		SpecSet: []types.PropertyFilterSpec{{
-			ObjectSet: []types.ObjectSpec{{
-				Obj: vmRef(vmMoRef), Skip: types.NewBool(true),
-				SelectSet: []types.BaseSelectionSpec{&types.TraversalSpec{Type: "VirtualMachine", Path: "recentTask"}},
-			}},
-			PropSet: []types.PropertySpec{{Type: "Task", PathSet: []string{"info"}}},
-		}},
-	}
-	res, err := methods.RetrievePropertiesEx(ctx, c.vim, &req)
-	if err != nil {
-		return "", fmt.Errorf("vcenter %q: recent tasks of vm %s: %w", c.Name, vmMoRef, classify(err))
-	}
-	if res.Returnval == nil {
-		return "", nil
-	}
-	var tasks []mo.Task
-	if err := mo.LoadObjectContent(res.Returnval.Objects, &tasks); err != nil {
-		return "", fmt.Errorf("vcenter %q: recent tasks of vm %s: decode: %w", c.Name, vmMoRef, err)
-	}
-	for _, t := range tasks {
-		switch t.Info.State {
-		case types.TaskInfoStateQueued, types.TaskInfoStateRunning:
-			what := t.Info.DescriptionId
-			if what == "" {
-				what = t.Info.Name
-			}
-			return fmt.Sprintf("task %s (%s) %s", t.Self.Value, what, t.Info.State), nil
+	objs, err := c.retrieveVM(ctx, vmMoRef, nil, "recentTask")
+	if err == nil {
+		var busy string
+		if busy, err = busyTask(objs); err == nil {
+			return busy, nil
 		}
 	}
-	return "", nil
-}
-
-// DatastoreFree reads a datastore's capacity and free space as vCenter
-// reports them now.
-func (c *Client) DatastoreFree(ctx context.Context, dsMoRef string) (capacity, free int64, err error) {
-	ds, err := c.datastore(ctx, dsMoRef, "summary")
-	if err != nil {
-		return 0, 0, err
-	}
-	return ds.Summary.Capacity, ds.Summary.FreeSpace, nil
+	return "", fmt.Errorf("vcenter %q: recent tasks of vm %s: %w", c.Name, vmMoRef, err)
 }
 
 // RemoveSnapshot commits one snapshot: RemoveSnapshot_Task with

@@ -62,7 +62,7 @@ func wait(t *testing.T, c *Client, task string) TaskResult {
 }
 
 func TestSnapshotReRead(t *testing.T) {
-	_, c := taskEnv(t)
+	sim, c := taskEnv(t)
 	ctx := context.Background()
 	want := snapshotID(t, c, "web01", "after-config")
 	got, ok, err := c.Snapshot(ctx, want.VM.MoRef, want.ID)
@@ -91,9 +91,28 @@ func TestSnapshotReRead(t *testing.T) {
 	if _, found, err := c.FindVM(ctx, "00000000-0000-0000-0000-000000000000"); found || err != nil {
 		t.Errorf("FindVM of an unknown uuid: found=%v err=%v", found, err)
 	}
-	capacity, free, err := c.DatastoreFree(ctx, got.VM.Datastores[0].MoRef)
-	if err != nil || capacity != 1<<40 || free != 600<<30 {
-		t.Errorf("DatastoreFree = %d %d %v", capacity, free, err)
+	// The guards' re-read is one SOAP call (the vAPI tag read aside),
+	// whatever the VM's datastores and tasks.
+	var calls Counter
+	counted := dial(t, target(sim), Options{Counter: &calls})
+	before := calls.SOAP()
+	if _, ok, _, err := counted.Recheck(ctx, want.VM.MoRef, want.ID); !ok || err != nil {
+		t.Fatalf("Recheck = %v, %v", ok, err)
+	}
+	if n := calls.SOAP() - before; n != 1 {
+		t.Errorf("Recheck made %d SOAP calls, want 1", n)
+	}
+
+	// The re-read sees the datastore's space of now, not the collection's.
+	if err := sim.SetDatastoreFree(200 << 30); err != nil {
+		t.Fatal(err)
+	}
+	again, _, busy, err := c.Recheck(ctx, want.VM.MoRef, want.ID)
+	if err != nil || busy != "" || len(again.VM.Datastores) != 1 {
+		t.Fatalf("Recheck = %+v busy %q err %v", again.VM.Datastores, busy, err)
+	}
+	if capacity, free := again.VM.Datastores[0].Capacity, again.VM.Datastores[0].Free; capacity != 1<<40 || free != 200<<30 {
+		t.Errorf("re-read datastore space = %d %d, want 1TiB with the new 200GiB free", capacity, free)
 	}
 }
 
