@@ -30,7 +30,7 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 	for _, o := range outcomes {
 		key := o.Decision.Snapshot.Key()
 		switch {
-		case o.Result == "success" && o.Kind == "remove":
+		case o.Result == enforce.ResultSuccess && o.Kind == enforce.KindRemove:
 			// The disk consolidation that may follow is part of the same commit.
 			c := notify.Committed{Decision: o.Decision, At: o.At, TaskID: o.TaskID}
 			sup.Committed = append(sup.Committed, c)
@@ -40,7 +40,7 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 				byCustomer[o.Decision.Customer] = append(byCustomer[o.Decision.Customer], c)
 			}
 			items = append(items, ledger.Item{Key: key, Action: "consolidated", Reason: o.TaskID})
-		case o.Result == "error":
+		case o.Result == enforce.ResultError:
 			sup.Failures = append(sup.Failures, notify.Failure{Decision: o.Decision, At: o.At, TaskID: o.TaskID,
 				Fault: o.Fault, Attempts: o.Decision.History.Attempts + 1})
 			items = append(items, ledger.Item{Key: key, Action: "failed", Reason: o.Fault})

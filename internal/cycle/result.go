@@ -49,7 +49,7 @@ func (r *Result) Summary() string {
 	}
 	return fmt.Sprintf("last cycle %s: %d snapshots (%d warning, %d overdue), %d notices sent, %d failed, %d consolidated, %d vCenter errors",
 		r.Started.UTC().Format(time.RFC3339), len(r.Plan.Decisions), by[policy.StateWarning], by[policy.StateOverdue],
-		sum(r.Sent), sum(r.Failed), r.Actions["success"], len(r.Plan.Errors))
+		sum(r.Sent), sum(r.Failed), r.Actions[enforce.ResultSuccess], len(r.Plan.Errors))
 }
 
 func sum(m map[string]int) int {

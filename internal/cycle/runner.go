@@ -126,14 +126,13 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	cfg, planner, renderer, mailer := r.settings()
 	res := newResult(now)
 	began := time.Now() // now may be a test's clock; the duration is real
-	enforcing := cfg.Enforcement.Mode == "enforce"
+	enforcing := cfg.Enforcement.Mode == enforce.ModeEnforce
 
 	// Tasks a stopped process left running are watched to their end first,
 	// so the plan sees them finished (or still in flight) and never starts
-	// a second removal of the same snapshot.
-	// The executor's clock starts at the cycle's now and runs on in real
-	// time: a removal can take hours, and the window is judged when it starts.
-	r.exec.Now = func() time.Time { return now.Add(time.Since(began)) }
+	// a second removal of the same snapshot. (Run judges its guards on the
+	// plan's time plus the time elapsed, so the cycle's clock reaches it
+	// through the plan.)
 	var outcomes []enforce.Outcome
 	if enforcing {
 		// Briefly: a task still running (hours, perhaps) stays in flight in
