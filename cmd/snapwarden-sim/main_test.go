@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/smtp"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,15 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmware/govmomi/session"
-	"github.com/vmware/govmomi/view"
-	"github.com/vmware/govmomi/vim25"
-	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/soap"
-	"github.com/vmware/govmomi/vim25/types"
-
 	"github.com/snapwarden/snapwarden/internal/cli"
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/simfleet"
+	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
 
 const (
@@ -137,9 +132,8 @@ func TestRunSmallFleet(t *testing.T) {
 
 	// What the files promise works: the vCenter verifies with the CA file and
 	// accepts the password, and the sink keeps mail in --mail-dir.
-	c := connect(t, vc.URL, vc.CAFile, vc.Username, "snapwarden-demo")
-	if vms := listVMs(t, c); len(vms) != 5 {
-		t.Errorf("vCenter serves %d VMs, want 5", len(vms))
+	if inv := collect(t, vc.URL, vc.CAFile, vc.Username, "snapwarden-demo"); inv.VMs != 5 {
+		t.Errorf("vCenter serves %d VMs, want 5", inv.VMs)
 	}
 	addr := fmt.Sprintf("%s:%d", state.SMTP.Host, state.SMTP.Port)
 	msg := "From: a@example.test\r\nTo: b@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -172,29 +166,14 @@ func TestDemoFleetLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	sim, err := simfleet.Start(ctx, f, simfleet.Options{Dir: t.TempDir(), Workers: 1})
-	if err != nil {
-		t.Fatal(err)
+	sim := simfleet.ForTest(t, demoFleet, simfleet.Options{Dir: t.TempDir(), Workers: 1})
+	inv := collect(t, sim.URL, sim.CAFile, "snapwarden@vsphere.local", "snapwarden-demo")
+	if inv.VMs != 20 || len(f.VMs) != 20 {
+		t.Fatalf("demo fleet: %d VMs in the file, %d in the simulator, want 20", len(f.VMs), inv.VMs)
 	}
-	defer sim.Close()
-	c := connect(t, sim.URL, sim.CAFile, "snapwarden@vsphere.local", "snapwarden-demo")
-	vms := listVMs(t, c)
-	if len(vms) != 20 || len(f.VMs) != 20 {
-		t.Fatalf("demo fleet: %d VMs in the file, %d in the simulator, want 20", len(f.VMs), len(vms))
-	}
-	snaps := map[string]types.VirtualMachineSnapshotTree{} // by "vm/snapshot"
-	var walk func(vm string, list []types.VirtualMachineSnapshotTree)
-	walk = func(vm string, list []types.VirtualMachineSnapshotTree) {
-		for _, s := range list {
-			snaps[vm+"/"+s.Name] = s
-			walk(vm, s.ChildSnapshotList)
-		}
-	}
-	for _, vm := range vms {
-		if vm.Snapshot != nil {
-			walk(vm.Name, vm.Snapshot.RootSnapshotList)
-		}
+	snaps := map[string]facts.Snapshot{} // by "vm/snapshot"
+	for _, s := range inv.Snapshots {
+		snaps[s.VM.Name+"/"+s.Name] = s
 	}
 	hostile := "<img src=x onerror=alert(1)>"
 	formula := hostile + `/=HYPERLINK("http://evil.example","click")`
@@ -296,46 +275,24 @@ func checkFile(t *testing.T, name string, mode os.FileMode, want string) string 
 	return string(b)
 }
 
-// connect logs in the way snapwarden does: TLS verified against the CA file.
-func connect(t *testing.T, rawURL, caFile, user, password string) *vim25.Client {
+// collect reads the simulated vCenter the way snapwarden does: a session
+// verified against the CA file, then one collection.
+func collect(t *testing.T, rawURL, caFile, user, password string) *facts.Inventory {
 	t.Helper()
 	ctx := context.Background()
-	u, err := url.Parse(rawURL)
+	c, err := vsphere.Dial(ctx, config.VCenter{Name: "sim", URL: rawURL, Username: user, Password: config.Secret(password), CAFile: caFile}, vsphere.Options{})
+	if err != nil {
+		t.Fatalf("log in to %s with CA %s: %v", rawURL, caFile, err)
+	}
+	t.Cleanup(func() { _ = c.Logout(context.Background()) })
+	inv, err := c.Collect(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := soap.NewClient(u, false)
-	if err := sc.SetRootCAs(caFile); err != nil {
-		t.Fatal(err)
-	}
-	c, err := vim25.NewClient(ctx, sc)
-	if err != nil {
-		t.Fatalf("connect %s with CA %s: %v", rawURL, caFile, err)
-	}
-	sm := session.NewManager(c)
-	if err := sm.Login(ctx, url.UserPassword(user, password)); err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	t.Cleanup(func() { _ = sm.Logout(context.Background()) })
-	return c
+	return inv
 }
 
-func listVMs(t *testing.T, c *vim25.Client) []mo.VirtualMachine {
-	t.Helper()
-	ctx := context.Background()
-	v, err := view.NewManager(c).CreateContainerView(ctx, c.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = v.Destroy(ctx) }()
-	var vms []mo.VirtualMachine
-	if err := v.Retrieve(ctx, []string{"VirtualMachine"}, []string{"name", "snapshot"}, &vms); err != nil {
-		t.Fatal(err)
-	}
-	return vms
-}
-
-func keys(m map[string]types.VirtualMachineSnapshotTree) []string {
+func keys(m map[string]facts.Snapshot) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
