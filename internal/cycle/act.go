@@ -39,20 +39,20 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 			if cust, ok := cfg.Customer(o.Decision.Customer); ok && len(cust.Contacts) > 0 {
 				byCustomer[o.Decision.Customer] = append(byCustomer[o.Decision.Customer], c)
 			}
-			items = append(items, ledger.Item{Key: key, Action: "consolidated", Reason: o.TaskID})
+			items = append(items, ledger.Item{Key: key, Action: ledger.ItemConsolidated, Reason: o.TaskID})
 		case o.Result == enforce.ResultError:
 			sup.Failures = append(sup.Failures, notify.Failure{Decision: o.Decision, At: o.At, TaskID: o.TaskID,
 				Fault: o.Fault, Attempts: o.Decision.History.Attempts + 1})
-			items = append(items, ledger.Item{Key: key, Action: "failed", Reason: o.Fault})
+			items = append(items, ledger.Item{Key: key, Action: ledger.ItemFailed, Reason: o.Fault})
 		}
 	}
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		var its []ledger.Item
 		for _, cm := range byCustomer[id] {
-			its = append(its, ledger.Item{Key: cm.Decision.Snapshot.Key(), Action: "consolidated", Reason: cm.TaskID})
+			its = append(its, ledger.Item{Key: cm.Decision.Snapshot.Key(), Action: ledger.ItemConsolidated, Reason: cm.TaskID})
 		}
-		n, err := customerNotice(cfg, rd, now, id, "action", notify.CustomerDigest{Committed: byCustomer[id]}, its)
+		n, err := customerNotice(cfg, rd, now, id, ledger.KindAction, notify.CustomerDigest{Committed: byCustomer[id]}, its)
 		if err != nil {
 			return nil, err
 		}

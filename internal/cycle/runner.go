@@ -239,10 +239,10 @@ func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify
 	var out []notify.Outgoing
 	for _, n := range pending {
 		switch n.Channel {
-		case "email":
+		case ledger.ChannelEmail:
 			mails = append(mails, n)
 			out = append(out, notify.Outgoing{To: n.Recipients, Raw: n.Body})
-		case "webhook":
+		case ledger.ChannelWebhook:
 			url := cfg.Support.Webhook.Reveal()
 			err := fmt.Errorf("support.webhook is no longer configured")
 			if url != "" {
@@ -304,7 +304,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
-		n, err := customerNotice(cfg, rd, now, id, "customer", notify.CustomerDigest{Attention: ds}, customerItems(ds))
+		n, err := customerNotice(cfg, rd, now, id, ledger.KindCustomer, notify.CustomerDigest{Attention: ds}, customerItems(ds))
 		if err != nil {
 			return nil, err
 		}
@@ -348,7 +348,7 @@ func supportNotices(cfg *config.Config, rd *notify.Renderer, sup notify.SupportD
 		if err != nil {
 			return nil, fmt.Errorf("support digest: %w", err)
 		}
-		n, err := emailNotice(msg, from, now, "support", "", items)
+		n, err := emailNotice(msg, from, now, ledger.KindSupport, "", items)
 		if err != nil {
 			return nil, fmt.Errorf("support digest: %w", err)
 		}
@@ -359,7 +359,7 @@ func supportNotices(cfg *config.Config, rd *notify.Renderer, sup notify.SupportD
 		if err != nil {
 			return nil, fmt.Errorf("support webhook: %w", err)
 		}
-		out = append(out, ledger.Notice{MessageID: notify.NewMessageID(from, now), Channel: "webhook", Kind: "support",
+		out = append(out, ledger.Notice{MessageID: notify.NewMessageID(from, now), Channel: ledger.ChannelWebhook, Kind: ledger.KindSupport,
 			Recipients: []string{"support-webhook"}, Subject: "support webhook", Body: body, Items: items, CreatedAt: now})
 	}
 	return out, nil
@@ -371,7 +371,7 @@ func emailNotice(msg notify.Message, from string, now time.Time, kind, customer 
 	if err != nil {
 		return ledger.Notice{}, fmt.Errorf("compose %s email: %w", kind, err)
 	}
-	return ledger.Notice{MessageID: id, Channel: "email", Kind: kind, Customer: customer, Recipients: msg.To,
+	return ledger.Notice{MessageID: id, Channel: ledger.ChannelEmail, Kind: kind, Customer: customer, Recipients: msg.To,
 		Subject: msg.Subject, Body: raw, Items: items, CreatedAt: now}, nil
 }
 
@@ -386,7 +386,7 @@ func customerItems(ds []plan.Decision) []ledger.Item {
 		}
 		out[i] = ledger.Item{Key: d.Snapshot.Key(), Action: d.CustomerNotice.String(), Reason: reason.String()}
 		if !d.Reachable && d.Customer == "" {
-			out[i].Reason = "unowned"
+			out[i].Reason = ledger.ItemUnowned // the notice goes to support: no known owner
 		}
 	}
 	return out
@@ -395,12 +395,12 @@ func customerItems(ds []plan.Decision) []ledger.Item {
 func escalationItems(ds []plan.Decision) []ledger.Item {
 	out := make([]ledger.Item, len(ds))
 	for i, d := range ds {
-		action := "escalate"
+		action := ledger.ItemEscalate
 		switch {
 		case d.Action == plan.ActionBlocked:
-			action = "blocked"
+			action = ledger.ItemBlocked
 		case d.Reason == plan.ReasonManagedStale:
-			action = "managed-stale"
+			action = ledger.ItemManagedStale
 		}
 		out[i] = ledger.Item{Key: d.Snapshot.Key(), Action: action, Reason: d.Reason.String()}
 	}

@@ -44,6 +44,28 @@ type Item struct {
 	Reason string // e.g. the plan reason "guard-window"
 }
 
+// Notice channels and kinds, and the actions a notice item records: the
+// vocabulary History counts by (warn and remind as customer notices,
+// escalate, managed-stale and unowned as escalations, blocked for the guard
+// support was told of).
+const (
+	ChannelEmail   = "email"
+	ChannelWebhook = "webhook"
+
+	KindCustomer = "customer"
+	KindSupport  = "support"
+	KindAction   = "action" // a customer told of a consolidation
+
+	ItemWarn         = "warn"
+	ItemRemind       = "remind"
+	ItemEscalate     = "escalate"
+	ItemBlocked      = "blocked"
+	ItemManagedStale = "managed-stale"
+	ItemUnowned      = "unowned"
+	ItemConsolidated = "consolidated"
+	ItemFailed       = "failed"
+)
+
 // Notice states.
 const (
 	StatePending = "pending"
@@ -69,8 +91,8 @@ type Record struct {
 }
 
 var (
-	validChannels = map[string]bool{"email": true, "webhook": true}
-	validKinds    = map[string]bool{"customer": true, "support": true, "action": true}
+	validChannels = map[string]bool{ChannelEmail: true, ChannelWebhook: true}
+	validKinds    = map[string]bool{KindCustomer: true, KindSupport: true, KindAction: true}
 )
 
 // Record writes one cycle: the snapshots seen (first sight, last sight,
