@@ -52,6 +52,23 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// The SMTP port follows the TLS mode unless set.
+func TestSMTPPortByTLS(t *testing.T) {
+	for tls, want := range map[string]int{"starttls": 587, "tls": 465, "none": 25} {
+		c, err := Load(write(t, minimal+"smtp: {host: mail.example, tls: "+tls+"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SMTP.Port != want {
+			t.Errorf("tls %s: port %d, want %d", tls, c.SMTP.Port, want)
+		}
+	}
+	c, err := Load(write(t, minimal+"smtp: {host: mail.example, tls: tls, port: 2465}\n"))
+	if err != nil || c.SMTP.Port != 2465 {
+		t.Errorf("an explicit port was replaced: %v %v", c, err)
+	}
+}
+
 func TestCustomerPolicyMerge(t *testing.T) {
 	c, err := Load(write(t, minimal+`
 policy: {warn_after: 12h, deadline: 2d}

@@ -45,7 +45,7 @@ func defaults() map[string]any {
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,
 		"policy.managed_stale_after": p.ManagedStaleAfter,
 		"support.email":              "", "support.webhook": "",
-		"smtp.host": "localhost", "smtp.port": 587, "smtp.username": "", "smtp.password": "", "smtp.password_file": "",
+		"smtp.host": "localhost", "smtp.port": 0, "smtp.username": "", "smtp.password": "", "smtp.password_file": "",
 		"smtp.from": "snapwarden <noreply@provider.example>", "smtp.tls": "starttls",
 		"templates":        "",
 		"enforcement.mode": "dry-run", "enforcement.max_per_run": 10, "enforcement.max_concurrent": 2,
@@ -78,6 +78,7 @@ func Load(path string) (*Config, error) {
 		return nil, &Error{File: path, Problems: []string{typeProblem(err)}}
 	}
 	e := &Error{File: path}
+	cfg.SMTP.defaultPort()
 	cfg.resolvePaths(filepath.Dir(path))
 	cfg.readSecrets(e)
 	cfg.mergeCustomerPolicies(e)

@@ -91,6 +91,22 @@ type SMTP struct {
 	TLS          string `mapstructure:"tls"` // starttls | tls | none
 }
 
+// defaultPort fills in the port the TLS mode implies when none is set:
+// submission (587) for starttls, submissions (465) for tls, 25 for none.
+func (s *SMTP) defaultPort() {
+	if s.Port != 0 {
+		return
+	}
+	switch s.TLS {
+	case "tls":
+		s.Port = 465
+	case "none":
+		s.Port = 25
+	default:
+		s.Port = 587
+	}
+}
+
 // Enforcement controls guarded consolidation.
 type Enforcement struct {
 	Mode           string        `mapstructure:"mode"` // dry-run | enforce

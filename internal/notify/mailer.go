@@ -43,7 +43,7 @@ type Outgoing struct {
 // mandatory, never a silent downgrade), "tls" (implicit TLS, usually port
 // 465) or "none". When c.Username is set, it authenticates with the best
 // mechanism the server offers (PLAIN or LOGIN only over TLS) using
-// c.Password. A zero port means 587, 465 or 25 by TLS mode.
+// c.Password. The config fills in the port by TLS mode when none is set.
 func NewMailer(c config.SMTP) (*Mailer, error) {
 	host := strings.TrimSpace(c.Host)
 	if host == "" {
@@ -55,19 +55,10 @@ func NewMailer(c config.SMTP) (*Mailer, error) {
 	switch mode {
 	case "", "starttls":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-		if port == 0 {
-			port = 587
-		}
 	case "tls":
 		opts = append(opts, gomail.WithSSL())
-		if port == 0 {
-			port = 465
-		}
 	case "none":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
-		if port == 0 {
-			port = 25
-		}
 	default:
 		return nil, fmt.Errorf("smtp.tls must be starttls, tls or none, got %q", c.TLS)
 	}
