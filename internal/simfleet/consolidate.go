@@ -449,19 +449,14 @@ func (s *Sim) RenameSnapshot(vmName, snapshot, name, description string) error {
 		return fmt.Errorf("vm %s not in the simulator", ref.Value)
 	}
 	ctx.WithLock(obj, func() {
-		var walk func([]types.VirtualMachineSnapshotTree)
-		walk = func(list []types.VirtualMachineSnapshotTree) {
-			for i := range list {
-				if list[i].Snapshot == snap {
-					if name != "" {
-						list[i].Name = name
-					}
-					list[i].Description = description
+		eachSnapshot(obj.Snapshot.RootSnapshotList, func(n *types.VirtualMachineSnapshotTree) {
+			if n.Snapshot == snap {
+				if name != "" {
+					n.Name = name
 				}
-				walk(list[i].ChildSnapshotList)
+				n.Description = description
 			}
-		}
-		walk(obj.Snapshot.RootSnapshotList)
+		})
 		ctx.Update(obj, []types.PropertyChange{{Name: "snapshot.rootSnapshotList", Val: obj.Snapshot.RootSnapshotList}})
 	})
 	return nil

@@ -472,6 +472,14 @@ func (s *Sim) postCreator(vm types.ManagedObjectReference, vmName string, dc typ
 	})
 }
 
+// eachSnapshot calls fn for every node of a snapshot tree, parents first.
+func eachSnapshot(list []types.VirtualMachineSnapshotTree, fn func(*types.VirtualMachineSnapshotTree)) {
+	for i := range list {
+		fn(&list[i])
+		eachSnapshot(list[i].ChildSnapshotList, fn)
+	}
+}
+
 // refresh re-applies create times and the layoutEx sizes of one VM; vcsim
 // rebuilds layoutEx from disk after a removal, so this runs after every change.
 func (s *Sim) refresh(ref types.ManagedObjectReference) error {
@@ -486,16 +494,11 @@ func (s *Sim) refresh(ref types.ManagedObjectReference) error {
 		if obj.Snapshot == nil {
 			return
 		}
-		var walk func([]types.VirtualMachineSnapshotTree)
-		walk = func(list []types.VirtualMachineSnapshotTree) {
-			for i := range list {
-				if t, ok := s.created[list[i].Snapshot.Value]; ok {
-					list[i].CreateTime = t
-				}
-				walk(list[i].ChildSnapshotList)
+		eachSnapshot(obj.Snapshot.RootSnapshotList, func(n *types.VirtualMachineSnapshotTree) {
+			if t, ok := s.created[n.Snapshot.Value]; ok {
+				n.CreateTime = t
 			}
-		}
-		walk(obj.Snapshot.RootSnapshotList)
+		})
 		le := layout(obj, s.sizes)
 		ctx.Update(obj, []types.PropertyChange{
 			{Name: "snapshot", Val: obj.Snapshot},
@@ -596,16 +599,11 @@ func (s *Sim) findSnapshot(vmName, snapshot string) (types.ManagedObjectReferenc
 	}
 	if vm.Snapshot != nil {
 		var found *types.ManagedObjectReference
-		var walk func([]types.VirtualMachineSnapshotTree)
-		walk = func(list []types.VirtualMachineSnapshotTree) {
-			for i := range list {
-				if list[i].Name == snapshot && found == nil {
-					found = &list[i].Snapshot
-				}
-				walk(list[i].ChildSnapshotList)
+		eachSnapshot(vm.Snapshot.RootSnapshotList, func(n *types.VirtualMachineSnapshotTree) {
+			if n.Name == snapshot && found == nil {
+				found = &n.Snapshot
 			}
-		}
-		walk(vm.Snapshot.RootSnapshotList)
+		})
 		if found != nil {
 			return ref, *found, nil
 		}
