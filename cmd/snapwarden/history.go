@@ -3,15 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/ledger"
+	"github.com/snapwarden/snapwarden/internal/report"
 )
 
 func (a *app) historyCmd() *cobra.Command {
@@ -58,7 +57,7 @@ func (a *app) historyCmd() *cobra.Command {
 			fmt.Fprintln(tw, "TIME\tKIND\tVM\tSNAPSHOT\tCUSTOMER\tWHAT")
 			for _, e := range events {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Kind,
-					clip(clean(e.VM), 30), clip(clean(e.Snapshot), 40), dash(e.Customer), clean(e.What))
+					report.Truncate(report.Clean(e.VM), 30), report.Truncate(report.Clean(e.Snapshot), 40), dash(e.Customer), report.Clean(e.What))
 			}
 			return tw.Flush()
 		},
@@ -69,25 +68,6 @@ func (a *app) historyCmd() *cobra.Command {
 	fl.StringVar(&since, "since", "", "only the last DURATION (48h, 7d)")
 	fl.StringVarP(&format, "format", "f", "table", "table or json")
 	return cmd
-}
-
-// clean drops control characters from names customers control, so a
-// snapshot name cannot move the cursor or forge lines in a terminal.
-func clean(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-// clip shortens a name to n runes so one long name does not widen every row.
-func clip(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 func dash(s string) string {

@@ -71,7 +71,7 @@ func renderCSV(w io.Writer, _ *plan.Plan, rows []Row, _ Options) error {
 // leading single quote. Tabs and CRs, which spreadsheets also read as formula
 // starts, are gone after clean.
 func csvCell(s string) string {
-	s = clean(s)
+	s = Clean(s)
 	if t := strings.TrimLeft(s, " "); t != "" && strings.ContainsRune("=+-@", rune(t[0])) {
 		return "'" + s
 	}

@@ -127,7 +127,7 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		r := rows[i]
 		for _, s := range []*string{&r.VM, &r.Folder, &r.Snapshot, &r.Description, &r.Customer, &r.Creator,
 			&r.Reason, &r.Why} {
-			*s = clean(*s)
+			*s = Clean(*s)
 		}
 		page.Rows[i] = htmlRow{Row: r, Next: nextText(&r, p.At), Age: ageText(r.AgeHours), Size: plan.IEC(r.SizeBytes)}
 	}

@@ -17,7 +17,7 @@ var mdEscaper = strings.NewReplacer(
 )
 
 // md makes s one line of literal Markdown text.
-func md(s string) string { return mdEscaper.Replace(clean(s)) }
+func md(s string) string { return mdEscaper.Replace(Clean(s)) }
 
 // renderMarkdown writes a title, the report's times and mode, a summary
 // table, the vCenter errors and a snapshot table.

@@ -499,10 +499,10 @@ func TestText(t *testing.T) {
 			t.Errorf("ageText(%v) = %q, want %q", h, got, want)
 		}
 	}
-	if got := clean("a\r\nb\tc\x1b[31m\u202eevil"); got != "a b c [31mevil" {
+	if got := Clean("a\r\nb\tc\x1b[31m\u202eevil"); got != "a b c [31mevil" {
 		t.Errorf("clean = %q", got)
 	}
-	if got := truncate("héllo wörld", 6); got != "héllo…" {
+	if got := Truncate("héllo wörld", 6); got != "héllo…" {
 		t.Errorf("truncate = %q", got)
 	}
 	for _, l := range wrap(strings.Repeat("word ", 50), 30) {

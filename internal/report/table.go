@@ -28,13 +28,13 @@ type tableColumn struct {
 var tableColumns = []tableColumn{
 	{header: "STATE", cell: func(r *Row, _ *plan.Plan) string { return r.State }},
 	{header: "NEXT", cell: func(r *Row, p *plan.Plan) string { return nextText(r, p.At) }},
-	{header: "VM", flex: true, cell: func(r *Row, _ *plan.Plan) string { return clean(r.VM) }},
-	{header: "SNAPSHOT", flex: true, cell: func(r *Row, _ *plan.Plan) string { return clean(r.Snapshot) }},
-	{header: "CUSTOMER", flex: true, cell: func(r *Row, _ *plan.Plan) string { return orDash(clean(r.Customer)) }},
+	{header: "VM", flex: true, cell: func(r *Row, _ *plan.Plan) string { return Clean(r.VM) }},
+	{header: "SNAPSHOT", flex: true, cell: func(r *Row, _ *plan.Plan) string { return Clean(r.Snapshot) }},
+	{header: "CUSTOMER", flex: true, cell: func(r *Row, _ *plan.Plan) string { return orDash(Clean(r.Customer)) }},
 	{header: "AGE", right: true, cell: func(r *Row, _ *plan.Plan) string { return ageText(r.AgeHours) }},
 	{header: "SIZE", right: true, cell: func(r *Row, _ *plan.Plan) string { return plan.IEC(r.SizeBytes) }},
 	{header: "DEPTH", right: true, cell: func(r *Row, _ *plan.Plan) string { return strconv.Itoa(r.Depth) }},
-	{header: "CREATOR", flex: true, cell: func(r *Row, _ *plan.Plan) string { return orDash(clean(r.Creator)) }},
+	{header: "CREATOR", flex: true, cell: func(r *Row, _ *plan.Plan) string { return orDash(Clean(r.Creator)) }},
 }
 
 // renderTable writes the rows as a table that fits opt.Width, a summary line
@@ -66,7 +66,7 @@ func renderTable(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		for _, line := range cells {
 			b.Reset()
 			for j, c := range tableColumns {
-				cell := truncate(line[j], widths[j])
+				cell := Truncate(line[j], widths[j])
 				pad := strings.Repeat(" ", widths[j]-utf8.RuneCountInString(cell))
 				if j > 0 {
 					b.WriteString(columnGap)
@@ -79,7 +79,7 @@ func renderTable(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 					b.WriteString(pad)
 				}
 			}
-			bw.WriteString(truncate(strings.TrimRight(b.String(), " "), width))
+			bw.WriteString(Truncate(strings.TrimRight(b.String(), " "), width))
 			bw.WriteByte('\n')
 		}
 		bw.WriteByte('\n')
@@ -89,7 +89,7 @@ func renderTable(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		}
 	}
 	for _, e := range p.Errors {
-		for _, l := range wrap("error: vcenter "+clean(e.VCenter)+": "+clean(e.Error), width) {
+		for _, l := range wrap("error: vcenter "+Clean(e.VCenter)+": "+Clean(e.Error), width) {
 			bw.WriteString(l)
 			bw.WriteByte('\n')
 		}

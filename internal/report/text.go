@@ -9,10 +9,10 @@ import (
 	"unicode/utf8"
 )
 
-// clean makes a customer-controlled string safe for one line of text: each
+// Clean makes a customer-controlled string safe for one line of text: each
 // run of control characters (CR, LF, tab, ESC, ...) becomes one space, and
 // bidirectional overrides, which can disguise text, are dropped.
-func clean(s string) string {
+func Clean(s string) string {
 	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || isBidi(r) }) {
 		return s
 	}
@@ -40,8 +40,8 @@ func isBidi(r rune) bool {
 	return (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
-// truncate shortens s to at most n runes, ending in "…" when cut.
-func truncate(s string, n int) string {
+// Truncate shortens s to at most n runes, ending in "…" when cut.
+func Truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
