@@ -72,6 +72,9 @@ func (m *metrics) observe(r *cycle.Result, err error) {
 		if st != "exempt" && st != "managed" && d.Verdict.Age.Seconds() > oldest {
 			oldest = d.Verdict.Age.Seconds()
 		}
+		if d.EscalateNow {
+			m.escalations.Inc()
+		}
 	}
 	m.oldest.Set(oldest)
 	for k, n := range r.Sent {
@@ -79,11 +82,6 @@ func (m *metrics) observe(r *cycle.Result, err error) {
 	}
 	for k, n := range r.Failed {
 		m.noticesFailed.WithLabelValues(k).Add(float64(n))
-	}
-	for _, d := range r.Plan.Decisions {
-		if d.EscalateNow {
-			m.escalations.Inc()
-		}
 	}
 	for k, n := range r.Actions {
 		m.actions.WithLabelValues(k).Add(float64(n))
