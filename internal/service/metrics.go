@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/policy"
 )
 
 // metrics are the Prometheus series of the service, on their own registry.
@@ -69,7 +70,7 @@ func (m *metrics) observe(r *cycle.Result, err error) {
 		st := d.Verdict.State.String()
 		m.snapshots.WithLabelValues(st, d.Customer).Inc()
 		m.bytes.WithLabelValues(st, d.Customer).Add(float64(d.Snapshot.SizeBytes))
-		if st != "exempt" && st != "managed" && d.Verdict.Age.Seconds() > oldest {
+		if s := d.Verdict.State; s != policy.StateExempt && s != policy.StateManaged && d.Verdict.Age.Seconds() > oldest {
 			oldest = d.Verdict.Age.Seconds()
 		}
 		if d.EscalateNow {
