@@ -26,6 +26,7 @@ type Config struct {
 	SMTP        SMTP            `mapstructure:"smtp"`
 	Templates   string          `mapstructure:"templates"`
 	Enforcement Enforcement     `mapstructure:"enforcement"`
+	SelfService SelfService     `mapstructure:"self_service"`
 }
 
 // Log configures zerolog.
@@ -123,3 +124,19 @@ type Window struct {
 	Start    string        `mapstructure:"start"`
 	Duration time.Duration `mapstructure:"duration"`
 }
+
+// SelfService configures the signed links in customer digests and the public
+// listener that serves them (package selfservice). Links are off while
+// PublicURL is empty.
+type SelfService struct {
+	PublicURL  string        `mapstructure:"public_url"`
+	Listen     string        `mapstructure:"listen"`
+	KeyFile    string        `mapstructure:"key_file"`
+	LinkTTL    time.Duration `mapstructure:"link_ttl"`
+	ExtendBy   time.Duration `mapstructure:"extend_by"`
+	MaxExtends int           `mapstructure:"max_extends"`
+	Commit     bool          `mapstructure:"commit"`
+}
+
+// Enabled reports whether digests carry self-service links.
+func (s SelfService) Enabled() bool { return s.PublicURL != "" }

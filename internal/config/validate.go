@@ -65,6 +65,7 @@ func (c *Config) validate(e *Error) {
 		}
 	}
 	c.validateEnforcement(e)
+	c.validateSelfService(e)
 }
 
 // CheckNotify is the validation only run and serve need: escalations and
@@ -210,6 +211,32 @@ func (c *Config) validateEnforcement(e *Error) {
 		if w.Duration <= 0 || w.Duration > 24*time.Hour {
 			e.add("enforcement.window.duration must be more than 0 and at most 24h, got %s", w.Duration)
 		}
+	}
+}
+
+// validateSelfService checks the link settings; the key file itself is read
+// and judged by selfservice.LoadKeys when run or serve start.
+func (c *Config) validateSelfService(e *Error) {
+	s := c.SelfService
+	if !s.Enabled() {
+		return
+	}
+	if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+		e.add("self_service.public_url %q must be an http(s) URL without a query, such as https://snapshots.provider.example", s.PublicURL)
+	}
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		e.add("self_service.listen %q must be host:port, such as 0.0.0.0:9470: %v", s.Listen, err)
+	} else if s.Listen == c.Listen {
+		e.add("self_service.listen %q must differ from listen: the console and the public links never share a listener", s.Listen)
+	}
+	if s.KeyFile == "" {
+		e.add("self_service.key_file is required with public_url: it holds the links' HMAC key (at least 32 random bytes)")
+	}
+	if s.LinkTTL <= 0 || s.ExtendBy <= 0 {
+		e.add("self_service.link_ttl and extend_by must be positive durations such as 168h and 24h")
+	}
+	if s.MaxExtends < 0 {
+		e.add("self_service.max_extends must be 0 or more")
 	}
 }
 
