@@ -21,12 +21,14 @@ const (
 	ReasonGuardDatastore               // the datastore lacks room for the merge
 	ReasonGuardMaxPerRun               // max_per_run consolidations already planned
 	ReasonGuardAttempts                // max_attempts failed attempts
+	ReasonCustomerCommit               // the customer asked to commit it now (self-service link)
+	ReasonOwnerDisputed                // the customer says it is not theirs (self-service link)
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "guard-not-warned", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts",
+	"guard-attempts", "customer-commit", "owner-disputed",
 }
 
 // String returns a short stable name of the reason.

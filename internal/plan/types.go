@@ -18,6 +18,9 @@ type Item struct {
 	Reachable bool
 	Policy    policy.Policy
 	Verdict   policy.Verdict
+	// ExtendedUntil is the deadline the customer's extend links moved it to
+	// (see Extend); zero when not extended.
+	ExtendedUntil time.Time
 }
 
 // History is what the ledger remembers of one snapshot from earlier cycles.
@@ -47,6 +50,9 @@ type History struct {
 	// BlockedReason is the guard refusal support was last told of, so a
 	// blocked consolidation is escalated once per reason, not every cycle.
 	BlockedReason string
+	// Requests are the customer's self-service requests (extend, commit,
+	// not-mine), oldest first.
+	Requests []Request
 }
 
 // Action is the decision for one snapshot, `next_action` in reports.
