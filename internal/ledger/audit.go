@@ -188,6 +188,9 @@ WHERE started_at >= ?1 AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR c
 	if err != nil {
 		return nil, wrap("actions", err)
 	}
+	if err := requestEvents(ctx, tx, since, vm, cust, keep); err != nil {
+		return nil, wrap("requests", err)
+	}
 
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].At.Equal(out[j].At) {

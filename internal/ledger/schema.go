@@ -120,4 +120,24 @@ CREATE INDEX actions_key ON actions(key);
 CREATE INDEX actions_running ON actions(started_at, id) WHERE finished_at IS NULL;
 CREATE INDEX actions_started ON actions(started_at);
 `,
+	// 2: customers' self-service requests (selfservice links). One row per
+	// use of a link: the token's digest makes a second POST of the same link
+	// a no-op, and the key names the snapshot as elsewhere.
+	`
+CREATE TABLE requests (
+	id          INTEGER PRIMARY KEY,
+	token       TEXT    NOT NULL UNIQUE, -- SHA-256 of the token, hex: never the token itself
+	key         TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	customer    TEXT    NOT NULL,
+	action      TEXT    NOT NULL CHECK (action IN ('extend', 'commit', 'not-mine')),
+	at          INTEGER NOT NULL,
+	remote      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX requests_key ON requests(key, at);
+CREATE INDEX requests_at ON requests(at);
+`,
 }
