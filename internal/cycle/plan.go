@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/enforce"
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
@@ -19,6 +20,8 @@ type HistorySource interface {
 	// Known reports which snapshots the ledger has seen, so creators are
 	// looked up only for new ones.
 	Known(ctx context.Context) (func(facts.Key) bool, error)
+	// Requests is every open snapshot's self-service requests, keyed by identity.
+	Requests(ctx context.Context) (map[facts.Key][]plan.Request, error)
 }
 
 // Planner runs the stages report and run share: collect, evaluate, plan.
@@ -58,12 +61,24 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
+	reqs, err := hs.Requests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for k, rs := range reqs {
+		h := hist[k]
+		h.Requests = rs
+		hist[k] = h
+	}
 	return p.Decide(inv, hist, now), nil
 }
 
 // Decide is Plan's pure part: evaluate every snapshot and build the plan.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
-	items := Evaluate(inv, p.Config, p.Rules, now)
+	ss := p.Config.SelfService
+	reqs := plan.RequestSettings{ExtendBy: ss.ExtendBy, MaxExtends: ss.MaxExtends, DryRun: p.Config.Enforcement.Mode != enforce.ModeEnforce}
+	items := plan.Extend(Evaluate(inv, p.Config, p.Rules, now), hist, reqs, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
+	plan.ApplyRequests(decisions, reqs, p.Settings, now)
 	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
 }

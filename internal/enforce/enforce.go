@@ -369,6 +369,8 @@ func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, strin
 		return GuardManaged, "the snapshot now belongs to backup software: " + v.Detail
 	case v.State == policy.StateExempt:
 		return GuardExempt, "the snapshot is now exempt: " + v.Detail
+	case d.Reason == plan.ReasonCustomerCommit:
+		// The customer asked for it: no deadline to wait for.
 	case v.State != policy.StateOverdue || now.Before(v.ActAt):
 		return GuardNotDue, "the snapshot is not past deadline + grace any more: " + v.Detail
 	}
