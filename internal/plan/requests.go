@@ -116,7 +116,8 @@ func last(rs []Request, a RequestAction) (Request, bool) {
 }
 
 func (d *Decision) disputed(r Request, now time.Time) {
-	d.CustomerNotice = ActionNone
+	// Whatever Build escalated (a blocked consolidation, say) is replaced by the dispute.
+	d.CustomerNotice, d.EscalateNow = ActionNone, false
 	why := "the customer says it is not theirs (owner disputed, " + r.At.UTC().Format(time.RFC3339) + "): support checks the owner; nothing is committed"
 	if d.History.LastEscalation.Before(r.At) {
 		d.EscalateNow = true
