@@ -66,6 +66,7 @@ type Row struct {
 	FirstSeen    string `json:"first_seen"`
 	LastNotice   string `json:"last_notice"`  // last customer notice
 	NoticesSent  int    `json:"notices_sent"` // customer notices so far
+
 	// ExtendedUntil is the deadline the customer's self-service links moved
 	// it to; absent when not extended.
 	ExtendedUntil string `json:"extended_until,omitempty"`
@@ -101,38 +102,39 @@ func newRow(d *plan.Decision) Row {
 		vm = &facts.VM{}
 	}
 	return Row{
-		VCenter:       vm.VCenter,
-		Datacenter:    vm.Datacenter,
-		VM:            vm.Name,
-		VMUUID:        vm.InstanceUUID,
-		Folder:        vm.Folder,
-		Snapshot:      s.Name,
-		SnapshotID:    s.ID,
-		Description:   s.Description,
-		Created:       stamp(s.Created),
-		AgeHours:      math.Round(d.Verdict.Age.Hours()*10) / 10,
-		SizeBytes:     s.SizeBytes,
-		Depth:         s.Depth,
-		Customer:      d.Customer,
-		Creator:       d.Creator(),
-		State:         d.Verdict.State.String(),
-		Reason:        d.Verdict.Detail,
-		Deadline:      stamp(d.Verdict.DeadlineAt),
-		NextAction:    d.Action.String(),
-		NextActionAt:  stamp(d.At),
-		ActionReason:  d.Reason.String(),
-		Why:           d.Why,
-		Due:           d.Due,
-		PowerState:    vm.PowerState,
-		Current:       s.Current,
-		FirstSeen:     stamp(d.History.FirstSeen),
-		LastNotice:    stamp(d.History.LastCustomerNotice),
-		NoticesSent:   d.History.CustomerNotices,
+		VCenter:      vm.VCenter,
+		Datacenter:   vm.Datacenter,
+		VM:           vm.Name,
+		VMUUID:       vm.InstanceUUID,
+		Folder:       vm.Folder,
+		Snapshot:     s.Name,
+		SnapshotID:   s.ID,
+		Description:  s.Description,
+		Created:      stamp(s.Created),
+		AgeHours:     math.Round(d.Verdict.Age.Hours()*10) / 10,
+		SizeBytes:    s.SizeBytes,
+		Depth:        s.Depth,
+		Customer:     d.Customer,
+		Creator:      d.Creator(),
+		State:        d.Verdict.State.String(),
+		Reason:       d.Verdict.Detail,
+		Deadline:     stamp(d.Verdict.DeadlineAt),
+		NextAction:   d.Action.String(),
+		NextActionAt: stamp(d.At),
+		ActionReason: d.Reason.String(),
+		Why:          d.Why,
+		Due:          d.Due,
+		PowerState:   vm.PowerState,
+		Current:      s.Current,
+		FirstSeen:    stamp(d.History.FirstSeen),
+		LastNotice:   stamp(d.History.LastCustomerNotice),
+		NoticesSent:  d.History.CustomerNotices,
+		state:        d.Verdict.State,
+		action:       d.Action,
+		created:      s.Created,
+		nextAt:       d.At,
+
 		ExtendedUntil: stamp(d.ExtendedUntil),
-		state:         d.Verdict.State,
-		action:        d.Action,
-		created:       s.Created,
-		nextAt:        d.At,
 	}
 }
 
