@@ -14,6 +14,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
 )
@@ -87,6 +88,13 @@ type Failure struct {
 	Attempts int
 }
 
+// Link is one self-service link of a customer digest.
+type Link struct{ Label, URL string }
+
+// LinkFunc returns the self-service links of one snapshot of a customer's,
+// valid from at.
+type LinkFunc func(customer string, k facts.Key, at time.Time) ([]Link, error)
+
 // Message is a rendered message before it becomes bytes.
 type Message struct {
 	To      []string
@@ -154,6 +162,12 @@ type Entry struct {
 	TaskID   string
 	Fault    string
 	Attempts int
+
+	// Links are the self-service links of a customer digest's snapshot;
+	// Confirmation is the line confirming the customer's request since the
+	// last digest ("" when none).
+	Links        []Link
+	Confirmation string
 }
 
 // CustomerData is what the customer templates are executed with.
@@ -197,6 +211,9 @@ type Renderer struct {
 	customerHTML *htmltemplate.Template
 	supportText  *texttemplate.Template
 	supportHTML  *htmltemplate.Template
+
+	// Links, when set, adds self-service links to customer digests.
+	Links LinkFunc
 }
 
 // NewRenderer loads the embedded templates and, when dir != "", overrides
@@ -277,7 +294,8 @@ func parseHTML(name string, src, origin map[string]string) (*htmltemplate.Templa
 // selfTest executes every template once on sample data, so a template that
 // names a missing field fails at start rather than in the middle of a cycle.
 func (r *Renderer) selfTest(origin map[string]string) error {
-	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window"}
+	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window",
+		Links: []Link{{Label: "Keep it 24 h longer", URL: "https://example.com/s/t"}}, Confirmation: "c"}
 	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
 	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e}}
@@ -334,7 +352,16 @@ func (r *Renderer) Customer(d CustomerDigest) (Message, error) {
 		data.KeepUntilExample = d.At.UTC().Add(d.MaxKeep)
 	}
 	for _, dec := range d.Attention {
-		data.Attention = append(data.Attention, entryOf(dec, d.At, d.MaxKeep))
+		e := entryOf(dec, d.At, d.MaxKeep)
+		e.Confirmation = dec.Confirmation()
+		if r.Links != nil {
+			links, err := r.Links(d.Customer.ID, dec.Snapshot.Key(), d.At)
+			if err != nil {
+				return Message{}, fmt.Errorf("customer digest for %q: %w", d.Customer.ID, err)
+			}
+			e.Links = links
+		}
+		data.Attention = append(data.Attention, e)
 	}
 	sortEntries(data.Attention, true)
 	for _, c := range d.Committed {
