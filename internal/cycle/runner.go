@@ -16,6 +16,7 @@ import (
 	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/notify"
 	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/selfservice"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
 
@@ -29,6 +30,8 @@ type Options struct {
 	VSphere vsphere.Options
 	// Poster delivers webhooks; nil means a default one.
 	Poster *notify.Poster
+	// Now is the self-service pages' clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Runner executes cycles for `run` and `serve`. It owns the vCenter
@@ -46,6 +49,11 @@ type Runner struct {
 	planner  *Planner
 	renderer *notify.Renderer
 	mailer   *notify.Mailer
+	public   *selfservice.Handler // nil while self-service links are off
+
+	// limiter outlives reloads, so a reload does not reset the rate limit.
+	limiter *selfservice.Limiter
+	now     func() time.Time // the public pages' clock
 }
 
 // New opens the ledger for writing and prepares the sessions and mailer.
@@ -54,7 +62,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{log: opt.Log, ledger: led, poster: opt.Poster}
+	r := &Runner{log: opt.Log, ledger: led, poster: opt.Poster, limiter: selfservice.NewLimiter(1, 20), now: opt.Now}
 	if r.poster == nil {
 		r.poster = &notify.Poster{}
 	}
@@ -73,6 +81,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 // Reload swaps in a new config. Everything is prepared before anything is
 // swapped, so a config that cannot be used leaves the old one running.
 func (r *Runner) Reload(cfg *config.Config) error {
+	var public *selfservice.Handler
 	planner, err := NewPlanner(cfg)
 	if err != nil {
 		return err
@@ -85,6 +94,9 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("%s: smtp: %w", cfg.File, err)
 	}
+	if renderer.Links, public, err = r.selfService(cfg); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cfg != nil && r.cfg.State != cfg.State {
@@ -93,7 +105,7 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	if r.cfg != nil && r.cfg.Collect != cfg.Collect {
 		r.log.Warn().Msg("collect changed: takes effect at the next restart")
 	}
-	r.cfg, r.planner, r.renderer, r.mailer = cfg, planner, renderer, mailer
+	r.cfg, r.planner, r.renderer, r.mailer, r.public = cfg, planner, renderer, mailer, public
 	if r.pool != nil {
 		r.pool.SetTargets(context.Background(), cfg.VCenters)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/selfservice"
 )
 
 // Runner executes cycles; it owns the vCenter sessions, the mailer and the
@@ -40,6 +41,12 @@ type Options struct {
 	StopGrace time.Duration
 	// Ready, if set, is called with the HTTP address once serving.
 	Ready func(addr string)
+	// Public, if set, is served on self_service.listen: the customers'
+	// self-service links, on a listener of its own that shares no path with
+	// the console.
+	Public http.Handler
+	// PublicReady, if set, is called with the public listener's address.
+	PublicReady func(addr string)
 }
 
 // Service is a running `serve`.
@@ -86,6 +93,13 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 		defer cancel()
 		_ = srv.Shutdown(shut)
 	}()
+	if opt.Public != nil {
+		stop, err := servePublic(cfg, opt)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	opt.Log.Info().Str("listen", ln.Addr().String()).Str("schedule", cfg.Schedule).Msg("serving")
 	if opt.Ready != nil {
 		opt.Ready(ln.Addr().String())
@@ -238,4 +252,27 @@ func watchdog(log zerolog.Logger) func() {
 		}
 	}()
 	return func() { close(stop) }
+}
+
+// servePublic starts the self-service listener; stop shuts it down.
+func servePublic(cfg *config.Config, opt Options) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.SelfService.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%s: self_service.listen %s: %w", cfg.File, cfg.SelfService.Listen, err)
+	}
+	srv := selfservice.Server(opt.Public)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opt.Log.Error().Err(err).Msg("self-service server stopped")
+		}
+	}()
+	opt.Log.Info().Str("listen", ln.Addr().String()).Msg("serving self-service links under " + selfservice.Prefix)
+	if opt.PublicReady != nil {
+		opt.PublicReady(ln.Addr().String())
+	}
+	return func() {
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}, nil
 }
