@@ -56,13 +56,10 @@ func fetch(t *testing.T, method, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// A delivered digest's links, followed over HTTP (GET, then the form's
-// POST), land in the ledger and change the next report and emails: extend
-// moves after-config's deadline (extended_until) and the next digest
-// confirms it; not-mine takes before-upgrade out of acme's digests and
-// tells support "owner disputed".
-func TestSelfServiceEndToEnd(t *testing.T) {
-	e := newEnv(t, "small.yaml")
+// selfService gives e's config self-service links served on 127.0.0.1 and
+// returns a runner whose pages read *clock.
+func (e *env) selfService(t *testing.T, clock *time.Time) *Runner {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	key := filepath.Join(e.dir, "link.key")
@@ -75,29 +72,48 @@ func TestSelfServiceEndToEnd(t *testing.T) {
 	}
 	_, _ = f.WriteString("self_service: {public_url: \"http://" + srv.Listener.Addr().String() + "\", listen: \"127.0.0.1:0\", key_file: link.key}\n")
 	f.Close()
+	mode := e.cfg.Enforcement.Mode
 	if e.cfg, err = config.Load(e.cfg.File); err != nil {
 		t.Fatal(err)
 	}
-	clock := t0
-	r, err := New(context.Background(), e.cfg, Options{Log: zerolog.Nop(), Now: func() time.Time { return clock }})
+	e.cfg.Enforcement.Mode = mode
+	r, err := New(context.Background(), e.cfg, Options{Log: zerolog.Nop(), Now: func() time.Time { return *clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
 	srv.Config.Handler = r.Public()
 	srv.Start()
+	return r
+}
 
-	cycle(t, r, t0)
+// digestLinks returns the links of snapshot in the last digest to ops@acme.example.
+func digestLinks(t *testing.T, e *env, from int, snapshot string) map[string]string {
+	t.Helper()
 	var html string
-	for _, m := range messages(t, e.sink, 0) {
+	for _, m := range messages(t, e.sink, from) {
 		if m.to[0] == "ops@acme.example" {
 			html = htmlOf(t, m)
 		}
 	}
-	extend := rowLinks(t, html, "after-config")["Keep it 24 h longer"]
-	notMine := rowLinks(t, html, "before-upgrade")["Not ours"]
-	if extend == "" || notMine == "" || len(rowLinks(t, html, "after-config")) != 3 {
-		t.Fatalf("digest links: after-config %v, before-upgrade %v", rowLinks(t, html, "after-config"), rowLinks(t, html, "before-upgrade"))
+	return rowLinks(t, html, snapshot)
+}
+
+// A delivered digest's links, followed over HTTP (GET, then the form's
+// POST), land in the ledger and change the next report and emails: extend
+// moves after-config's deadline (extended_until) and the next digest
+// confirms it; not-mine takes before-upgrade out of acme's digests and
+// tells support "owner disputed".
+func TestSelfServiceEndToEnd(t *testing.T) {
+	e := newEnv(t, "small.yaml")
+	clock := t0
+	r := e.selfService(t, &clock)
+
+	cycle(t, r, t0)
+	afterConfig, beforeUpgrade := digestLinks(t, e, 0, "after-config"), digestLinks(t, e, 0, "before-upgrade")
+	extend, notMine := afterConfig["Keep it 24 h longer"], beforeUpgrade["Not ours"]
+	if extend == "" || notMine == "" || len(afterConfig) != 3 {
+		t.Fatalf("digest links: after-config %v, before-upgrade %v", afterConfig, beforeUpgrade)
 	}
 
 	clock = t0.Add(time.Hour)
@@ -180,5 +196,52 @@ func TestSelfServiceEndToEnd(t *testing.T) {
 	}
 	if used != 2 {
 		t.Errorf("history shows %d requests, want 2", used)
+	}
+}
+
+// "Commit it now" on a snapshot short of its deadline: the next enforce
+// cycle removes it (every guard but the deadline applies); in dry-run,
+// support is told the customer asked and nothing is removed.
+func TestSelfServiceCommit(t *testing.T) {
+	for _, mode := range []string{"enforce", "dry-run"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "small.yaml")
+			e.cfg.Enforcement.Mode = mode
+			clock := t0
+			r := e.selfService(t, &clock)
+			cycle(t, r, t0)
+			commit := digestLinks(t, e, 0, "after-config")["Commit it now"]
+			clock = t0.Add(time.Hour)
+			if code, body := fetch(t, http.MethodPost, commit); code != http.StatusOK {
+				t.Fatalf("POST: %d\n%s", code, body)
+			}
+			sent := len(e.sink.Messages())
+			res := cycle(t, r, t0.Add(2*time.Hour))
+			var removed []string
+			for _, o := range res.Outcomes {
+				if o.Kind == "remove" && o.Result == "success" {
+					removed = append(removed, o.Decision.Snapshot.Name)
+				}
+			}
+			var support string
+			for _, m := range messages(t, e.sink, sent) {
+				if m.to[0] == "support@provider.example" {
+					support = htmlOf(t, m)
+				}
+			}
+			switch mode {
+			case "enforce":
+				if len(removed) != 1 || removed[0] != "after-config" {
+					t.Fatalf("enforce cycle removed %v, want after-config only", removed)
+				}
+			default:
+				if len(removed) != 0 || len(res.Outcomes) != 0 {
+					t.Fatalf("dry-run acted: %+v", res.Outcomes)
+				}
+				if !strings.Contains(support, "after-config") || !strings.Contains(support, "the customer asked to commit it") {
+					t.Fatalf("support not told of the customer's commit request:\n%s", support)
+				}
+			}
+		})
 	}
 }
