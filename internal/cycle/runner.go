@@ -54,6 +54,7 @@ type Runner struct {
 	// limiter outlives reloads, so a reload does not reset the rate limit.
 	limiter *selfservice.Limiter
 	now     func() time.Time // the public pages' clock
+	serving bool             // self-service was on at start, so serve listens for it
 }
 
 // New opens the ledger for writing and prepares the sessions and mailer.
@@ -104,6 +105,14 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	}
 	if r.cfg != nil && r.cfg.Collect != cfg.Collect {
 		r.log.Warn().Msg("collect changed: takes effect at the next restart")
+	}
+	if r.cfg != nil && !r.serving && public != nil {
+		// Links to a listener that is not there would fail every customer.
+		r.log.Warn().Msg("self_service.public_url set by a reload: links start at the next restart, with the public listener")
+		renderer.Links, public = nil, nil
+	}
+	if r.cfg != nil && r.cfg.SelfService.Listen != cfg.SelfService.Listen {
+		r.log.Warn().Str("listen", cfg.SelfService.Listen).Msg("self_service.listen changed: takes effect at the next restart")
 	}
 	r.cfg, r.planner, r.renderer, r.mailer, r.public = cfg, planner, renderer, mailer, public
 	if r.pool != nil {

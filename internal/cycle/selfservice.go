@@ -49,13 +49,16 @@ func provider(from string) string {
 }
 
 // Public is the self-service listener's handler (nil when links are off at
-// start). It serves with the config of the last Reload.
+// start). It serves with the config of the last Reload; a reload that turns
+// links on after a start without them leaves them off until the restart
+// that starts the listener.
 func (r *Runner) Public() http.Handler {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.public == nil {
 		return nil
 	}
+	r.serving = true
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		h := r.public

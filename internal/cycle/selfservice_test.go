@@ -245,3 +245,22 @@ func TestSelfServiceCommit(t *testing.T) {
 		})
 	}
 }
+
+// A reload cannot turn links on when serve started without its public
+// listener: customers would get links to nowhere.
+func TestSelfServiceReloadNeedsRestart(t *testing.T) {
+	e := newEnv(t, "small.yaml")
+	r := e.runner(t)
+	if r.Public() != nil {
+		t.Fatal("a public handler without self_service")
+	}
+	clock := t0
+	on := newEnv(t, "small.yaml")
+	on.selfService(t, &clock) // writes the key and appends self_service to its config
+	if err := r.Reload(on.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, rd, _ := r.settings(); rd.Links != nil || r.Public() != nil {
+		t.Fatal("links turned on by a reload without a listener")
+	}
+}
