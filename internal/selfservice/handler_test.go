@@ -3,6 +3,8 @@ package selfservice
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"database/sql"
 	"io"
 	"net/http"
@@ -134,6 +136,12 @@ func TestGetShowsAndChangesNothing(t *testing.T) {
 				if !strings.Contains(body, want) {
 					t.Errorf("GET page lacks %q:\n%s", want, body)
 				}
+			}
+			// The CSP allows the page's one style block by its hash: it must match.
+			style := body[strings.Index(body, "<style>")+len("<style>") : strings.Index(body, "</style>")]
+			sum := sha256.Sum256([]byte(style))
+			if !strings.Contains(hd.Get("Content-Security-Policy"), "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+				t.Errorf("the style block does not match the CSP's hash")
 			}
 			if strings.Contains(body, "<script") || strings.Contains(body, "<b>upgrade") {
 				t.Errorf("page has script or unescaped names:\n%s", body)
