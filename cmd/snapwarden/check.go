@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/snapwarden/snapwarden/internal/notify"
+	"github.com/snapwarden/snapwarden/internal/selfservice"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
 
@@ -27,6 +28,13 @@ func (a *app) checkCmd() *cobra.Command {
 				cfg.File, len(cfg.VCenters), len(cfg.Customers), cfg.Enforcement.Mode)
 			ctx := cmd.Context()
 			failed := 0
+			if cfg.SelfService.Enabled() {
+				keys, err := selfservice.LoadKeys(cfg.SelfService.KeyFile)
+				if err != nil {
+					return usageErr(err)
+				}
+				fmt.Fprintf(a.stdout, "self_service %s: ok (%s)\n", cfg.SelfService.KeyFile, keys)
+			}
 			for _, vc := range cfg.VCenters {
 				dctx, cancel := context.WithTimeout(ctx, time.Minute)
 				c, err := vsphere.Dial(dctx, vc, vsphere.Options{Timeout: time.Minute})

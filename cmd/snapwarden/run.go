@@ -12,6 +12,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/selfservice"
 	"github.com/snapwarden/snapwarden/internal/service"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
@@ -25,6 +26,12 @@ func (a *app) runner(cmd *cobra.Command, vopt vsphere.Options) (*config.Config, 
 	}
 	if err := cfg.CheckNotify(); err != nil {
 		return nil, log, nil, usageErr(err)
+	}
+	if cfg.SelfService.Enabled() {
+		// A bad key file is a config error (exit 2), found before the ledger opens.
+		if _, err := selfservice.LoadKeys(cfg.SelfService.KeyFile); err != nil {
+			return nil, log, nil, usageErr(fmt.Errorf("%s: %w", cfg.File, err))
+		}
 	}
 	r, err := cycle.New(cmd.Context(), cfg, cycle.Options{Log: log, VSphere: vopt})
 	if err != nil {

@@ -55,7 +55,12 @@ type Claims struct {
 type Keys struct{ keys [][]byte }
 
 // String keeps keys out of logs and pages whatever prints them.
-func (k *Keys) String() string { return fmt.Sprintf("<%d self-service keys>", len(k.keys)) }
+func (k *Keys) String() string {
+	if len(k.keys) == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys, newest first", len(k.keys))
+}
 
 // GoString keeps %#v from printing the keys.
 func (k *Keys) GoString() string { return k.String() }
