@@ -95,6 +95,9 @@ func (a *app) serveCmd() *cobra.Command {
 					if err == nil {
 						err = cfg.CheckNotify()
 					}
+					if err == nil {
+						warnInsecure(log, cfg)
+					}
 					return cfg, err
 				},
 				Log:    log,
