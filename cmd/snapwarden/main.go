@@ -104,6 +104,12 @@ func versionString() string {
 	return fmt.Sprintf("snapwarden %s (%s, govmomi %s)", v, goVersion, govmomi)
 }
 
+// buildVersion is snapwarden's own version.
+func buildVersion() string {
+	v, _, _ := buildVersions()
+	return v
+}
+
 // buildVersions reads snapwarden's, Go's and govmomi's versions from the
 // build: the Makefile's -X main.version, else the module version.
 func buildVersions() (v, goVersion, govmomi string) {
