@@ -237,7 +237,7 @@ type contractRow struct {
 	NextActionAt string  `json:"next_action_at"`
 }
 
-// contract is the JSON report contract of DESIGN.md.
+// contract is the JSON report contract of docs/report.md.
 type contract struct {
 	GeneratedAt string        `json:"generated_at"`
 	At          string        `json:"at"`
