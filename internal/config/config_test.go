@@ -320,3 +320,30 @@ func TestSupportEmailList(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Every key snapwarden knows is documented in docs/configuration.md (as
+// `key`, lists as `vcenters[].name`): a key added without its line fails here.
+func TestEveryKeyDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, tree keyTree)
+	walk = func(prefix string, tree keyTree) {
+		for name, sub := range tree {
+			key := prefix + name
+			if elem, ok := sub["[]"]; ok {
+				walk(key+"[].", elem)
+				continue
+			}
+			if sub == nil || key == "customers[].policy" { // an override holds policy's keys
+				if !strings.Contains(string(doc), "`"+key+"`") {
+					t.Errorf("docs/configuration.md does not document the key `%s`", key)
+				}
+				continue
+			}
+			walk(key+".", sub)
+		}
+	}
+	walk("", knownKeys(configType))
+}

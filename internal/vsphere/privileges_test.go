@@ -2,6 +2,8 @@ package vsphere
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +37,18 @@ func TestMissingPrivileges(t *testing.T) {
 	}
 	if missing, err = c.MissingPrivileges(context.Background()); err != nil || len(missing) != 0 {
 		t.Fatalf("the full role lacks %v (%v)", missing, err)
+	}
+}
+
+// docs/vcenter-role.md names every privilege check verifies.
+func TestPrivilegesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/vcenter-role.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range Privileges {
+		if !strings.Contains(string(doc), "`"+p.ID+"`") {
+			t.Errorf("docs/vcenter-role.md does not name %s", p.ID)
+		}
 	}
 }
