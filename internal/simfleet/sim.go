@@ -76,6 +76,7 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	model := simulator.VPX()
 	model.Host, model.Cluster, model.ClusterHost, model.Machine = 0, 1, 1, 0
 	if err := model.Create(); err != nil {
+		model.Remove() // its temp folder may exist already
 		return nil, fmt.Errorf("simulator: create model: %w", err)
 	}
 	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.Username, o.Password)}
