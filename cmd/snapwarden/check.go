@@ -70,7 +70,7 @@ func checkVCenter(ctx context.Context, out io.Writer, vc config.VCenter, enforce
 	fail := func(err error) bool {
 		msg := vsphere.Unnamed(name, err)
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			msg = fmt.Sprintf("no answer within %s (--timeout): %s", timeout, msg)
+			msg = fmt.Sprintf("did not finish within %s (--timeout): %s", timeout, msg)
 		}
 		fmt.Fprintf(out, "vcenter %s: FAILED at %s: %s\n", name, step, msg)
 		return false
@@ -129,7 +129,7 @@ func checkSMTP(ctx context.Context, out io.Writer, s config.SMTP, timeout time.D
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "smtp "+addr+": ")
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			msg = fmt.Sprintf("no answer within %s (--timeout): %s", timeout, msg)
+			msg = fmt.Sprintf("did not finish within %s (--timeout): %s", timeout, msg)
 		}
 		fmt.Fprintf(out, "smtp %s: FAILED at connect and login: %s\n", addr, msg)
 		return false

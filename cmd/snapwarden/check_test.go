@@ -95,8 +95,8 @@ func TestCheckHungServers(t *testing.T) {
 		t.Errorf("check took %s with --timeout 1s:\n%s", took, out)
 	}
 	for _, want := range []string{
-		"vcenter vc-hung: FAILED at login: no answer within 1s (--timeout): connect " + vc,
-		fmt.Sprintf("smtp %s: FAILED at connect and login: no answer within 1s (--timeout)", smtp),
+		"vcenter vc-hung: FAILED at login: did not finish within 1s (--timeout): connect " + vc,
+		fmt.Sprintf("smtp %s: FAILED at connect and login: did not finish within 1s (--timeout)", smtp),
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q in\n%s", want, out)

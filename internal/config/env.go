@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// EnvPrefix starts every environment variable that sets a config key.
-const EnvPrefix = "SNAPWARDEN_"
+// envPrefix starts every environment variable that sets a config key.
+const envPrefix = "SNAPWARDEN_"
 
 // notKeys are SNAPWARDEN_ variables that are not config keys: the CLI's
 // config path and the benchmarks' fleet size.
@@ -35,10 +35,10 @@ func applyEnv(settings map[string]any, environ []string) ([]envSetting, []string
 	sort.Strings(environ)
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) || notKeys[name] {
+		if !strings.HasPrefix(name, envPrefix) || notKeys[name] {
 			continue
 		}
-		tokens := strings.Split(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "_")
+		tokens := strings.Split(strings.ToLower(strings.TrimPrefix(name, envPrefix)), "_")
 		path, ok := resolveEnv(tokens, known, settings)
 		if !ok {
 			probs = append(probs, fmt.Sprintf("environment variable %s names no config key (list entries are addressed by index and must exist in the file, such as SNAPWARDEN_VCENTERS_0_PASSWORD)", name))
