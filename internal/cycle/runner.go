@@ -65,6 +65,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
 	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
+	vopt.ScanEvery = cfg.Problems.ScanEvery
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
 	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
 	return r, nil
@@ -168,6 +169,9 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	rec.Summary = res.Summary()
 	cycleID, err := r.ledger.Record(ctx, rec)
 	if err != nil {
+		return res, err
+	}
+	if err := r.ledger.RecordProblems(ctx, now, p.Problems, rec.Answered, inv.Scanned); err != nil {
 		return res, err
 	}
 	r.deliver(ctx, cfg, mailer, res, now)

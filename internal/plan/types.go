@@ -112,4 +112,6 @@ type Plan struct {
 	VMs       int
 	Decisions []Decision
 	Errors    []facts.VCenterError
+	// Problems customers cannot see; support only.
+	Problems []Problem
 }

@@ -16,6 +16,7 @@ type jsonReport struct {
 	Snapshots   []Row                `json:"snapshots"`
 	Summary     summary              `json:"summary"`
 	Errors      []facts.VCenterError `json:"errors"`
+	Problems    []ProblemRow         `json:"problems"`
 }
 
 // renderJSON writes the rows as the JSON report contract, indented.
@@ -33,5 +34,6 @@ func renderJSON(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		Snapshots:   rows,
 		Summary:     summarize(rows),
 		Errors:      errs,
+		Problems:    ProblemRows(p, opt),
 	})
 }
