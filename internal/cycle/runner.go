@@ -305,6 +305,14 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 			sup.Escalations = append(sup.Escalations, d)
 		}
 	}
+	// Problems go to support alone, once: in the digest of the cycle that
+	// first sees them (the report lists them while they last).
+	for _, pr := range p.Problems {
+		if pr.New(now) {
+			sup.Problems = append(sup.Problems, pr)
+		}
+	}
+	sup.OpenProblems = len(p.Problems)
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
@@ -314,7 +322,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
