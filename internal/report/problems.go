@@ -21,6 +21,8 @@ type ProblemRow struct {
 	Customer   string `json:"customer"` // "" where unknown
 	Detail     string `json:"detail"`
 	FirstSeen  string `json:"first_seen"`
+
+	firstSeen time.Time
 }
 
 // ProblemRows flattens the plan's problems, in the plan's order (by
@@ -38,7 +40,8 @@ func ProblemRows(p *plan.Plan, opt Options) []ProblemRow {
 			continue
 		}
 		r := ProblemRow{Kind: string(pr.Kind), VCenter: pr.VCenter, Datacenter: pr.Datacenter, Datastore: pr.Datastore,
-			Path: pr.Path, SizeBytes: pr.SizeBytes, Customer: pr.Customer, Detail: pr.Detail, FirstSeen: stamp(pr.FirstSeen)}
+			Path: pr.Path, SizeBytes: pr.SizeBytes, Customer: pr.Customer, Detail: pr.Detail, FirstSeen: stamp(pr.FirstSeen),
+			firstSeen: pr.FirstSeen}
 		if pr.VM != nil {
 			r.VM, r.VMID = pr.VM.Name, pr.VM.MoRef
 		}
@@ -71,19 +74,18 @@ var problemTable = []column[ProblemRow]{
 	{header: "PROBLEM", cell: func(r *ProblemRow, _ *plan.Plan) string { return r.Kind }},
 	{header: "VCENTER", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return Clean(r.VCenter) }},
 	{header: "VM", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return orDash(Clean(r.VM)) }},
-	{header: "PATH", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return orDash(Clean(r.Path)) }},
+	{header: "PATH", flex: true, keepEnd: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return orDash(Clean(r.Path)) }},
 	{header: "SIZE", right: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return plan.IEC(r.SizeBytes) }},
 	{header: "CUSTOMER", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return orDash(Clean(r.Customer)) }},
-	{header: "SINCE", cell: func(r *ProblemRow, p *plan.Plan) string { return sinceText(r.FirstSeen, p) }},
+	{header: "SINCE", cell: func(r *ProblemRow, p *plan.Plan) string { return sinceText(r.firstSeen, p.At) }},
 	{header: "DETAIL", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return Clean(r.Detail) }},
 }
 
-// sinceText renders a first sight as the age at the plan's time: "new",
-// "5.0h", "3.2d".
-func sinceText(firstSeen string, p *plan.Plan) string {
-	t, err := time.Parse(time.RFC3339, firstSeen)
-	if err != nil || !t.Before(p.At) {
+// sinceText renders a first sight as the age at the plan's time: "new"
+// (first seen at it), "5.0h", "3.2d".
+func sinceText(firstSeen, at time.Time) string {
+	if !firstSeen.Before(at) {
 		return "new"
 	}
-	return ageText(p.At.Sub(t).Hours())
+	return ageText(at.Sub(firstSeen).Hours())
 }

@@ -22,7 +22,9 @@ type column[R any] struct {
 	header string
 	right  bool // right-aligned (numbers)
 	flex   bool // shrunk first when the table is too wide (names)
-	cell   func(r *R, p *plan.Plan) string
+	// keepEnd cuts a shrunk cell at its start: a file path's end names the file.
+	keepEnd bool
+	cell    func(r *R, p *plan.Plan) string
 }
 
 var tableColumns = []column[Row]{
@@ -95,6 +97,9 @@ func writeTable[R any](bw *bufio.Writer, cols []column[R], rows []R, p *plan.Pla
 		b.Reset()
 		for j, c := range cols {
 			cell := Truncate(line[j], widths[j])
+			if c.keepEnd {
+				cell = truncateStart(line[j], widths[j])
+			}
 			pad := strings.Repeat(" ", widths[j]-utf8.RuneCountInString(cell))
 			if j > 0 {
 				b.WriteString(columnGap)
@@ -110,6 +115,18 @@ func writeTable[R any](bw *bufio.Writer, cols []column[R], rows []R, p *plan.Pla
 		bw.WriteString(Truncate(strings.TrimRight(b.String(), " "), width))
 		bw.WriteByte('\n')
 	}
+}
+
+// truncateStart shortens s to at most n runes, starting with "…" when cut.
+func truncateStart(s string, n int) string {
+	runes := []rune(s)
+	if len(runes) <= n {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	return "…" + string(runes[len(runes)-n+1:])
 }
 
 // fitWidths returns each column's width: its widest cell, with the widest
