@@ -434,9 +434,8 @@ func supportData(d SupportDigest) SupportData {
 // problemEntry flattens a problem for the templates (the plan sorted them).
 func problemEntry(p plan.Problem) ProblemEntry {
 	e := ProblemEntry{Kind: string(p.Kind), VCenter: oneLine(p.VCenter), Datacenter: oneLine(p.Datacenter),
-		Datastore: oneLine(p.Datastore), Path: oneLine(p.Path), SizeBytes: p.SizeBytes, Customer: oneLine(p.Customer),
-		Owner:  oneLine(p.Customer),
-		Detail: oneLine(p.Detail), FirstSeen: utcOrZero(p.FirstSeen)}
+		Datastore: oneLine(p.Datastore), Path: oneLine(p.Path), SizeBytes: p.SizeBytes,
+		Customer: oneLine(p.Customer), Owner: oneLine(p.Customer), Detail: oneLine(p.Detail), FirstSeen: utcOrZero(p.FirstSeen)}
 	if p.VM != nil {
 		e.VM = oneLine(p.VM.Name)
 	}
