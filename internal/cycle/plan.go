@@ -22,6 +22,8 @@ type HistorySource interface {
 	// Problems is what the ledger remembers of problems: first sights and
 	// the last orphan scans.
 	Problems(ctx context.Context) (plan.ProblemHistory, error)
+	// Samples are the snapshots' size samples since a time, for growth.
+	Samples(ctx context.Context, since time.Time) (map[facts.Key][]plan.Sample, error)
 }
 
 // Planner runs the stages report and run share: collect, evaluate, plan.
@@ -73,15 +75,21 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
-	return p.Decide(inv, hist, ph, now), nil
+	samples, err := hs.Samples(ctx, now.Add(-plan.GrowthWindow))
+	if err != nil {
+		return nil, err
+	}
+	return p.Decide(inv, hist, ph, samples, now), nil
 }
 
-// Decide is Plan's pure part: evaluate every snapshot, build the plan and
-// its problems.
-func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory, now time.Time) *plan.Plan {
+// Decide is Plan's pure part: evaluate every snapshot, build the plan, its
+// growth forecast and its problems.
+func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory,
+	samples map[facts.Key][]plan.Sample, now time.Time) *plan.Plan {
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
 	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
+	plan.Growth(pl, samples)
 	problems(inv, items, p.Rules, ph, pl)
 	return pl
 }

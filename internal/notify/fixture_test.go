@@ -90,6 +90,7 @@ func customerDigest() CustomerDigest {
 	chained.Action, chained.At = plan.ActionConsolidate, chained.Verdict.ActAt
 	chained.CustomerNotice = plan.ActionWarn
 	chained.Why = "first notice to the customer; then consolidate at " + chained.Verdict.ActAt.Format(time.RFC3339)
+	chained.FillsFirst = &plan.DatastoreGrowth{VCenter: "vc-east", Name: "ds-gold-01", FullAt: cycleAt.Add(20 * time.Hour)}
 
 	marker := decision(snapSpec{vm: vm("app01", "acme"), name: "test", id: "snapshot-31", age: 25 * time.Hour,
 		size: 700 << 20, customer: "acme", state: policy.StateWarning, detail: "age 25h >= warn_after 24h"})

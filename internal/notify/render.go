@@ -153,6 +153,10 @@ type Entry struct {
 	Why          string
 	// Blocked names the guard that refused a due consolidation.
 	Blocked string
+	// FillsDatastore and FillsAt are set when the snapshot grows on a
+	// datastore forecast to fill before its deadline.
+	FillsDatastore string
+	FillsAt        time.Time
 	// At, TaskID, Fault and Attempts describe a committed or failed task.
 	At       time.Time
 	TaskID   string
@@ -301,7 +305,8 @@ func parseHTML(name string, src, origin map[string]string) (*htmltemplate.Templa
 // selfTest executes every template once on sample data, so a template that
 // names a missing field fails at start rather than in the middle of a cycle.
 func (r *Renderer) selfTest(origin map[string]string) error {
-	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window"}
+	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window",
+		FillsDatastore: "ds"}
 	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
 	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
@@ -506,6 +511,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	}
 	if d.Action == plan.ActionBlocked {
 		e.Blocked = d.Reason.String()
+	}
+	if f := d.FillsFirst; f != nil {
+		e.FillsDatastore, e.FillsAt = oneLine(f.Name), utcOrZero(f.FullAt)
 	}
 	keep := d.Policy.MaxKeep
 	if keep <= 0 {

@@ -260,3 +260,20 @@ func TestSupportDigestIsCapped(t *testing.T) {
 		t.Error("text part heading does not count all 150")
 	}
 }
+
+// TestCustomerSaysDatastoreFillsFirst: a snapshot whose datastore fills
+// before its deadline says so, in both parts, and only for that snapshot.
+func TestCustomerSaysDatastoreFillsFirst(t *testing.T) {
+	m, err := renderer(t).Customer(customerDigest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+		if n := strings.Count(body, "Urgent"); n != 1 {
+			t.Errorf("%s part says Urgent %d times, want once (db01/pre-patch only)", part, n)
+		}
+		if !strings.Contains(body, "ds-gold-01") || !strings.Contains(body, "2026-11-25 08:00 UTC") {
+			t.Errorf("%s part does not name the datastore and when it fills", part)
+		}
+	}
+}

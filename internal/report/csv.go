@@ -41,6 +41,20 @@ var csvColumns = []struct {
 	{"first_seen", func(r *Row) string { return r.FirstSeen }},
 	{"last_notice", func(r *Row) string { return r.LastNotice }},
 	{"notices_sent", func(r *Row) string { return strconv.Itoa(r.NoticesSent) }},
+	{"growth_bytes_per_hour", func(r *Row) string {
+		return optional(r.GrowthBytesPerHour, func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) })
+	}},
+	{"projected_bytes_at_deadline", func(r *Row) string {
+		return optional(r.ProjectedBytesAtDeadline, func(v int64) string { return strconv.FormatInt(v, 10) })
+	}},
+}
+
+// optional renders a value that may be unknown: "" for nil.
+func optional[T any](v *T, f func(T) string) string {
+	if v == nil {
+		return ""
+	}
+	return f(*v)
 }
 
 // renderCSV writes a header row and one record per row. vCenter errors and

@@ -69,6 +69,8 @@ func testPlan() *plan.Plan {
 	escalate.Why = "the deadline passed: support takes over"
 	escalate.History.CustomerNotices = 2
 	escalate.History.LastCustomerNotice = testAt.Add(-14 * time.Hour)
+	rate, projected := float64(gib)/3, int64(gib)
+	escalate.Growth = plan.SnapshotGrowth{BytesPerHour: &rate, ProjectedAtDeadline: &projected}
 
 	blocked := decision(hostile, "snapshot-2", `=HYPERLINK("http://x")`, 80*time.Hour, 2*gib, "initech",
 		policy.StateOverdue, "age 80.0h >= deadline 48h", plan.ActionBlocked, true, testAt)
@@ -111,6 +113,11 @@ func testPlan() *plan.Plan {
 		Errors: []facts.VCenterError{{VCenter: "vc-west",
 			Error: "Post \"https://vc-west.example.net/sdk\": dial tcp 10.0.0.9:443: connect: connection refused"}},
 		Problems: testProblems(web, hostile),
+		Datastores: []plan.DatastoreGrowth{
+			{VCenter: "vc-east", Name: "ds1", Capacity: 100 * gib, Free: 8 * gib, SnapshotBytes: 4 * gib,
+				BytesPerHour: float64(gib) / 3, FullAt: testAt.Add(24 * time.Hour)},
+			{VCenter: "vc-east", Name: "ds2", Capacity: 100 * gib, Free: 50 * gib, SnapshotBytes: 5 * gib},
+		},
 	}
 }
 
