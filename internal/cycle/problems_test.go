@@ -104,3 +104,53 @@ func TestProblemsGoToSupportOnly(t *testing.T) {
 		t.Errorf("when it comes back, messages = %d, want one support digest with 1 new problem", len(ms))
 	}
 }
+
+// TestDatastoreFillsFirst: a snapshot that grew between two cycles on a
+// datastore that fills before its deadline is escalated at once and its
+// owner told; the constant one beside it is not; one sample forecasts
+// nothing.
+func TestDatastoreFillsFirst(t *testing.T) {
+	e := newEnv(t, "growth.yaml")
+	r := e.runner(t)
+
+	res := cycle(t, r, t0)
+	for _, d := range res.Plan.Decisions {
+		if d.Growth.BytesPerHour != nil || d.EscalateNow {
+			t.Errorf("%s at first sight: rate %v, escalate %v; want no forecast", d.Snapshot.Name, d.Growth.BytesPerHour, d.EscalateNow)
+		}
+	}
+	if n := len(e.sink.Messages()); n != 0 {
+		t.Fatalf("%d messages at first sight of two young snapshots", n)
+	}
+
+	if err := e.sim.Grow(); err != nil {
+		t.Fatal(err)
+	}
+	res = cycle(t, r, t0.Add(time.Hour))
+	for _, d := range res.Plan.Decisions {
+		rate := d.Growth.BytesPerHour
+		switch d.Snapshot.Name {
+		case "import-test":
+			if rate == nil || *rate != 4<<30 || d.Reason.String() != "datastore-fills-first" || !d.EscalateNow || d.FillsFirst == nil {
+				t.Errorf("growing snapshot: rate %v reason %s escalate %v", rate, d.Reason, d.EscalateNow)
+			}
+		case "steady":
+			if rate == nil || *rate != 0 || d.EscalateNow {
+				t.Errorf("constant snapshot: rate %v escalate %v, want 0 and no alarm", rate, d.EscalateNow)
+			}
+		}
+	}
+	if len(res.Plan.Datastores) != 1 || !res.Plan.Datastores[0].FullAt.Equal(t0.Add(time.Hour+5*time.Hour)) {
+		t.Errorf("datastores = %+v, want LocalDS_0 full 5h later (20GiB at 4GiB/h)", res.Plan.Datastores)
+	}
+	got := map[string]string{}
+	for _, m := range messages(t, e.sink, 0) {
+		got[m.to[0]] = m.body
+	}
+	if s := got["support@provider.example"]; !strings.Contains(s, "grow01") || !strings.Contains(s, "forecast to fill") {
+		t.Errorf("support digest lacks the escalation:\n%s", s)
+	}
+	if c := got["ops@acme.example"]; !strings.Contains(c, "Urgent") || !strings.Contains(c, "LocalDS_0") || strings.Contains(c, "steady") {
+		t.Errorf("acme's digest does not say the datastore fills first (or names the steady one):\n%s", c)
+	}
+}

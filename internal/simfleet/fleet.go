@@ -80,6 +80,9 @@ type Snap struct {
 	Memory      bool     `yaml:"memory"`
 	Quiesced    bool     `yaml:"quiesced"`
 	Children    []Snap   `yaml:"children"`
+	// Growth is added to the snapshot's size at every Sim.Grow (a cycle,
+	// in tests): a snapshot whose delta fills its datastore.
+	Growth Size `yaml:"growth"`
 }
 
 // Generate appends synthetic VMs, for tests and benchmarks at scale.

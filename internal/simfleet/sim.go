@@ -59,6 +59,8 @@ type Sim struct {
 	sizes   map[string]int64                        // by snapshot moref value
 	created map[string]time.Time                    // by snapshot moref value
 	vmsn    map[string]string                       // the .vmsn vcsim wrote, by snapshot moref value
+	growth  map[string]int64                        // bytes added by Grow, by snapshot moref value
+	grows   map[string]types.ManagedObjectReference // VMs with growing snapshots, by snapshot moref value
 	extras  map[string]extra                        // by VM moref value
 }
 
@@ -79,7 +81,8 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	model.Service.TLS = new(tls.Config)
 	model.Service.RegisterEndpoints = true
 	s := &Sim{Model: model, server: model.Service.NewServer(), vms: map[string]types.ManagedObjectReference{},
-		sizes: map[string]int64{}, created: map[string]time.Time{}, vmsn: map[string]string{}, extras: map[string]extra{}}
+		sizes: map[string]int64{}, created: map[string]time.Time{}, vmsn: map[string]string{}, extras: map[string]extra{},
+		growth: map[string]int64{}, grows: map[string]types.ManagedObjectReference{}}
 	s.URL = s.server.URL.Scheme + "://" + s.server.URL.Host + s.server.URL.Path
 	if err := s.writeCA(o.Dir); err != nil {
 		s.Close()
@@ -443,6 +446,9 @@ func (b *builder) snapshots(ctx context.Context, vm *object.VirtualMachine, v VM
 		b.sim.mu.Lock()
 		b.sim.sizes[ref.Value] = int64(sn.Size)
 		b.sim.created[ref.Value] = created
+		if sn.Growth > 0 {
+			b.sim.growth[ref.Value], b.sim.grows[ref.Value] = int64(sn.Growth), vm.Reference()
+		}
 		b.sim.mu.Unlock()
 		if sn.Creator != "" {
 			b.sim.postCreator(vm.Reference(), v.Name, b.dc, sn.Creator, created)
@@ -672,6 +678,24 @@ func (s *Sim) WriteDatastoreFile(rel string, size int64, modified time.Time) err
 	}
 	if err != nil {
 		return fmt.Errorf("simulator: datastore file %s: %w", rel, err)
+	}
+	return nil
+}
+
+// Grow adds each growing snapshot's declared growth to its size, as the
+// writes of one cycle would.
+func (s *Sim) Grow() error {
+	s.mu.Lock()
+	vms := map[types.ManagedObjectReference]bool{}
+	for id, by := range s.growth {
+		s.sizes[id] += by
+		vms[s.grows[id]] = true
+	}
+	s.mu.Unlock()
+	for ref := range vms {
+		if err := s.refresh(ref); err != nil {
+			return err
+		}
 	}
 	return nil
 }
