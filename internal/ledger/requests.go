@@ -110,19 +110,19 @@ func (l *Ledger) Requests(ctx context.Context) (map[facts.Key][]plan.Request, er
 		return out, nil
 	}
 	err := query(ctx, l.db, `
-SELECT r.vcenter, r.vm_uuid, r.snapshot_id, r.created, r.action, r.at
+SELECT r.vcenter, r.vm_uuid, r.snapshot_id, r.created, r.action, r.at, r.customer
 FROM requests r JOIN snapshots s ON s.key = r.key
 WHERE s.resolved_at IS NULL
 ORDER BY r.at, r.id`, func(rows *sql.Rows) error {
 		var (
-			vc, uuid, snap, action string
-			created, at            sql.NullInt64
+			vc, uuid, snap, action, customer string
+			created, at                      sql.NullInt64
 		)
-		if err := rows.Scan(&vc, &uuid, &snap, &created, &action, &at); err != nil {
+		if err := rows.Scan(&vc, &uuid, &snap, &created, &action, &at, &customer); err != nil {
 			return err
 		}
 		k := keyOf(vc, uuid, snap, created)
-		out[k] = append(out[k], plan.Request{Action: plan.RequestAction(action), At: fromNanos(at)})
+		out[k] = append(out[k], plan.Request{Action: plan.RequestAction(action), At: fromNanos(at), Customer: customer})
 		return nil
 	})
 	if err != nil {

@@ -19,7 +19,7 @@ func TestCustomerLinks(t *testing.T) {
 		asked = append(asked, k)
 		return []Link{{Label: "Keep it 24 h longer", URL: "https://snapshots.example/s/" + k.Snapshot + "?a=1&b=2"}}, nil
 	}
-	d.Attention[0].History.Requests = []plan.Request{{Action: plan.RequestExtend, At: d.At.Add(-time.Hour)}}
+	d.Attention[0].History.Requests = []plan.Request{{Action: plan.RequestExtend, At: d.At.Add(-time.Hour), Customer: d.Attention[0].Customer}}
 	d.Attention[0].History.LastCustomerNotice = d.At.Add(-2 * time.Hour)
 	msg, err := r.Customer(d)
 	if err != nil {

@@ -27,6 +27,21 @@ func (a RequestAction) Valid() bool {
 type Request struct {
 	Action RequestAction
 	At     time.Time
+	// Customer is who used the link. Only the snapshot's current owner's
+	// requests count: after a VM moves, the previous owner's requests
+	// must not extend or commit the new owner's snapshot.
+	Customer string
+}
+
+// requests returns the current owner's requests.
+func (it *Item) requests(h History) []Request {
+	var out []Request
+	for _, r := range h.Requests {
+		if r.Customer == it.Customer && it.Customer != "" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // RequestSettings are the self-service limits the planner applies.
@@ -50,7 +65,7 @@ func Extend(items []Item, history map[facts.Key]History, set RequestSettings, no
 			continue // exempt and managed snapshots have no deadline to move
 		}
 		n := 0
-		for _, r := range history[it.Snapshot.Key()].Requests {
+		for _, r := range it.requests(history[it.Snapshot.Key()]) {
 			if r.Action == RequestExtend {
 				n++
 			}
@@ -93,9 +108,10 @@ func ApplyRequests(ds []Decision, reqs RequestSettings, set Settings, now time.T
 	var due []int
 	for i := range ds {
 		d := &ds[i]
-		if notMine, ok := last(d.History.Requests, RequestNotMine); ok {
+		rs := d.requests(d.History)
+		if notMine, ok := last(rs, RequestNotMine); ok {
 			d.disputed(notMine, now)
-		} else if commit, ok := last(d.History.Requests, RequestCommit); ok {
+		} else if commit, ok := last(rs, RequestCommit); ok {
 			d.customerCommit(commit, reqs.DryRun, set, now)
 		}
 		if d.Action == ActionConsolidate && d.Due {
@@ -159,7 +175,7 @@ func (d *Decision) customerCommit(r Request, dryRun bool, set Settings, now time
 // customer's last notice, or "" when there is none to confirm.
 func (d *Decision) Confirmation() string {
 	var out string
-	for _, r := range d.History.Requests {
+	for _, r := range d.requests(d.History) {
 		if !r.At.After(d.History.LastCustomerNotice) {
 			continue
 		}

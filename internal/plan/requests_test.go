@@ -28,10 +28,13 @@ func TestRequests(t *testing.T) {
 	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-20 * time.Hour), WarnedAt: t0.Add(-20 * time.Hour)}
 	with := func(h History, as ...RequestAction) History {
 		for i, a := range as {
-			h.Requests = append(h.Requests, Request{Action: a, At: asked.Add(time.Duration(i) * time.Minute)})
+			h.Requests = append(h.Requests, Request{Action: a, At: asked.Add(time.Duration(i) * time.Minute), Customer: "acme"})
 		}
 		return h
 	}
+	// The VM moved from initech to acme: initech's requests no longer count.
+	previousOwner := warned
+	previousOwner.Requests = []Request{{Action: RequestCommit, At: asked, Customer: "initech"}, {Action: RequestExtend, At: asked, Customer: "initech"}}
 	closed, _ := cron.ParseStandard("0 22 * * *")
 	shortMaxKeep := item("a", 50*time.Hour, policy.ActionConsolidate, true)
 	shortMaxKeep.Policy.MaxKeep = 60 * time.Hour
@@ -59,6 +62,10 @@ func TestRequests(t *testing.T) {
 			ActionRemind, true, ReasonReminderDue, false, ActionRemind, 12 * time.Hour},
 		{"extended deadline passed again", item("a", 90*time.Hour, policy.ActionConsolidate, true), with(warned, RequestExtend), reqs, set,
 			ActionConsolidate, true, ReasonConsolidateDue, false, ActionRemind, 24 * time.Hour},
+		{"the previous owner's requests count for nothing", item("a", 61*time.Hour, policy.ActionConsolidate, true), previousOwner, reqs, set,
+			ActionConsolidate, true, ReasonConsolidateDue, false, ActionRemind, 0},
+		{"the previous owner's commit does not commit", item("a", 30*time.Hour, policy.ActionEscalate, true), previousOwner, reqs, set,
+			ActionRemind, true, ReasonReminderDue, false, ActionRemind, 0},
 		{"commit before the deadline", item("a", 30*time.Hour, policy.ActionEscalate, true), with(warned, RequestCommit), reqs, set,
 			ActionConsolidate, true, ReasonCustomerCommit, false, ActionNone, 0},
 		{"commit never warned: the request is the notice", item("a", 30*time.Hour, policy.ActionEscalate, true), with(History{}, RequestCommit), reqs, set,
@@ -113,7 +120,7 @@ func TestCommitRequestCountsTowardsMaxPerRun(t *testing.T) {
 	old := evaluate(item("old", 61*time.Hour, policy.ActionConsolidate, true), t0)
 	asked := evaluate(item("asked", 30*time.Hour, policy.ActionEscalate, true), t0)
 	hAsked := warned
-	hAsked.Requests = []Request{{Action: RequestCommit, At: t0.Add(-time.Hour)}}
+	hAsked.Requests = []Request{{Action: RequestCommit, At: t0.Add(-time.Hour), Customer: "acme"}}
 	hist := map[facts.Key]History{old.Snapshot.Key(): warned, asked.Snapshot.Key(): hAsked}
 	ds := Build([]Item{old, asked}, hist, set, t0)
 	ApplyRequests(ds, RequestSettings{}, set, t0)
@@ -125,7 +132,7 @@ func TestCommitRequestCountsTowardsMaxPerRun(t *testing.T) {
 func TestConfirmation(t *testing.T) {
 	it := evaluate(item("a", 30*time.Hour, policy.ActionEscalate, true), t0)
 	h := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-13 * time.Hour),
-		Requests: []Request{{Action: RequestExtend, At: t0.Add(-20 * time.Hour)}, {Action: RequestExtend, At: t0.Add(-time.Hour)}}}
+		Requests: []Request{{Action: RequestExtend, At: t0.Add(-20 * time.Hour), Customer: "acme"}, {Action: RequestExtend, At: t0.Add(-time.Hour), Customer: "acme"}}}
 	d := decideWith(it, h, RequestSettings{ExtendBy: 24 * time.Hour, MaxExtends: 2}, Settings{MaxPerRun: 10}, t0)
 	got := d.Confirmation()
 	want := "On 2026-11-24 11:00 UTC you asked us to keep it longer: the deadline is now 2026-11-27 06:00 UTC."
