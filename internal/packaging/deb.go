@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/goreleaser/nfpm/v2"
 	"github.com/goreleaser/nfpm/v2/deb"
@@ -43,6 +44,9 @@ type Options struct {
 	Arch string
 	// Maintainer is "Name <email>"; "" means DefaultMaintainer.
 	Maintainer string
+	// MTime stamps every file and archive member (mkdeb: the commit's time),
+	// so the same inputs give the same .deb byte for byte; zero means now.
+	MTime time.Time
 }
 
 // Build writes the .deb into dir under its conventional name
@@ -75,7 +79,7 @@ func Build(o Options, dir string) (string, error) {
 
 // info describes the package; files it generates (the rewritten unit) go into work.
 func (o Options) info(work string) (*nfpm.Info, error) {
-	if o.Version == "" || !debVerRE.MatchString(o.Version) {
+	if !debVerRE.MatchString(o.Version) {
 		return nil, fmt.Errorf("deb: version %q is not a Debian version", o.Version)
 	}
 	if o.Arch == "" {
@@ -135,6 +139,7 @@ func (o Options) info(work string) (*nfpm.Info, error) {
 			"overdue snapshots behind guards. The service is installed but neither\n" +
 			"enabled nor started: edit /etc/snapwarden/snapwarden.yaml first.",
 		DisableGlobbing: true,
+		MTime:           o.MTime,
 		Overridables: nfpm.Overridables{
 			// systemd-sysusers in postinst, and the unit itself.
 			Depends:  []string{"systemd"},

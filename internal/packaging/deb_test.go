@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // root is the repository, seen from this package's folder.
@@ -27,7 +28,7 @@ func buildTestDeb(t *testing.T) string {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	deb, err := Build(Options{Root: root, Binary: bin, Version: testVersion, Arch: "amd64"}, dir)
+	deb, err := Build(testOptions(bin), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +38,34 @@ func buildTestDeb(t *testing.T) string {
 	return deb
 }
 
+func testOptions(bin string) Options {
+	return Options{Root: root, Binary: bin, Version: testVersion, Arch: "amd64", MTime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+// The same inputs give the same bytes (every member stamped with MTime), so
+// anyone can rebuild a release's .deb and compare.
+func TestDebReproducible(t *testing.T) {
+	first := buildTestDeb(t)
+	dir := t.TempDir()
+	again, err := Build(testOptions(filepath.Join(filepath.Dir(first), "snapwarden")), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(first)
+	b, _ := os.ReadFile(again)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatalf("two builds of the same inputs differ (%d and %d bytes)", len(a), len(b))
+	}
+	if c := dpkgDeb(t, "-c", first); strings.Count(c, " 2026-01-02 03:04 ") != strings.Count(c, "\n") {
+		t.Errorf("not every member is stamped with MTime:\n%s", c)
+	}
+}
+
 func dpkgDeb(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("dpkg-deb", args...).CombinedOutput()
+	cmd := exec.Command("dpkg-deb", args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC") // -c prints times in the local zone
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dpkg-deb %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

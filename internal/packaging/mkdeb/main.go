@@ -1,5 +1,6 @@
 // Command mkdeb builds snapwarden's .deb (`make deb`): it derives the Debian
-// version from git describe and packages a binary built beforehand.
+// version from git describe and packages a binary built beforehand, every
+// file stamped with the commit's time so that a rebuild gives the same bytes.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/snapwarden/snapwarden/internal/packaging"
 )
@@ -43,6 +45,15 @@ func run(o packaging.Options, out string) error {
 	if o.Version, err = packaging.DebianVersion(describe, commits); err != nil {
 		return err
 	}
+	committed, err := git(o.Root, "log", "-1", "--format=%ct")
+	if err != nil {
+		return err
+	}
+	sec, err := strconv.ParseInt(committed, 10, 64)
+	if err != nil {
+		return fmt.Errorf("git log -1 --format=%%ct: %q is not a time", committed)
+	}
+	o.MTime = time.Unix(sec, 0).UTC()
 	path, err := packaging.Build(o, out)
 	if err != nil {
 		return err
