@@ -6,7 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -179,7 +182,7 @@ func TestDebScripts(t *testing.T) {
 			t.Errorf("a maintainer script runs %q: the service must not start before its config is edited", bad)
 		}
 	}
-	if !strings.Contains(all, "systemd-sysusers "+filepath.Base(SysusersPath)) {
+	if !regexp.MustCompile(`systemd-sysusers .*\b` + regexp.QuoteMeta(filepath.Base(SysusersPath)) + "\n").MatchString(all) {
 		t.Errorf("postinst does not apply %s", SysusersPath)
 	}
 }
@@ -249,5 +252,107 @@ func TestDocFiles(t *testing.T) {
 	}
 	if got, err := docFiles(filepath.Join(dir, "none")); got != nil || err != nil {
 		t.Fatalf("docFiles of a missing folder = %q, %v; want none", got, err)
+	}
+}
+
+// The maintainer scripts at work: dpkg installs the package into a scratch
+// root (DPKG_ROOT, scripts run without chroot), upgrades it over an edited
+// config, removes and purges it; the host's own users are left alone.
+func TestDebInstallsIntoScratchRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dpkg --root needs root to set owners: run as root (CI does)")
+	}
+	for _, tool := range []string{"dpkg", "systemd-sysusers"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: the maintainer scripts are not run", tool)
+		}
+	}
+	deb := buildTestDeb(t)
+	r := t.TempDir()
+	for _, d := range []string{"info", "updates", "triggers"} {
+		if err := os.MkdirAll(filepath.Join(r, "var/lib/dpkg", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"status", "available"} {
+		if err := os.WriteFile(filepath.Join(r, "var/lib/dpkg", f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostPasswd, _ := os.ReadFile("/etc/passwd")
+	dpkg := func(args ...string) {
+		t.Helper()
+		// systemd is a dependency the scratch root does not have.
+		all := append([]string{"--root=" + r, "--force-script-chrootless", "--force-depends", "--log=/dev/null"}, args...)
+		if out, err := exec.Command("dpkg", all...).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	at := func(p string) string { return filepath.Join(r, p) }
+	owner := func(p string) (os.FileMode, uint32, uint32) {
+		t.Helper()
+		st, err := os.Stat(at(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		return st.Mode().Perm(), sys.Uid, sys.Gid
+	}
+
+	dpkg("--install", deb)
+	group, _ := os.ReadFile(at("etc/group"))
+	var gid uint32
+	for _, line := range strings.Split(string(group), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 2 && f[0] == "snapwarden" {
+			n, _ := strconv.Atoi(f[2])
+			gid = uint32(n)
+		}
+	}
+	if passwd, _ := os.ReadFile(at("etc/passwd")); gid == 0 || !strings.Contains(string(passwd), "snapwarden:x:") {
+		t.Fatalf("postinst created no snapwarden user and group:\n%s\n%s", passwd, group)
+	}
+	for p, want := range map[string][3]uint32{
+		"etc/snapwarden":   {0o750, 0, gid},
+		ConfigPath[1:]:     {0o640, 0, gid},
+		CredentialsDir[1:]: {0o700, 0, 0},
+		BinaryPath[1:]:     {0o755, 0, 0},
+	} {
+		if m, u, g := owner(p); uint32(m) != want[0] || u != want[1] || g != want[2] {
+			t.Errorf("/%s: %o %d:%d, want %o %d:%d", p, m, u, g, want[0], want[1], want[2])
+		}
+	}
+	if status, _ := os.ReadFile(at("var/lib/dpkg/status")); !strings.Contains(string(status), "Conffiles:\n "+ConfigPath+" ") {
+		t.Errorf("dpkg did not register %s as a conffile:\n%s", ConfigPath, status)
+	}
+
+	// An upgrade keeps the administrator's edit and choice of group.
+	edited := []byte("# edited by the administrator\n")
+	if err := os.WriteFile(at(ConfigPath), edited, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(at(ConfigPath), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	dpkg("--install", deb)
+	if b, _ := os.ReadFile(at(ConfigPath)); !bytes.Equal(b, edited) {
+		t.Errorf("the upgrade replaced the edited config:\n%s", b)
+	}
+	if _, _, g := owner(ConfigPath[1:]); g != 0 {
+		t.Errorf("the upgrade changed the config's group back to %d", g)
+	}
+
+	dpkg("--remove", "snapwarden")
+	if _, err := os.Stat(at(BinaryPath)); !os.IsNotExist(err) {
+		t.Errorf("remove left %s: %v", BinaryPath, err)
+	}
+	if _, err := os.Stat(at(ConfigPath)); err != nil {
+		t.Errorf("remove deleted the config (only purge may): %v", err)
+	}
+	dpkg("--purge", "snapwarden")
+	if _, err := os.Stat(at(ConfigPath)); !os.IsNotExist(err) {
+		t.Errorf("purge left the config: %v", err)
+	}
+	if after, _ := os.ReadFile("/etc/passwd"); !bytes.Equal(after, hostPasswd) {
+		t.Fatal("installing into the scratch root changed the host's /etc/passwd")
 	}
 }
