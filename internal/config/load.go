@@ -179,7 +179,7 @@ func (c *Config) resolvePaths(dir string) {
 		}
 	}
 	secret(&c.SMTP.PasswordFile)
-	abs(&c.SelfService.KeyFile)
+	secret(&c.SelfService.KeyFile)
 	for i := range c.VCenters {
 		secret(&c.VCenters[i].PasswordFile)
 		abs(&c.VCenters[i].CAFile)
@@ -237,6 +237,13 @@ func (c *Config) readSecrets(e *Error) {
 		read(fmt.Sprintf("vcenters[%d].password", i), c.VCenters[i].PasswordFile, &c.VCenters[i].Password)
 	}
 	read("smtp.password", c.SMTP.PasswordFile, &c.SMTP.Password)
+	// The link key is read by selfservice.LoadKeys, which checks its
+	// permissions; only its name is resolved here.
+	if f, err := credentialFile(c.SelfService.KeyFile); err != nil {
+		e.add("self_service.key_file: %v", err)
+	} else {
+		c.SelfService.KeyFile = f
+	}
 }
 
 // mergeCustomerPolicies lays each customer's override over the default policy.

@@ -24,6 +24,11 @@ func TestSelfServiceDefaultsAndValidation(t *testing.T) {
 	if !c.SelfService.Enabled() || c.SelfService.Commit || c.SelfService.KeyFile != filepath.Join(filepath.Dir(c.File), "link.key") {
 		t.Fatalf("self_service: %+v", c.SelfService)
 	}
+	t.Setenv("CREDENTIALS_DIRECTORY", "/run/credentials/snapwarden.service")
+	c, err = Load(write(t, minimal+"self_service: {public_url: https://s.example, key_file: 'credential:snapwarden_link.key'}\n"))
+	if err != nil || c.SelfService.KeyFile != "/run/credentials/snapwarden.service/snapwarden_link.key" {
+		t.Fatalf("key_file credential: %v %q", err, c.SelfService.KeyFile)
+	}
 	for body, want := range map[string]string{
 		"self_service: {public_url: https://s.example}\n":                                        "self_service.key_file is required",
 		"self_service: {public_url: 'ftp://s.example', key_file: k}\n":                           "self_service.public_url",
