@@ -356,3 +356,31 @@ func TestDebInstallsIntoScratchRoot(t *testing.T) {
 		t.Fatal("installing into the scratch root changed the host's /etc/passwd")
 	}
 }
+
+func TestBuildRefuses(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("not executable"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "exe")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, binary, version, want string
+	}{
+		{"no binary", filepath.Join(dir, "none"), testVersion, "make build first"},
+		{"not executable", plain, testVersion, "is not an executable file"},
+		{"not a Debian version", exe, "v1.2.3", `version "v1.2.3" is not a Debian version`},
+	} {
+		o := testOptions(tt.binary)
+		o.Version = tt.version
+		if _, err := Build(o, dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.deb")); len(left) > 0 {
+		t.Errorf("a refused build left %v", left)
+	}
+}
