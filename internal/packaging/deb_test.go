@@ -284,7 +284,10 @@ func TestDebInstallsIntoScratchRoot(t *testing.T) {
 		t.Helper()
 		// systemd is a dependency the scratch root does not have.
 		all := append([]string{"--root=" + r, "--force-script-chrootless", "--force-depends", "--log=/dev/null"}, args...)
-		if out, err := exec.Command("dpkg", all...).CombinedOutput(); err != nil {
+		cmd := exec.Command("dpkg", all...)
+		// dpkg refuses to run without ldconfig and start-stop-daemon on PATH.
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/usr/bin:/sbin:/bin")
+		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
