@@ -33,8 +33,8 @@ func (e *Error) Error() string {
 	return e.File + ":\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-// defaults are DESIGN.md's values for every scalar key; registering them also
-// makes viper look up SNAPWARDEN_* for keys the file does not have.
+// defaults are the values of every scalar key the file may omit
+// (docs/configuration.md lists them).
 func defaults() map[string]any {
 	p := policy.Default()
 	return map[string]any{
@@ -43,8 +43,9 @@ func defaults() map[string]any {
 		"policy.warn_after": p.WarnAfter, "policy.deadline": p.Deadline, "policy.reminder_every": p.ReminderEvery,
 		"policy.escalate_every": p.EscalateEvery, "policy.action": string(p.Action), "policy.grace": p.Grace,
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,
-		"policy.managed_stale_after": p.ManagedStaleAfter,
-		"support.email":              "", "support.webhook": "",
+		"policy.managed_stale_after": p.ManagedStaleAfter, "policy.max_depth": p.MaxDepth,
+		"problems.scan_every": 24 * time.Hour,
+		"support.email":       "", "support.webhook": "",
 		"smtp.host": "localhost", "smtp.port": 0, "smtp.username": "", "smtp.password": "", "smtp.password_file": "",
 		"smtp.from": "snapwarden <noreply@provider.example>", "smtp.tls": "starttls",
 		"templates":        "",
@@ -53,7 +54,10 @@ func defaults() map[string]any {
 	}
 }
 
+var configType = reflect.TypeOf(Config{})
+
 // Load reads, merges and validates the config file and SNAPWARDEN_* env.
+// A problem caused by a variable names the variable.
 func Load(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -61,21 +65,29 @@ func Load(path string) (*Config, error) {
 	}
 	v := viper.New()
 	v.SetConfigType("yaml")
-	v.SetEnvPrefix("SNAPWARDEN")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
 	for k, val := range defaults() {
 		v.SetDefault(k, val)
 	}
 	if err := v.ReadConfig(strings.NewReader(string(raw))); err != nil {
 		return nil, &Error{File: path, Problems: []string{fmt.Sprintf("not valid YAML: %v", unwrapYAML(err))}}
 	}
-	if probs := unknownKeys(v.AllSettings()); len(probs) > 0 {
+	settings := v.AllSettings()
+	if probs := unknownKeys(settings); len(probs) > 0 {
+		return nil, &Error{File: path, Problems: probs}
+	}
+	env, probs := applyEnv(settings, os.Environ())
+	if len(probs) > 0 {
 		return nil, &Error{File: path, Problems: probs}
 	}
 	cfg := &Config{File: path}
-	if err := v.Unmarshal(cfg, viper.DecodeHook(decodeHook())); err != nil {
-		return nil, &Error{File: path, Problems: []string{typeProblem(err)}}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook: decodeHook(), Result: cfg, WeaklyTypedInput: true,
+	})
+	if err == nil {
+		err = dec.Decode(settings)
+	}
+	if err != nil {
+		return nil, &Error{File: path, Problems: blameEnv([]string{typeProblem(err)}, env)}
 	}
 	e := &Error{File: path}
 	cfg.SMTP.defaultPort()
@@ -84,6 +96,7 @@ func Load(path string) (*Config, error) {
 	cfg.mergeCustomerPolicies(e)
 	cfg.validate(e)
 	if len(e.Problems) > 0 {
+		e.Problems = blameEnv(e.Problems, env)
 		return nil, e
 	}
 	return cfg, nil
@@ -339,7 +352,7 @@ func unknownKeys(settings map[string]any) []string {
 			}
 		}
 	}
-	walk("", settings, knownKeys(reflect.TypeOf(Config{})))
+	walk("", settings, knownKeys(configType))
 	return probs
 }
 
