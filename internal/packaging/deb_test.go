@@ -387,3 +387,25 @@ func TestBuildRefuses(t *testing.T) {
 		t.Errorf("a refused build left %v", left)
 	}
 }
+
+// systemd refuses to start a unit whose LoadCredential= folder is missing, so
+// the README's manual install must create the folder the unit names.
+func TestManualRouteCreatesCredentialsDir(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join(root, "configs", "snapwarden.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`\nLoadCredential=[\w.-]+:(\S+)\n`).FindSubmatch(unit)
+	if m == nil || string(m[1]) != CredentialsDir {
+		t.Fatalf("the unit loads credentials from %q, want %s (the folder the package ships)", m, CredentialsDir)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, steps, _ := strings.Cut(string(readme), "## Running as a service")
+	steps, _, _ = strings.Cut(steps, "\n```\n")
+	if !regexp.MustCompile(`(?m)^install -d -m 0?700 ` + regexp.QuoteMeta(CredentialsDir) + `\s`).MatchString(steps) {
+		t.Errorf("README's \"Running as a service\" steps do not create %s (root only):\n%s", CredentialsDir, steps)
+	}
+}
