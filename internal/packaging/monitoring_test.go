@@ -208,6 +208,14 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 	}
+	for i, a := range d.Panels {
+		for _, b := range d.Panels[:i] {
+			ga, gb := a.GridPos, b.GridPos
+			if ga.X < gb.X+gb.W && gb.X < ga.X+ga.W && ga.Y < gb.Y+gb.H && gb.Y < ga.Y+ga.H {
+				t.Errorf("panels %q and %q overlap: %+v %+v", a.Title, b.Title, ga, gb)
+			}
+		}
+	}
 	for _, want := range []string{"Cycles by result", "Cycle duration", "Snapshots by state", "Bytes by state", "Notices sent",
 		"Notices failed", "Outbox backlog", "Consolidations by result"} {
 		if !titles[want] {
