@@ -231,27 +231,26 @@ var metricRE = regexp.MustCompile(`\bsnapwarden_[a-z0-9_]+`)
 // in production.
 func TestMonitoringMetricsExist(t *testing.T) {
 	used := map[string][]string{}
+	note := func(expr, where string) {
+		for _, m := range metricRE.FindAllString(expr, -1) {
+			if !slices.Contains(used[m], where) {
+				used[m] = append(used[m], where)
+			}
+		}
+	}
 	for _, g := range readRules(t).Groups {
 		for _, r := range g.Rules {
-			for _, m := range metricRE.FindAllString(r.Expr, -1) {
-				if !slices.Contains(used[m], "alert "+r.Alert) {
-					used[m] = append(used[m], "alert "+r.Alert)
-				}
-			}
+			note(r.Expr, "alert "+r.Alert)
 		}
 	}
 	d := readDashboard(t)
 	for _, p := range d.Panels {
 		for _, q := range p.Targets {
-			for _, m := range metricRE.FindAllString(q.Expr, -1) {
-				used[m] = append(used[m], "panel "+p.Title)
-			}
+			note(q.Expr, "panel "+p.Title)
 		}
 	}
 	for _, v := range d.Templating.List {
-		for _, m := range metricRE.FindAllString(v.Definition, -1) {
-			used[m] = append(used[m], "variable "+v.Name)
-		}
+		note(v.Definition, "variable "+v.Name)
 	}
 	if len(used) < 10 {
 		t.Fatalf("only %d metric names found in the rules and the dashboard: %v", len(used), used)
