@@ -63,7 +63,7 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 
 // Decide is Plan's pure part: evaluate every snapshot and build the plan.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
-	items := Evaluate(inv, p.Config, p.Rules, now)
+	items := Evaluate(inv, p.Config, p.Rules, now, func(k facts.Key) time.Time { return hist[k].FirstSeen })
 	decisions := plan.Build(items, hist, p.Settings, now)
 	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
 }

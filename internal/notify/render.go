@@ -468,14 +468,13 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	return e
 }
 
-// consequence says in plain words what happens when the deadline comes.
+// consequence says in plain words what happens when the deadline comes. A
+// snapshot to be committed names the plan's earliest commit time, which
+// counts min_notice from the first notice that reached the customer: this
+// notice, when it is the first, states the time its own delivery sets.
 func consequence(d plan.Decision, at time.Time) string {
-	if d.Policy.Action == policy.ActionConsolidate {
-		act := d.Verdict.ActAt
-		if !act.IsZero() && !at.Before(act) {
-			return "it will be committed automatically at the next opportunity (the grace period ended " + utc(act) + ")."
-		}
-		return "it will be committed automatically after " + utc(act) + "."
+	if d.Policy.Action == policy.ActionConsolidate && !d.CommitAt.IsZero() {
+		return "it will be committed automatically, no earlier than " + utc(d.CommitAt) + "."
 	}
 	return "our support team will contact you."
 }
