@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
@@ -26,6 +28,9 @@ type Planner struct {
 	Config   *config.Config
 	Rules    []policy.Rule
 	Settings plan.Settings
+	// Log receives what planning finds wrong in vCenter's data (clock
+	// skew); the zero Logger discards it.
+	Log zerolog.Logger
 }
 
 // NewPlanner prepares the config's ownership rules and enforcement limits.
@@ -58,7 +63,16 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
-	return p.Decide(inv, hist, now), nil
+	pl := p.Decide(inv, hist, now)
+	for _, d := range pl.Decisions {
+		// Logged when support is told, so once per snapshot, not every cycle.
+		if d.Reason == plan.ReasonClockSkew && d.EscalateNow {
+			p.Log.Warn().Str("vcenter", d.Snapshot.VM.VCenter).Str("vm", d.Snapshot.VM.Name).Str("snapshot_id", d.Snapshot.ID).
+				Time("created", d.Snapshot.Created).Time("first_seen", d.Verdict.Since).
+				Msg("snapshot create time is in the future (clock skew): age counted from first sight")
+		}
+	}
+	return pl, nil
 }
 
 // Decide is Plan's pure part: evaluate every snapshot and build the plan.
