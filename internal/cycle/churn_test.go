@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,4 +336,169 @@ func churnRun(t *testing.T, seed int64, planners []*Planner, rd *notify.Renderer
 		}
 	}
 	return commits
+}
+
+// churnFleet is what the end-to-end churn test did to small.yaml: who owns
+// each VM by each rule (the oracle of ownership) and which notice first
+// reached which customer about which snapshot.
+type churnFleet struct {
+	tags   map[string][]string // VM -> tag names in the Customer category
+	attr   map[string]string   // VM -> Customer attribute
+	folder map[string]string   // VM -> customer of its folder
+	// ident maps a snapshot's current name to the name it was created with
+	// (names change by rename); told[ident][customer] is when a notice
+	// listing it first reached that customer.
+	ident map[string]string
+	told  map[string]map[string]time.Time
+}
+
+// owners applies the rules in order, as the config lists them.
+func (f *churnFleet) owners(vm string) []string {
+	if ts := f.tags[vm]; len(ts) > 0 {
+		out := slices.Clone(ts)
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	if a := f.attr[vm]; a != "" {
+		return []string{a}
+	}
+	if c := f.folder[vm]; c != "" {
+		return []string{c}
+	}
+	return nil
+}
+
+// TestChurnEndToEnd runs cycle.Runner in enforce mode against vcsim and the
+// loopback SMTP sink over a few days of fake clock, handing VMs to other
+// customers, tagging them twice, taking, renaming and deleting snapshots
+// and adding a customer to the directory between cycles. Every commit must
+// follow, by min_notice, a message that reached the VM's owner of that
+// moment and listed the snapshot.
+func TestChurnEndToEnd(t *testing.T) {
+	for _, seed := range []int64{1, 2} {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { churnEndToEnd(t, seed) })
+	}
+}
+
+func churnEndToEnd(t *testing.T, seed int64) {
+	rng := rand.New(rand.NewSource(seed))
+	e := newEnv(t, "small.yaml")
+	e.cfg.Enforcement.Mode = "enforce"
+	for i := range e.cfg.Customers {
+		e.cfg.Customers[i].Policy.Action = "consolidate"
+	}
+	r := e.runner(t)
+	contact := map[string]string{"ops@acme.example": "acme", "it@initech.example": "initech", "noc@globex.example": "globex",
+		"it@umbrella.example": "umbrella"}
+	f := &churnFleet{
+		tags:   map[string][]string{"web01": {"acme"}, "nosnap01": {"acme"}},
+		attr:   map[string]string{"db01": "initech"},
+		folder: map[string]string{"web01": "acme", "db01": "initech", "app01": "globex", "nosnap01": "acme"},
+		ident:  map[string]string{},
+		told:   map[string]map[string]time.Time{},
+	}
+	name := func(n string) string {
+		if id, ok := f.ident[n]; ok {
+			return id
+		}
+		return n
+	}
+	var created []string // test-made snapshots, "vm/name", deepest last per VM
+	customers := []string{"", "acme", "initech", "globex", "umbrella", "nobody"}
+	minNotice := e.cfg.Enforcement.MinNotice
+	at, commits, reloaded := t0, 0, false
+	for step := 0; step < 14; step++ {
+		if step > 0 {
+			at = at.Add(time.Duration(rng.Intn(10)+3) * time.Hour)
+			var err error
+			switch rng.Intn(6) {
+			case 0: // hand a VM to someone else by its attribute
+				vm := []string{"db01", "app01", "lab01"}[rng.Intn(3)]
+				c := customers[rng.Intn(len(customers))]
+				f.attr[vm] = c
+				err = e.sim.SetAttribute(vm, "Customer", c)
+			case 1: // tag a VM: a second tag makes a dispute
+				vm := []string{"db01", "lab01"}[rng.Intn(2)]
+				c := customers[1+rng.Intn(len(customers)-1)]
+				f.tags[vm] = append(f.tags[vm], c)
+				err = e.sim.AttachTag(vm, "Customer", c)
+			case 2, 3: // a customer takes a snapshot
+				vm := []string{"web01", "db01", "lab01"}[rng.Intn(3)]
+				n := fmt.Sprintf("churn%02dz", step)
+				created = append(created, vm+"/"+n)
+				err = e.sim.CreateSnapshot(vm, n, at.Add(-time.Duration(rng.Intn(80))*time.Hour), 1<<30)
+			case 4: // ... deletes the last one taken, or renames one
+				if len(created) == 0 {
+					break
+				}
+				vm, n, _ := strings.Cut(created[len(created)-1], "/")
+				created = created[:len(created)-1]
+				if rng.Intn(2) == 0 {
+					if e.sim.RemoveSnapshot(vm, n) == nil {
+						delete(f.told, name(n))
+					}
+					break
+				}
+				if e.sim.RenameSnapshot(vm, n, n+"-renamed", "") == nil {
+					f.ident[n+"-renamed"] = name(n)
+				}
+			case 5: // a customer joins the directory
+				if reloaded {
+					break
+				}
+				reloaded = true
+				cfg := *e.cfg
+				cfg.Customers = append(slices.Clone(cfg.Customers), config.Customer{ID: "umbrella", Name: "Umbrella",
+					Contacts: []string{"it@umbrella.example"}, Policy: cfg.Customers[2].Policy})
+				err = r.Reload(&cfg)
+			}
+			if err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		}
+		n := len(e.sink.Messages())
+		res := cycle(t, r, at)
+		for _, o := range res.Outcomes {
+			if o.Kind != "remove" || o.Result != "success" {
+				continue
+			}
+			commits++
+			vm, snap := o.Decision.Snapshot.VM.Name, name(o.Decision.Snapshot.Name)
+			owners := f.owners(vm)
+			where := fmt.Sprintf("step %d at %s: %s/%s committed (owners %v)", step, at.Format(time.RFC3339), vm, snap, owners)
+			if len(owners) != 1 {
+				t.Errorf("%s: the VM has no single owner", where)
+				continue
+			}
+			if first, ok := f.told[snap][owners[0]]; !ok || at.Sub(first) < minNotice {
+				t.Errorf("%s: %s was first told at %v (told: %v), not min_notice %s before", where, owners[0], first, ok, minNotice)
+			}
+		}
+		// What reached customers in this cycle, as its recipients read it.
+		for _, m := range messages(t, e.sink, n) {
+			c, ok := contact[m.to[0]]
+			if !ok {
+				continue
+			}
+			text := partOf(t, m, "text/plain")
+			for _, line := range strings.Split(text, "\n") {
+				s, found := strings.CutPrefix(strings.TrimSpace(line), "Snapshot:")
+				if !found {
+					continue
+				}
+				s, _, _ = strings.Cut(strings.TrimSpace(s), " (reminder")
+				id := name(strings.TrimSpace(s))
+				if f.told[id] == nil {
+					f.told[id] = map[string]time.Time{}
+				}
+				if _, seen := f.told[id][c]; !seen {
+					f.told[id][c] = at
+				}
+			}
+		}
+	}
+	if commits == 0 {
+		t.Error("no snapshot was committed: the churn never reached consolidation")
+	}
+	t.Logf("%d commits", commits)
 }
