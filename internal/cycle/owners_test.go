@@ -152,8 +152,8 @@ func TestDisputedOwner(t *testing.T) {
 			t.Errorf("%s was told of a disputed VM's snapshot", to)
 		}
 	}
-	if !mentions(told(t, e, 0, "support@provider.example"), "owner disputed") {
-		t.Error("support was not told of the dispute")
+	if got := told(t, e, 0, "support@provider.example"); !mentions(got, "owner disputed") || !mentions(got, "Customer:  disputed: acme or globex") {
+		t.Errorf("support was not told of the dispute and its candidates:\n%s", strings.Join(got, "\n---\n"))
 	}
 	n := len(e.sink.Messages())
 	cycle(t, r, t0.Add(time.Hour))

@@ -113,8 +113,8 @@ type Entry struct {
 	Creator     string
 	// Customer is the owner's id, empty where no ownership rule matched.
 	Customer string
-	// Owner is Customer, or "unknown owner", with a note when the customer
-	// has no reachable contact.
+	// Owner is Customer, or "unknown owner", or the disputed candidates,
+	// with a note when the customer has no reachable contact.
 	Owner     string
 	Created   time.Time
 	Age       time.Duration
@@ -447,6 +447,8 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		e.VCenter, e.Datacenter, e.VM, e.Folder = oneLine(s.VM.VCenter), oneLine(s.VM.Datacenter), oneLine(s.VM.Name), oneLine(s.VM.Folder)
 	}
 	switch {
+	case len(d.Disputed) > 0:
+		e.Owner = "disputed: " + oneLine(strings.Join(d.Disputed, " or "))
 	case d.Customer == "":
 		e.Owner = "unknown owner"
 	case !d.Reachable:
