@@ -49,6 +49,7 @@ const (
 	GuardExempt    = "exempt"     // the re-read snapshot is exempt (tag, keep-until)
 	GuardManaged   = "managed"    // the re-read snapshot belongs to backup software
 	GuardMinNotice = "min-notice" // the current owner was not told min_notice before
+	GuardOwner     = "owner"      // the re-read VM has another owner (or two) than the plan's
 	GuardWindow    = "window"     // outside the maintenance window
 	GuardDatastore = "datastore"  // the datastore lacks room for the merge
 	GuardMode      = "mode"       // the plan was made in dry-run mode
@@ -73,6 +74,10 @@ type Settings struct {
 	// MinNotice is how long before the task a notice naming the snapshot
 	// must have reached its current owner (enforcement.min_notice).
 	MinNotice time.Duration
+	// Rules are the ownership rules, applied again to the re-read VM: a VM
+	// retagged since the plan (tasks can queue for hours) has an owner who
+	// was not told. Nil skips the check.
+	Rules []policy.Rule
 }
 
 // Outcome is what happened to one decision (or one resumed action).
@@ -333,6 +338,15 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	}
 	if g, detail := judge(&fresh, d, now); g != "" {
 		return refuse(g, detail, "")
+	}
+	if s.Rules != nil {
+		var ids []string
+		if fresh.VM != nil {
+			ids, _ = policy.Owner(fresh.VM, s.Rules)
+		}
+		if len(ids) != 1 || ids[0] != d.Customer {
+			return refuse(GuardOwner, fmt.Sprintf("the VM now belongs to %q, not %q as planned: its owner must be told first", ids, d.Customer), "")
+		}
 	}
 	if busy != "" {
 		return refuse(GuardBusy, "the VM is busy: "+busy, "")

@@ -23,8 +23,8 @@ func TestGuards(t *testing.T) {
 	ctx := context.Background()
 	e.warn(t, t0.Add(-time.Hour), nil)
 	p := e.plan(t, t0)
-	if n := len(due(p)); n != 11 {
-		t.Fatalf("the plan has %d due, want all 11: %v", n, due(p))
+	if n := len(due(p)); n != 12 {
+		t.Fatalf("the plan has %d due, want all 12: %v", n, due(p))
 	}
 
 	// What happens between planning and execution.
@@ -48,6 +48,7 @@ func TestGuards(t *testing.T) {
 	must(e.sim.RenameSnapshot("backup01", "s1", "VEEAM BACKUP TEMPORARY SNAPSHOT", ""))
 	must(e.sim.FailRemove("fail01", &types.FileLocked{}, 0, 1))
 	must(e.sim.FailRemove("inprog01", &types.TaskInProgress{}, 0, 1))
+	must(e.sim.AttachTag("retagged01", "Customer", "globex")) // now disputed
 	for i := range p.Decisions {
 		switch d := &p.Decisions[i]; d.Snapshot.VM.Name {
 		case "unwarned01":
@@ -58,7 +59,7 @@ func TestGuards(t *testing.T) {
 	}
 
 	s := settings()
-	s.MinNotice = time.Hour
+	s.MinNotice, s.Rules = time.Hour, e.planner.Rules
 	out := e.executor(t0).Run(ctx, p, s)
 	got := byName(out)
 	want := map[string]struct{ result, reason, fault string }{
@@ -71,6 +72,7 @@ func TestGuards(t *testing.T) {
 		"backup01/s1":    {enforce.ResultRefused, enforce.GuardManaged, ""},
 		"unwarned01/s1":  {enforce.ResultRefused, enforce.GuardMinNotice, ""},
 		"toldlate01/s1":  {enforce.ResultRefused, enforce.GuardMinNotice, ""},
+		"retagged01/s1":  {enforce.ResultRefused, enforce.GuardOwner, ""},
 		"fail01/s1":      {enforce.ResultError, "", "FileLocked"},
 		"inprog01/s1":    {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
 	}
