@@ -68,7 +68,8 @@ func Build(items []Item, history map[facts.Key]History, set Settings, now time.T
 
 func decide(d *Decision, set Settings, now time.Time) {
 	v, p := d.Verdict, d.Policy
-	if p.Action == policy.ActionConsolidate && d.Reachable && len(d.Disputed) == 0 {
+	if p.Action == policy.ActionConsolidate && d.Reachable && len(d.Disputed) == 0 &&
+		(v.State == policy.StateOK || v.State == policy.StateWarning || v.State == policy.StateOverdue) {
 		d.CommitAt = d.earliestCommit(set, now)
 	}
 	switch {

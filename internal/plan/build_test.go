@@ -323,3 +323,46 @@ func goldenFile(t *testing.T, name, got string) {
 		t.Errorf("%s differs from the golden file; review and run go test -update:\n--- got\n%s", path, got)
 	}
 }
+
+// CommitAt is max(deadline + grace, first delivered notice + min_notice),
+// projected from the next notice while none was delivered; an overdue
+// snapshot waiting for min_notice shows that time as its next action.
+func TestCommitAt(t *testing.T) {
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinNotice: 24 * time.Hour}
+	tests := []struct {
+		name   string
+		age    time.Duration
+		warned time.Duration // before t0; 0: never delivered
+		commit time.Duration // after t0
+		at     time.Duration // the decision's At after t0, when its action is consolidate
+	}{
+		{"overdue, never told: a day after this notice", 100 * time.Hour, 0, 24 * time.Hour, -1},
+		{"overdue, told 10h ago", 100 * time.Hour, 10 * time.Hour, 14 * time.Hour, 14 * time.Hour},
+		{"within grace, never told: min_notice binds", 50 * time.Hour, 0, 24 * time.Hour, -1},
+		{"within grace, told long ago: deadline + grace binds", 50 * time.Hour, 30 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		{"warning, never told: deadline + grace binds", 30 * time.Hour, 0, 30 * time.Hour, -1},
+		{"young: from its first notice at warn_after", time.Hour, 0, 59 * time.Hour, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := History{}
+			if tt.warned > 0 {
+				h = History{CustomerNotices: 3, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-tt.warned)}
+			}
+			d := decideOne(t, item("a", tt.age, policy.ActionConsolidate, true), h, set, t0)
+			if want := t0.Add(tt.commit); !d.CommitAt.Equal(want) {
+				t.Errorf("CommitAt %s, want %s", d.CommitAt, want)
+			}
+			if tt.at >= 0 && (d.Action != ActionConsolidate || d.Due || !d.At.Equal(t0.Add(tt.at))) {
+				t.Errorf("got %s due=%v at %s (%s), want consolidate at %s", d.Action, d.Due, d.At, d.Reason, t0.Add(tt.at))
+			}
+		})
+	}
+	// No commit time where nothing is committed.
+	for _, it := range []Item{item("e", 100*time.Hour, policy.ActionEscalate, true), item("u", 100*time.Hour, policy.ActionConsolidate, false),
+		disputed(item("d", 100*time.Hour, policy.ActionConsolidate, true), "a", "b")} {
+		if d := decideOne(t, it, History{}, set, t0); !d.CommitAt.IsZero() {
+			t.Errorf("%s: CommitAt %s, want none", it.Snapshot.Name, d.CommitAt)
+		}
+	}
+}
