@@ -390,9 +390,10 @@ func minNotice(d plan.Decision, min time.Duration, now time.Time) string {
 	return ""
 }
 
-// judge evaluates the policy on the re-read snapshot. The VM's ownership
-// and the customer's policy are the plan's; name, description, tags and
-// create time are vCenter's of now.
+// judge evaluates the policy on the re-read snapshot. The customer's policy
+// is the plan's; name, description, tags and create time are vCenter's of
+// now (attempt applies the ownership rules to them too). A create time in
+// the future counts from the plan's first sight, as the planner counted it.
 func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, string) {
 	if fresh.VM != nil && d.Snapshot.VM != nil {
 		// What was not read again is taken from the collection.
