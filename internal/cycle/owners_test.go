@@ -1,10 +1,12 @@
 package cycle
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
@@ -125,6 +127,38 @@ func TestSupportRelayIsNoWarning(t *testing.T) {
 	}
 	if !mentions(told(t, e, n, "noc@globex.example"), "scratch") {
 		t.Error("globex was not told of scratch")
+	}
+}
+
+// A customer missing from the directory gets nothing (support does); once
+// added with action consolidate, its first notice starts the clock.
+func TestNewCustomerIsToldFirst(t *testing.T) {
+	e := newEnv(t, "small.yaml")
+	e.cfg.Enforcement.Mode = "enforce"
+	if err := e.sim.SetSnapshotCreated("lab01", "scratch", t0.Add(-100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetAttribute("lab01", "Customer", "umbrella"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.runner(t)
+	cycle(t, r, t0)
+	if !mentions(told(t, e, 0, "support@provider.example"), "scratch") {
+		t.Fatal("support was not told of the snapshot of a customer missing from the directory")
+	}
+	cfg := *e.cfg
+	cfg.Customers = append(slices.Clone(cfg.Customers), config.Customer{ID: "umbrella", Name: "Umbrella",
+		Contacts: []string{"it@umbrella.example"}, Policy: cfg.PolicyFor("globex")})
+	if err := r.Reload(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	n := len(e.sink.Messages())
+	res := cycle(t, r, t0.Add(time.Hour))
+	if committed(res, "scratch") {
+		t.Fatal("scratch was committed on support's notice, before its new customer was told")
+	}
+	if !mentions(told(t, e, n, "it@umbrella.example"), "scratch") {
+		t.Error("the new customer was not told of scratch")
 	}
 }
 
