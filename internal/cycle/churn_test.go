@@ -274,7 +274,7 @@ func churnRun(t *testing.T, seed int64, planners []*Planner, rd *notify.Renderer
 				inv.Snapshots = append(inv.Snapshots, s)
 			}
 		}
-		p := planner.Decide(inv, l.history(), now)
+		p := planner.Decide(inv, l.history(), plan.ProblemHistory{}, nil, now)
 		notices, err := Notices(planner.Config, rd, p, now)
 		if err != nil {
 			t.Fatal(err)

@@ -96,7 +96,7 @@ func (h History) owned(it Item) History {
 // Action is the decision for one snapshot, `next_action` in reports.
 type Action int
 
-// The actions of DESIGN.md.
+// The actions, `next_action` in reports (docs/report.md).
 const (
 	ActionNone Action = iota
 	ActionWarn
@@ -144,6 +144,10 @@ type Decision struct {
 	// min_notice), projected from the next notice while none was delivered.
 	// Customer notices state it.
 	CommitAt time.Time
+	// Growth is the snapshot's growth forecast (see Growth); FillsFirst is
+	// set when its datastore is forecast to fill before its deadline.
+	Growth     SnapshotGrowth
+	FillsFirst *DatastoreGrowth
 }
 
 // Creator is who created the snapshot: vCenter's answer, else what the
@@ -162,4 +166,8 @@ type Plan struct {
 	VMs       int
 	Decisions []Decision
 	Errors    []facts.VCenterError
+	// Problems customers cannot see; support only.
+	Problems []Problem
+	// Datastores holding snapshots, with their growth forecast.
+	Datastores []DatastoreGrowth
 }
