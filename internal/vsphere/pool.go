@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,8 +133,8 @@ func (p *Pool) CollectScan(ctx context.Context, known Known, lastScan map[string
 				}
 			}
 			if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
-				err = fmt.Errorf("vcenter %q: collection took longer than %s, skipped this cycle so the other vCenters' notices go out: %w",
-					t.Name, p.opt.CollectTimeout, err)
+				err = fmt.Errorf("collection took longer than %s, skipped this cycle so the other vCenters' notices go out: %s",
+					p.opt.CollectTimeout, Unnamed(t.Name, err))
 			}
 			errs[i] = err
 		}()
@@ -143,7 +144,7 @@ func (p *Pool) CollectScan(ctx context.Context, known Known, lastScan map[string
 	inv := &facts.Inventory{}
 	for i, t := range targets {
 		if errs[i] != nil {
-			inv.Errors = append(inv.Errors, facts.VCenterError{VCenter: t.Name, Error: errs[i].Error()})
+			inv.Errors = append(inv.Errors, facts.VCenterError{VCenter: t.Name, Error: Unnamed(t.Name, errs[i])})
 			continue
 		}
 		inv.VMs += results[i].VMs
@@ -158,6 +159,17 @@ func (p *Pool) CollectScan(ctx context.Context, known Known, lastScan map[string
 	}
 	sort.Slice(inv.Errors, func(i, j int) bool { return inv.Errors[i].VCenter < inv.Errors[j].VCenter })
 	return inv
+}
+
+// Unnamed is err's message without the leading `vcenter "name": ` its
+// wrapping added, for places that name the vCenter in a field of their own
+// (the report's errors, log fields), so it is not said twice.
+func Unnamed(name string, err error) string {
+	msg := err.Error()
+	for p := fmt.Sprintf("vcenter %q: ", name); strings.HasPrefix(msg, p); {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
 }
 
 // scan searches one vCenter's datastores for orphan files into inv.
