@@ -153,7 +153,7 @@ func (d *Decision) customerCommit(r Request, dryRun bool, set Settings, now time
 	}
 	// The request is the customer's notice: no deadline to wait for, and
 	// no first-contact deletion (enforce checks WarnedAt again).
-	d.Verdict.ActAt = r.At
+	d.Verdict.ActAt, d.CommitAt = r.At, r.At
 	if d.History.WarnedAt.IsZero() || d.History.WarnedAt.After(r.At) {
 		d.History.WarnedAt = r.At
 	}

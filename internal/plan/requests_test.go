@@ -13,19 +13,21 @@ import (
 // decideWith runs the planner as the cycle does: Extend, Build, ApplyRequests.
 func decideWith(it Item, h History, reqs RequestSettings, set Settings, now time.Time) Decision {
 	it = evaluate(it, now)
-	hist := map[facts.Key]History{it.Snapshot.Key(): h}
+	hist := map[facts.Key]History{it.Snapshot.Key(): ownedBy(h, it.Customer)}
 	ds := Build(Extend([]Item{it}, hist, reqs, now), hist, set, now)
 	ApplyRequests(ds, reqs, set, now)
 	return ds[0]
 }
 
 func TestRequests(t *testing.T) {
-	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10}
+	// min_notice does not hold back the customer's own commit request
+	// (the "never warned" case would wait for it).
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10, MinNotice: 24 * time.Hour}
 	reqs := RequestSettings{ExtendBy: 24 * time.Hour, MaxExtends: 2}
 	dry := reqs
 	dry.DryRun = true
 	asked := t0.Add(-2 * time.Hour)
-	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-20 * time.Hour), WarnedAt: t0.Add(-20 * time.Hour)}
+	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-20 * time.Hour), WarnedAt: t0.Add(-30 * time.Hour)}
 	with := func(h History, as ...RequestAction) History {
 		for i, a := range as {
 			h.Requests = append(h.Requests, Request{Action: a, At: asked.Add(time.Duration(i) * time.Minute), Customer: "acme"})
@@ -69,6 +71,9 @@ func TestRequests(t *testing.T) {
 		{"commit before the deadline", item("a", 30*time.Hour, policy.ActionEscalate, true), with(warned, RequestCommit), reqs, set,
 			ActionConsolidate, true, ReasonCustomerCommit, false, ActionNone, 0},
 		{"commit never warned: the request is the notice", item("a", 30*time.Hour, policy.ActionEscalate, true), with(History{}, RequestCommit), reqs, set,
+			ActionConsolidate, true, ReasonCustomerCommit, false, ActionNone, 0},
+		{"commit of a consolidate policy's, told only 3 h ago", item("a", 30*time.Hour, policy.ActionConsolidate, true),
+			with(History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-3 * time.Hour), WarnedAt: t0.Add(-3 * time.Hour)}, RequestCommit), reqs, set,
 			ActionConsolidate, true, ReasonCustomerCommit, false, ActionNone, 0},
 		{"commit in dry-run: support told", item("a", 30*time.Hour, policy.ActionEscalate, true), with(warned, RequestCommit), dry, set,
 			ActionConsolidate, true, ReasonCustomerCommit, true, ActionNone, 0},
@@ -121,7 +126,7 @@ func TestCommitRequestCountsTowardsMaxPerRun(t *testing.T) {
 	asked := evaluate(item("asked", 30*time.Hour, policy.ActionEscalate, true), t0)
 	hAsked := warned
 	hAsked.Requests = []Request{{Action: RequestCommit, At: t0.Add(-time.Hour), Customer: "acme"}}
-	hist := map[facts.Key]History{old.Snapshot.Key(): warned, asked.Snapshot.Key(): hAsked}
+	hist := map[facts.Key]History{old.Snapshot.Key(): ownedBy(warned, "acme"), asked.Snapshot.Key(): ownedBy(hAsked, "acme")}
 	ds := Build([]Item{old, asked}, hist, set, t0)
 	ApplyRequests(ds, RequestSettings{}, set, t0)
 	if ds[0].Action != ActionConsolidate || !ds[0].Due || ds[1].Action != ActionBlocked || ds[1].Reason != ReasonGuardMaxPerRun {
