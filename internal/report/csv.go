@@ -47,6 +47,7 @@ var csvColumns = []struct {
 	{"projected_bytes_at_deadline", func(r *Row) string {
 		return optional(r.ProjectedBytesAtDeadline, func(v int64) string { return strconv.FormatInt(v, 10) })
 	}},
+	{"extended_until", func(r *Row) string { return r.ExtendedUntil }},
 }
 
 // optional renders a value that may be unknown: "" for nil.

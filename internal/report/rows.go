@@ -73,8 +73,8 @@ type Row struct {
 	ProjectedBytesAtDeadline *int64   `json:"projected_bytes_at_deadline"`
 
 	// ExtendedUntil is the deadline the customer's self-service links moved
-	// it to; absent when not extended.
-	ExtendedUntil string `json:"extended_until,omitempty"`
+	// it to; "" when not extended.
+	ExtendedUntil string `json:"extended_until"`
 
 	state   policy.State
 	action  plan.Action
