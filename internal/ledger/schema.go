@@ -120,4 +120,25 @@ CREATE INDEX actions_key ON actions(key);
 CREATE INDEX actions_running ON actions(started_at, id) WHERE finished_at IS NULL;
 CREATE INDEX actions_started ON actions(started_at);
 `,
+	// acknowledgements: support takes an escalation in hand until a time;
+	// the row keeps the snapshot's state then, since a change of state
+	// ends the acknowledgement. Keyed like actions (no foreign key: a
+	// snapshot resolved later keeps its acknowledgements in the trail).
+	`
+CREATE TABLE acks (
+	id          INTEGER PRIMARY KEY,
+	key         TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	state       TEXT    NOT NULL,
+	by_user     TEXT    NOT NULL,
+	note        TEXT    NOT NULL,
+	at          INTEGER NOT NULL,
+	until_at    INTEGER NOT NULL
+);
+CREATE INDEX acks_key ON acks(key, at);
+CREATE INDEX acks_at ON acks(at);
+`,
 }

@@ -76,6 +76,9 @@ type SupportDigest struct {
 	// Failures: consolidation tasks that failed.
 	Failures  []Failure
 	Committed []Committed
+	// Acknowledged counts the escalations left out because support
+	// acknowledged them in the console.
+	Acknowledged int
 }
 
 // Failure is a consolidation task that failed.
@@ -178,6 +181,8 @@ type SupportData struct {
 	Unowned     []Entry
 	Failures    []Entry
 	Committed   []Entry
+	// Acknowledged counts escalations left out: support has them in hand.
+	Acknowledged int
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
@@ -371,7 +376,7 @@ func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 }
 
 func supportData(d SupportDigest) SupportData {
-	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d)}
+	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d), Acknowledged: d.Acknowledged}
 	for _, dec := range d.Escalations {
 		data.Escalations = append(data.Escalations, entryOf(dec, d.At, 0))
 	}
