@@ -3,6 +3,8 @@ package report
 import (
 	"html/template"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
@@ -15,7 +17,7 @@ type htmlPage struct {
 	Total               int
 	TotalSize           string
 	Errors              []facts.VCenterError
-	Rows                []htmlRow
+	Rows                []Display
 }
 
 // htmlState is one line of the summary.
@@ -25,33 +27,81 @@ type htmlState struct {
 	Size  string
 }
 
-// htmlRow is a row with its names cleaned and its cells rendered for people.
-type htmlRow struct {
+// Display is a row with its names cleaned and its cells rendered for people,
+// as the HTML report and the support console show them.
+type Display struct {
 	Row
 	Next, Age, Size string
+	// When, DueAt and Seen are Created, Deadline and FirstSeen for people:
+	// "2026-11-24 12:00" (UTC; "" where unknown).
+	When, DueAt, Seen string
 }
 
-var htmlTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>snapwarden report</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem; color: #1f2328; background: #fff; }
+// DisplayRow renders r for people; at is the plan's time, which the next
+// action is counted from.
+func DisplayRow(r Row, at time.Time) Display {
+	for _, s := range []*string{&r.VM, &r.Folder, &r.Snapshot, &r.Description, &r.Customer, &r.Creator,
+		&r.Reason, &r.Why} {
+		*s = Clean(*s)
+	}
+	return Display{Row: r, Next: nextText(&r, at), Age: ageText(r.AgeHours), Size: plan.IEC(r.SizeBytes),
+		When: Minutes(r.Created), DueAt: Minutes(r.Deadline), Seen: Minutes(r.FirstSeen)}
+}
+
+// Minutes shortens an RFC 3339 UTC stamp to "2006-01-02 15:04", which wraps
+// between date and time in a narrow column; other text is returned as is.
+func Minutes(stamp string) string {
+	t, err := time.Parse(time.RFC3339, stamp)
+	if err != nil {
+		return stamp
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}
+
+// breakAfter are the separators a long name may wrap after.
+const breakAfter = "-_./@"
+
+// Breakable escapes a name for HTML (after Clean) and lets it wrap after its
+// separators (-, _, ., /, @) with <wbr>, so a narrow column breaks
+// "acme-app01" as "acme-" / "app01" and never inside a word.
+func Breakable(s string) template.HTML {
+	s = Clean(s)
+	var b strings.Builder
+	for {
+		i := strings.IndexAny(s, breakAfter)
+		if i < 0 {
+			b.WriteString(template.HTMLEscapeString(s))
+			return template.HTML(b.String())
+		}
+		b.WriteString(template.HTMLEscapeString(s[:i+1]))
+		b.WriteString("<wbr>")
+		s = s[i+1:]
+	}
+}
+
+// Stylesheet is the layout the HTML report and the support console share:
+// a table of seven columns that fits 1280 px, turning into one card per row
+// below 760 px (each cell labelled by its data-label), with long names
+// wrapping at the <wbr> Breakable inserts and, for a name without separators,
+// inside it only as a last resort (overflow-wrap: break-word does not narrow
+// a column the way anywhere does).
+const Stylesheet = `
+*, *::before, *::after { box-sizing: border-box; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; padding: 1.5rem; color: #1f2328; background: #fff; line-height: 1.4; overflow-wrap: break-word; }
 h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
 h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; }
 .meta { color: #57606a; margin: 0; }
 table { border-collapse: collapse; font-size: .85rem; }
+table.rows { width: 100%; table-layout: fixed; }
+table.rows col:nth-child(1) { width: 12%; } table.rows col:nth-child(2) { width: 17%; }
+table.rows col:nth-child(3) { width: 20%; } table.rows col:nth-child(4), table.rows col:nth-child(5), table.rows col:nth-child(6) { width: 10%; }
+table.rows col:nth-child(7) { width: 21%; }
 th, td { border: 1px solid #d0d7de; padding: .3rem .5rem; text-align: left; vertical-align: top; }
-thead th { background: #f6f8fa; position: sticky; top: 0; }
+thead th { background: #f6f8fa; }
 .num { text-align: right; white-space: nowrap; }
-.nowrap { white-space: nowrap; }
-.long { max-width: 22rem; overflow-wrap: anywhere; }
-.sub { color: #57606a; font-size: .78rem; overflow-wrap: anywhere; }
+.sub { color: #57606a; font-size: .78rem; }
 .due { font-weight: 600; }
-.errors li { color: #cf222e; overflow-wrap: anywhere; }
+.errors li { color: #cf222e; }
 .state-overdue { background: #ffebe9; }
 .state-overdue td:first-child { color: #cf222e; font-weight: 600; }
 .state-warning { background: #fff8c5; }
@@ -59,7 +109,26 @@ thead th { background: #f6f8fa; position: sticky; top: 0; }
 .state-ok td:first-child { color: #1a7f37; }
 .state-managed { background: #ddf4ff; }
 .state-exempt { background: #f6f8fa; color: #57606a; }
-</style>
+@media (max-width: 760px) {
+	body { padding: .75rem; }
+	table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }
+	table.rows thead, table.rows colgroup { display: none; }
+	table.rows tr { border: 1px solid #d0d7de; border-radius: 6px; margin: 0 0 .75rem; padding: .25rem 0; }
+	table.rows td { border: 0; padding: .2rem .6rem; }
+	table.rows td::before { content: attr(data-label); display: block; color: #57606a; font-size: .72rem; text-transform: uppercase; letter-spacing: .03em; }
+}
+`
+
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"wbr": Breakable, "css": func() template.CSS { return template.CSS(Stylesheet) },
+}).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>snapwarden report</title>
+<style>{{css}}</style>
 </head>
 <body>
 <h1>snapwarden report</h1>
@@ -80,25 +149,18 @@ thead th { background: #f6f8fa; position: sticky; top: 0; }
 {{end}}</ul>
 {{end}}
 <h2>Snapshots</h2>
-{{if .Rows}}<table>
-<thead><tr><th>State</th><th>Next action</th><th>vCenter</th><th>VM</th><th>Snapshot</th><th>Description</th><th>Customer</th><th>Creator</th><th>Created</th><th>Age</th><th>Size</th><th>Depth</th><th>Deadline</th><th>Reason</th><th>Why</th></tr></thead>
+{{if .Rows}}<table class="rows">
+<colgroup><col><col><col><col><col><col><col></colgroup>
+<thead><tr><th>State / next</th><th>VM</th><th>Snapshot</th><th>Customer</th><th>Age / size</th><th>Deadline</th><th>Reason / why</th></tr></thead>
 <tbody>
 {{range .Rows}}<tr class="state-{{.State}}">
-<td>{{.State}}</td>
-<td class="nowrap{{if .Due}} due{{end}}">{{.Next}}<div class="sub">{{.ActionReason}}</div></td>
-<td>{{.VCenter}}<div class="sub">{{.Datacenter}}</div></td>
-<td class="long">{{.VM}}<div class="sub">{{.Folder}}</div></td>
-<td class="long">{{.Snapshot}}<div class="sub">{{.SnapshotID}}{{if .Current}} · current{{end}}</div></td>
-<td class="long">{{.Description}}</td>
-<td>{{or .Customer "-"}}</td>
-<td>{{or .Creator "-"}}</td>
-<td class="nowrap">{{.Created}}</td>
-<td class="num">{{.Age}}</td>
-<td class="num">{{.Size}}</td>
-<td class="num">{{.Depth}}</td>
-<td class="nowrap">{{or .Deadline "-"}}</td>
-<td class="long">{{.Reason}}</td>
-<td class="long">{{.Why}}</td>
+<td data-label="State / next">{{.State}}<div class="{{if .Due}}due{{end}}">{{.Next}}</div><div class="sub">{{.ActionReason}}</div></td>
+<td data-label="VM">{{wbr .VM}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div><div class="sub">{{wbr .Folder}}</div></td>
+<td data-label="Snapshot">{{wbr .Snapshot}}<div class="sub">{{.SnapshotID}}{{if .Current}} · current{{end}}{{if gt .Depth 1}} · depth {{.Depth}}{{end}}</div>{{if .Description}}<div class="sub">{{.Description}}</div>{{end}}{{if .Creator}}<div class="sub">by {{wbr .Creator}}</div>{{end}}</td>
+<td data-label="Customer">{{if .Customer}}{{wbr .Customer}}{{else}}-{{end}}</td>
+<td data-label="Age / size">{{.Age}} · {{.Size}}<div class="sub">{{.When}}</div></td>
+<td data-label="Deadline">{{or .DueAt "-"}}</td>
+<td data-label="Reason / why">{{.Reason}}<div class="sub">{{.Why}}</div></td>
 </tr>
 {{end}}</tbody>
 </table>
@@ -118,18 +180,13 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		Total:     sum.Total,
 		TotalSize: plan.IEC(sum.bytes()),
 		Errors:    p.Errors,
-		Rows:      make([]htmlRow, len(rows)),
+		Rows:      make([]Display, len(rows)),
 	}
 	for _, t := range sum.totals(true) {
 		page.States = append(page.States, htmlState{Name: t.Name, Count: t.Count, Size: plan.IEC(t.Bytes)})
 	}
 	for i := range rows {
-		r := rows[i]
-		for _, s := range []*string{&r.VM, &r.Folder, &r.Snapshot, &r.Description, &r.Customer, &r.Creator,
-			&r.Reason, &r.Why} {
-			*s = Clean(*s)
-		}
-		page.Rows[i] = htmlRow{Row: r, Next: nextText(&r, p.At), Age: ageText(r.AgeHours), Size: plan.IEC(r.SizeBytes)}
+		page.Rows[i] = DisplayRow(rows[i], p.At)
 	}
 	return htmlTemplate.Execute(w, page)
 }
