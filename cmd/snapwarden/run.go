@@ -99,6 +99,7 @@ func (a *app) serveCmd() *cobra.Command {
 				},
 				Log:    log,
 				Reload: reload,
+				Ledger: r.Ledger(),
 			})
 			if err != nil {
 				return runtimeErr(err)

@@ -111,6 +111,10 @@ func (r *Runner) Close(ctx context.Context) error {
 	return lerr
 }
 
+// Ledger is the runner's ledger, for the console of `serve`: it reads the
+// trail and records acknowledgements on the same (single) writer.
+func (r *Runner) Ledger() *ledger.Ledger { return r.ledger }
+
 // settings returns the config-derived parts for one cycle, so a reload
 // during a cycle does not change it halfway.
 func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify.Mailer) {

@@ -13,18 +13,28 @@ import (
 // htmlPage is what the HTML template shows.
 type htmlPage struct {
 	Generated, At, Mode string
-	States              []htmlState
+	States              []StateTotal
 	Total               int
 	TotalSize           string
 	Errors              []facts.VCenterError
 	Rows                []Display
 }
 
-// htmlState is one line of the summary.
-type htmlState struct {
+// StateTotal is one line of the summary by state.
+type StateTotal struct {
 	Name  string
 	Count int
 	Size  string
+}
+
+// Totals summarises rows by state, most urgent first, listing every state,
+// with the total count and size.
+func Totals(rows []Row) (states []StateTotal, total int, size string) {
+	sum := summarize(rows)
+	for _, t := range sum.totals(true) {
+		states = append(states, StateTotal{Name: t.Name, Count: t.Count, Size: plan.IEC(t.Bytes)})
+	}
+	return states, sum.Total, plan.IEC(sum.bytes())
 }
 
 // Display is a row with its names cleaned and its cells rendered for people,
@@ -80,8 +90,8 @@ func Breakable(s string) template.HTML {
 }
 
 // Stylesheet is the layout the HTML report and the support console share:
-// a table of seven columns that fits 1280 px, turning into one card per row
-// below 760 px (each cell labelled by its data-label), with long names
+// a table of seven columns that fits 1280 px; below 760 px a table of class
+// cards turns into one card per row (each cell labelled by its data-label), with long names
 // wrapping at the <wbr> Breakable inserts and, for a name without separators,
 // inside it only as a last resort (overflow-wrap: break-word does not narrow
 // a column the way anywhere does).
@@ -92,7 +102,7 @@ h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
 h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; }
 .meta { color: #57606a; margin: 0; }
 table { border-collapse: collapse; font-size: .85rem; }
-table.rows { width: 100%; table-layout: fixed; }
+table.rows, table.cards { width: 100%; table-layout: fixed; }
 table.rows col:nth-child(1) { width: 12%; } table.rows col:nth-child(2) { width: 17%; }
 table.rows col:nth-child(3) { width: 20%; } table.rows col:nth-child(4), table.rows col:nth-child(5), table.rows col:nth-child(6) { width: 10%; }
 table.rows col:nth-child(7) { width: 21%; }
@@ -111,17 +121,39 @@ thead th { background: #f6f8fa; }
 .state-exempt { background: #f6f8fa; color: #57606a; }
 @media (max-width: 760px) {
 	body { padding: .75rem; }
-	table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }
-	table.rows thead, table.rows colgroup { display: none; }
-	table.rows tr { border: 1px solid #d0d7de; border-radius: 6px; margin: 0 0 .75rem; padding: .25rem 0; }
-	table.rows td { border: 0; padding: .2rem .6rem; }
-	table.rows td::before { content: attr(data-label); display: block; color: #57606a; font-size: .72rem; text-transform: uppercase; letter-spacing: .03em; }
+	table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: 100%; }
+	table.cards thead, table.cards colgroup { display: none; }
+	table.cards tr { border: 1px solid #d0d7de; border-radius: 6px; margin: 0 0 .75rem; padding: .25rem 0; }
+	table.cards td { border: 0; padding: .2rem .6rem; }
+	table.cards td::before { content: attr(data-label); display: block; color: #57606a; font-size: .72rem; text-transform: uppercase; letter-spacing: .03em; }
 }
 `
 
-var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+// RowsTemplate defines the template "rows": a []Display as the snapshot
+// table, shared by the report and the console. It calls vmName and
+// customerName on a Display for the names (the console makes them links).
+const RowsTemplate = `{{define "rows"}}{{if .}}<table class="rows cards">
+<colgroup><col><col><col><col><col><col><col></colgroup>
+<thead><tr><th>State / next</th><th>VM</th><th>Snapshot</th><th>Customer</th><th>Age / size</th><th>Deadline</th><th>Reason / why</th></tr></thead>
+<tbody>
+{{range .}}<tr class="state-{{.State}}">
+<td data-label="State / next">{{.State}}<div class="{{if .Due}}due{{end}}">{{.Next}}</div><div class="sub">{{.ActionReason}}</div></td>
+<td data-label="VM">{{vmName .}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div><div class="sub">{{wbr .Folder}}</div></td>
+<td data-label="Snapshot">{{wbr .Snapshot}}<div class="sub">{{.SnapshotID}}{{if .Current}} · current{{end}}{{if gt .Depth 1}} · depth {{.Depth}}{{end}}</div>{{if .Description}}<div class="sub">{{.Description}}</div>{{end}}{{if .Creator}}<div class="sub">by {{wbr .Creator}}</div>{{end}}</td>
+<td data-label="Customer">{{if .Customer}}{{customerName .}}{{else}}-{{end}}</td>
+<td data-label="Age / size">{{.Age}} · {{.Size}}<div class="sub">{{.When}}</div></td>
+<td data-label="Deadline">{{or .DueAt "-"}}</td>
+<td data-label="Reason / why">{{.Reason}}<div class="sub">{{.Why}}</div></td>
+</tr>
+{{end}}</tbody>
+</table>
+{{else}}<p>no snapshots</p>
+{{end}}{{end}}`
+
+var htmlTemplate = template.Must(template.Must(template.New("report").Funcs(template.FuncMap{
 	"wbr": Breakable, "css": func() template.CSS { return template.CSS(Stylesheet) },
-}).Parse(`<!DOCTYPE html>
+	"vmName": func(d Display) template.HTML { return Breakable(d.VM) }, "customerName": func(d Display) template.HTML { return Breakable(d.Customer) },
+}).Parse(RowsTemplate)).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -149,42 +181,22 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 {{end}}</ul>
 {{end}}
 <h2>Snapshots</h2>
-{{if .Rows}}<table class="rows">
-<colgroup><col><col><col><col><col><col><col></colgroup>
-<thead><tr><th>State / next</th><th>VM</th><th>Snapshot</th><th>Customer</th><th>Age / size</th><th>Deadline</th><th>Reason / why</th></tr></thead>
-<tbody>
-{{range .Rows}}<tr class="state-{{.State}}">
-<td data-label="State / next">{{.State}}<div class="{{if .Due}}due{{end}}">{{.Next}}</div><div class="sub">{{.ActionReason}}</div></td>
-<td data-label="VM">{{wbr .VM}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div><div class="sub">{{wbr .Folder}}</div></td>
-<td data-label="Snapshot">{{wbr .Snapshot}}<div class="sub">{{.SnapshotID}}{{if .Current}} · current{{end}}{{if gt .Depth 1}} · depth {{.Depth}}{{end}}</div>{{if .Description}}<div class="sub">{{.Description}}</div>{{end}}{{if .Creator}}<div class="sub">by {{wbr .Creator}}</div>{{end}}</td>
-<td data-label="Customer">{{if .Customer}}{{wbr .Customer}}{{else}}-{{end}}</td>
-<td data-label="Age / size">{{.Age}} · {{.Size}}<div class="sub">{{.When}}</div></td>
-<td data-label="Deadline">{{or .DueAt "-"}}</td>
-<td data-label="Reason / why">{{.Reason}}<div class="sub">{{.Why}}</div></td>
-</tr>
-{{end}}</tbody>
-</table>
-{{else}}<p>no snapshots</p>
-{{end}}</body>
+{{template "rows" .Rows}}
+</body>
 </html>
 `))
 
 // renderHTML writes the report as one self-contained HTML page; the template
 // escapes every value, and control characters are cleaned from names.
 func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
-	sum := summarize(rows)
 	page := htmlPage{
 		Generated: stamp(generatedAt(p, opt)),
 		At:        stamp(p.At),
 		Mode:      mode(p),
-		Total:     sum.Total,
-		TotalSize: plan.IEC(sum.bytes()),
 		Errors:    p.Errors,
 		Rows:      make([]Display, len(rows)),
 	}
-	for _, t := range sum.totals(true) {
-		page.States = append(page.States, htmlState{Name: t.Name, Count: t.Count, Size: plan.IEC(t.Bytes)})
-	}
+	page.States, page.Total, page.TotalSize = Totals(rows)
 	for i := range rows {
 		page.Rows[i] = DisplayRow(rows[i], p.At)
 	}

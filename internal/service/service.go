@@ -15,6 +15,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/ledger"
 )
 
 // Runner executes cycles; it owns the vCenter sessions, the mailer and the
@@ -40,6 +41,9 @@ type Options struct {
 	StopGrace time.Duration
 	// Ready, if set, is called with the HTTP address once serving.
 	Ready func(addr string)
+	// Ledger is the runner's ledger, which the console reads and records
+	// acknowledgements in; nil leaves the console without history.
+	Ledger *ledger.Ledger
 }
 
 // Service is a running `serve`.
@@ -54,6 +58,8 @@ type Service struct {
 	last     *cycle.Result
 	lastErr  error
 	lastDone time.Time
+	auth     *auth
+	listen   string // the address served, which reloads do not change
 }
 
 // Serve runs cycles on cfg's schedule until ctx is cancelled (SIGTERM), then
@@ -69,7 +75,11 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	if err != nil {
 		return fmt.Errorf("%s: schedule: %w", cfg.File, err)
 	}
-	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics()}
+	a, err := newAuth(cfg, cfg.Listen)
+	if err != nil {
+		return err
+	}
+	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(), auth: a, listen: cfg.Listen}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -193,13 +203,17 @@ func (s *Service) reload() {
 	cfg, err := s.opt.Load()
 	if err == nil {
 		var sched cron.Schedule
+		var a *auth
 		if sched, err = cron.ParseStandard(cfg.Schedule); err == nil {
+			a, err = newAuth(cfg, s.listen)
+		}
+		if err == nil {
 			if err = s.runner.Reload(cfg); err == nil {
 				s.mu.Lock()
 				if cfg.Listen != s.cfg.Listen {
 					s.opt.Log.Warn().Str("listen", cfg.Listen).Msg("listen changed: takes effect at the next restart")
 				}
-				s.cfg, s.sched = cfg, sched
+				s.cfg, s.sched, s.auth = cfg, sched, a
 				s.mu.Unlock()
 				s.opt.Log.Info().Str("schedule", cfg.Schedule).Msg("config reloaded")
 				return
