@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -41,6 +42,7 @@ var pages = func() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"wbr":          report.Breakable,
 		"minutes":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"ago":          ago,
 		"vmURL":        vmURL,
 		"customerURL":  customerURL,
 		"vmName":       func(d report.Display) template.HTML { return link(vmURL(d.VCenter, d.VMUUID), d.VM) },
@@ -54,6 +56,19 @@ var pages = func() map[string]*template.Template {
 	}
 	return out
 }()
+
+// ago renders how long an escalation has waited: "5m", "3h 10m", "2d 4h".
+func ago(d time.Duration) string {
+	d = max(d, 0).Round(time.Minute)
+	days, hours, mins := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm", hours, mins)
+	}
+	return fmt.Sprintf("%dm", mins)
+}
 
 func vmURL(vcenter, vmID string) string {
 	return "/vms/" + url.PathEscape(vcenter) + "/" + url.PathEscape(vmID)
@@ -282,7 +297,7 @@ func (s *Service) newPage(title, nav, user string) (*pageData, *plan.Plan) {
 	if last == nil || last.Plan == nil {
 		return pd, nil
 	}
-	pd.Cycle = "cycle of " + last.Started.UTC().Format("2006-01-02 15:04") + " UTC: " + last.Summary()
+	pd.Cycle = last.Summary()
 	return pd, last.Plan
 }
 
