@@ -66,6 +66,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
 	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
+	vopt.ScanEvery = cfg.Problems.ScanEvery
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
 	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
 	return r, nil
@@ -177,6 +178,9 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	rec.Summary = res.Summary()
 	cycleID, err := r.ledger.Record(ctx, rec)
 	if err != nil {
+		return res, err
+	}
+	if err := r.ledger.RecordProblems(ctx, now, p.Problems, rec.Answered, inv.Scanned); err != nil {
 		return res, err
 	}
 	r.deliver(ctx, cfg, mailer, res, now)
@@ -315,6 +319,14 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[fac
 			}
 		}
 	}
+	// Problems go to support alone, once: in the digest of the cycle that
+	// first sees them (the report lists them while they last).
+	for _, pr := range p.Problems {
+		if pr.New(now) {
+			sup.Problems = append(sup.Problems, pr)
+		}
+	}
+	sup.OpenProblems = len(p.Problems)
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
@@ -324,7 +336,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[fac
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
@@ -340,7 +352,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[fac
 func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, kind string, d notify.CustomerDigest, items []ledger.Item) (ledger.Notice, error) {
 	c, _ := cfg.Customer(id)
 	d.Customer = notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}
-	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Email, c.Policy.ExemptTag, c.Policy.MaxKeep
+	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Desk(), c.Policy.ExemptTag, c.Policy.MaxKeep
 	msg, err := rd.Customer(d)
 	if err != nil {
 		return ledger.Notice{}, fmt.Errorf("customer %q: render %s notice: %w", id, kind, err)
@@ -357,8 +369,8 @@ func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, 
 func supportNotices(cfg *config.Config, rd *notify.Renderer, sup notify.SupportDigest, items []ledger.Item, now time.Time) ([]ledger.Notice, error) {
 	from := cfg.SMTP.From
 	var out []ledger.Notice
-	if cfg.Support.Email != "" {
-		msg, err := rd.Support(sup, []string{cfg.Support.Email})
+	if len(cfg.Support.Email) > 0 {
+		msg, err := rd.Support(sup, cfg.Support.Email)
 		if err != nil {
 			return nil, fmt.Errorf("support digest: %w", err)
 		}

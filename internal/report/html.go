@@ -18,6 +18,13 @@ type htmlPage struct {
 	TotalSize           string
 	Errors              []facts.VCenterError
 	Rows                []Display
+	Problems            []htmlProblem
+}
+
+// htmlProblem is a problem with its names cleaned and its size for people.
+type htmlProblem struct {
+	ProblemRow
+	Size string
 }
 
 // StateTotal is one line of the summary by state.
@@ -151,7 +158,7 @@ const RowsTemplate = `{{define "rows"}}{{if .}}<table class="rows cards">
 {{end}}{{end}}`
 
 var htmlTemplate = template.Must(template.Must(template.New("report").Funcs(template.FuncMap{
-	"wbr": Breakable, "css": func() template.CSS { return template.CSS(Stylesheet) },
+	"wbr": Breakable, "minutes": Minutes, "css": func() template.CSS { return template.CSS(Stylesheet) },
 	"vmName": func(d Display) template.HTML { return Breakable(d.VM) }, "customerName": func(d Display) template.HTML { return Breakable(d.Customer) },
 }).Parse(RowsTemplate)).Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -179,6 +186,22 @@ var htmlTemplate = template.Must(template.Must(template.New("report").Funcs(temp
 <ul class="errors">
 {{range .Errors}}<li><strong>{{.VCenter}}</strong>: {{.Error}}</li>
 {{end}}</ul>
+{{end}}{{if .Problems}}
+<h2>Problems customers cannot see (support only)</h2>
+<table class="cards">
+<thead><tr><th>Problem</th><th>VM</th><th>Datastore / path</th><th>Size</th><th>Customer</th><th>First seen</th><th>Detail</th></tr></thead>
+<tbody>
+{{range .Problems}}<tr class="problem">
+<td data-label="Problem">{{wbr .Kind}}</td>
+<td data-label="VM">{{if .VM}}{{wbr .VM}}{{else}}-{{end}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div>{{if .VMID}}<div class="sub">{{wbr .VMID}}</div>{{end}}</td>
+<td data-label="Datastore / path">{{or .Datastore "-"}}{{if .Path}}<div class="sub">{{wbr .Path}}</div>{{end}}</td>
+<td data-label="Size">{{.Size}}</td>
+<td data-label="Customer">{{if .Customer}}{{wbr .Customer}}{{else}}-{{end}}</td>
+<td data-label="First seen">{{minutes .FirstSeen}}</td>
+<td data-label="Detail">{{.Detail}}</td>
+</tr>
+{{end}}</tbody>
+</table>
 {{end}}
 <h2>Snapshots</h2>
 {{template "rows" .Rows}}
@@ -199,6 +222,12 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 	page.States, page.Total, page.TotalSize = Totals(rows)
 	for i := range rows {
 		page.Rows[i] = DisplayRow(rows[i], p.At)
+	}
+	for _, r := range ProblemRows(p, opt) {
+		for _, s := range []*string{&r.VCenter, &r.Datacenter, &r.VM, &r.Datastore, &r.Path, &r.Customer, &r.Detail} {
+			*s = Clean(*s)
+		}
+		page.Problems = append(page.Problems, htmlProblem{ProblemRow: r, Size: plan.IEC(r.SizeBytes)})
 	}
 	return htmlTemplate.Execute(w, page)
 }
