@@ -18,13 +18,26 @@ type htmlPage struct {
 	TotalSize           string
 	Errors              []facts.VCenterError
 	Rows                []Display
-	Problems            []htmlProblem
+	Problems            []ProblemDisplay
 }
 
-// htmlProblem is a problem with its names cleaned and its size for people.
-type htmlProblem struct {
+// ProblemDisplay is a problem with its names cleaned and its size for
+// people, as the HTML report and the console show it.
+type ProblemDisplay struct {
 	ProblemRow
 	Size string
+}
+
+// DisplayProblems renders the plan's problems that opt keeps for people.
+func DisplayProblems(p *plan.Plan, opt Options) []ProblemDisplay {
+	var out []ProblemDisplay
+	for _, r := range ProblemRows(p, opt) {
+		for _, s := range []*string{&r.VCenter, &r.Datacenter, &r.VM, &r.Datastore, &r.Path, &r.Customer, &r.Detail} {
+			*s = Clean(*s)
+		}
+		out = append(out, ProblemDisplay{ProblemRow: r, Size: plan.IEC(r.SizeBytes)})
+	}
+	return out
 }
 
 // StateTotal is one line of the summary by state.
@@ -157,10 +170,28 @@ const RowsTemplate = `{{define "rows"}}{{if .}}<table class="rows cards">
 {{else}}<p>no snapshots</p>
 {{end}}{{end}}`
 
+// ProblemsTemplate defines the template "problems": a []ProblemDisplay as
+// a table, shared by the report and the console.
+const ProblemsTemplate = `{{define "problems"}}<table class="cards">
+<thead><tr><th>Problem</th><th>VM</th><th>Datastore / path</th><th>Size</th><th>Customer</th><th>First seen</th><th>Detail</th></tr></thead>
+<tbody>
+{{range .}}<tr class="problem">
+<td data-label="Problem">{{wbr .Kind}}</td>
+<td data-label="VM">{{if .VM}}{{wbr .VM}}{{else}}-{{end}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div>{{if .VMID}}<div class="sub">{{wbr .VMID}}</div>{{end}}</td>
+<td data-label="Datastore / path">{{or .Datastore "-"}}{{if .Path}}<div class="sub">{{wbr .Path}}</div>{{end}}</td>
+<td data-label="Size">{{.Size}}</td>
+<td data-label="Customer">{{if .Customer}}{{wbr .Customer}}{{else}}-{{end}}</td>
+<td data-label="First seen">{{minutes .FirstSeen}}</td>
+<td data-label="Detail">{{.Detail}}</td>
+</tr>
+{{end}}</tbody>
+</table>
+{{end}}`
+
 var htmlTemplate = template.Must(template.Must(template.New("report").Funcs(template.FuncMap{
 	"wbr": Breakable, "minutes": Minutes, "css": func() template.CSS { return template.CSS(Stylesheet) },
 	"vmName": func(d Display) template.HTML { return Breakable(d.VM) }, "customerName": func(d Display) template.HTML { return Breakable(d.Customer) },
-}).Parse(RowsTemplate)).Parse(`<!DOCTYPE html>
+}).Parse(RowsTemplate + ProblemsTemplate)).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -188,21 +219,7 @@ var htmlTemplate = template.Must(template.Must(template.New("report").Funcs(temp
 {{end}}</ul>
 {{end}}{{if .Problems}}
 <h2>Problems customers cannot see (support only)</h2>
-<table class="cards">
-<thead><tr><th>Problem</th><th>VM</th><th>Datastore / path</th><th>Size</th><th>Customer</th><th>First seen</th><th>Detail</th></tr></thead>
-<tbody>
-{{range .Problems}}<tr class="problem">
-<td data-label="Problem">{{wbr .Kind}}</td>
-<td data-label="VM">{{if .VM}}{{wbr .VM}}{{else}}-{{end}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div>{{if .VMID}}<div class="sub">{{wbr .VMID}}</div>{{end}}</td>
-<td data-label="Datastore / path">{{or .Datastore "-"}}{{if .Path}}<div class="sub">{{wbr .Path}}</div>{{end}}</td>
-<td data-label="Size">{{.Size}}</td>
-<td data-label="Customer">{{if .Customer}}{{wbr .Customer}}{{else}}-{{end}}</td>
-<td data-label="First seen">{{minutes .FirstSeen}}</td>
-<td data-label="Detail">{{.Detail}}</td>
-</tr>
-{{end}}</tbody>
-</table>
-{{end}}
+{{template "problems" .Problems}}{{end}}
 <h2>Snapshots</h2>
 {{template "rows" .Rows}}
 </body>
@@ -223,11 +240,6 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 	for i := range rows {
 		page.Rows[i] = DisplayRow(rows[i], p.At)
 	}
-	for _, r := range ProblemRows(p, opt) {
-		for _, s := range []*string{&r.VCenter, &r.Datacenter, &r.VM, &r.Datastore, &r.Path, &r.Customer, &r.Detail} {
-			*s = Clean(*s)
-		}
-		page.Problems = append(page.Problems, htmlProblem{ProblemRow: r, Size: plan.IEC(r.SizeBytes)})
-	}
+	page.Problems = DisplayProblems(p, opt)
 	return htmlTemplate.Execute(w, page)
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"mime"
@@ -80,9 +81,14 @@ func browser(t *testing.T) (ctx context.Context, login *atomic.Bool) {
 	return ctx, login
 }
 
-// shots is where screenshots go: $SNAPWARDEN_SCREENSHOTS, else a temp dir.
+// screenshots keeps the browser tests' screenshots in a folder of one's
+// choice: go test ./internal/service -run TestBrowser -args -screenshots=DIR
+// (an environment variable would be read as config: SNAPWARDEN_* are keys).
+var screenshots = flag.String("screenshots", "", "keep the browser tests' screenshots in this folder")
+
+// shots is where screenshots go: -screenshots, else a temp dir.
 func shots(t *testing.T) string {
-	dir := os.Getenv("SNAPWARDEN_SCREENSHOTS")
+	dir := *screenshots
 	if dir == "" {
 		dir = t.TempDir()
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -41,7 +41,8 @@ var pages = func() map[string]*template.Template {
 	}
 	funcs := template.FuncMap{
 		"wbr":          report.Breakable,
-		"minutes":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"utc":          func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
+		"minutes":      report.Minutes,
 		"ago":          ago,
 		"vmURL":        vmURL,
 		"customerURL":  customerURL,
@@ -49,7 +50,7 @@ var pages = func() map[string]*template.Template {
 		"customerName": func(d report.Display) template.HTML { return link(customerURL(d.Customer), d.Customer) },
 	}
 	layout := template.Must(template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "templates/layout.html")).
-		Parse(report.RowsTemplate))
+		Parse(report.RowsTemplate + report.ProblemsTemplate))
 	out := map[string]*template.Template{}
 	for _, name := range []string{"overview", "snapshots", "customer", "vm"} {
 		out[name] = template.Must(template.Must(layout.Clone()).ParseFS(consoleFiles, "templates/"+name+".html"))
@@ -250,6 +251,7 @@ type pageData struct {
 	TotalSize   string
 	Escalations []escalation
 	Errors      []facts.VCenterError
+	Problems    []report.ProblemDisplay
 	Rows        []report.Display
 	Events      []ledger.Event
 	// AckUntil are the choices of the acknowledge form, as absolute times
@@ -333,6 +335,7 @@ func (s *Service) overviewPage(w http.ResponseWriter, r *http.Request, user stri
 	if p != nil {
 		pd.States, pd.Total, pd.TotalSize = report.Totals(report.Rows(p, report.Options{}))
 		pd.Errors = p.Errors
+		pd.Problems = report.DisplayProblems(p, report.Options{})
 	}
 	q, err := s.escalations(r.Context())
 	if err != nil {
@@ -394,6 +397,9 @@ func (s *Service) customerPage(w http.ResponseWriter, r *http.Request, user stri
 		pd.Customer = config.Customer{ID: id}
 	}
 	pd.Rows = displays(p, report.Options{Customer: id}, nil)
+	if p != nil {
+		pd.Problems = report.DisplayProblems(p, report.Options{Customer: id})
+	}
 	if !pd.Known && len(pd.Rows) == 0 {
 		http.NotFound(w, r)
 		return
@@ -431,6 +437,16 @@ func (s *Service) vmPage(w http.ResponseWriter, r *http.Request, user string) {
 		return
 	}
 	if len(events) == 0 && len(pd.Rows) == 0 {
+		// A VM's moref ("vm-42", as problems name VMs) leads to its
+		// timeline by instance UUID, which survives re-registration.
+		if p != nil {
+			for _, d := range p.Decisions {
+				if vm := d.Snapshot.VM; vm != nil && vm.VCenter == vc && vm.MoRef == id && vm.InstanceUUID != "" {
+					http.Redirect(w, r, vmURL(vc, vm.InstanceUUID), http.StatusFound)
+					return
+				}
+			}
+		}
 		http.NotFound(w, r)
 		return
 	}
