@@ -171,13 +171,14 @@ const RowsTemplate = `{{define "rows"}}{{if .}}<table class="rows cards">
 {{end}}{{end}}`
 
 // ProblemsTemplate defines the template "problems": a []ProblemDisplay as
-// a table, shared by the report and the console.
+// a table, shared by the report and the console. It calls problemVM on a
+// ProblemDisplay for the VM's name (the console makes it a link).
 const ProblemsTemplate = `{{define "problems"}}<table class="cards">
 <thead><tr><th>Problem</th><th>VM</th><th>Datastore / path</th><th>Size</th><th>Customer</th><th>First seen</th><th>Detail</th></tr></thead>
 <tbody>
 {{range .}}<tr class="problem">
 <td data-label="Problem">{{wbr .Kind}}</td>
-<td data-label="VM">{{if .VM}}{{wbr .VM}}{{else}}-{{end}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div>{{if .VMID}}<div class="sub">{{wbr .VMID}}</div>{{end}}</td>
+<td data-label="VM">{{if .VM}}{{problemVM .}}{{else}}-{{end}}<div class="sub">{{.VCenter}}{{if .Datacenter}} / {{.Datacenter}}{{end}}</div>{{if .VMID}}<div class="sub">{{wbr .VMID}}</div>{{end}}</td>
 <td data-label="Datastore / path">{{or .Datastore "-"}}{{if .Path}}<div class="sub">{{wbr .Path}}</div>{{end}}</td>
 <td data-label="Size">{{.Size}}</td>
 <td data-label="Customer">{{if .Customer}}{{wbr .Customer}}{{else}}-{{end}}</td>
@@ -191,6 +192,7 @@ const ProblemsTemplate = `{{define "problems"}}<table class="cards">
 var htmlTemplate = template.Must(template.Must(template.New("report").Funcs(template.FuncMap{
 	"wbr": Breakable, "minutes": Minutes, "css": func() template.CSS { return template.CSS(Stylesheet) },
 	"vmName": func(d Display) template.HTML { return Breakable(d.VM) }, "customerName": func(d Display) template.HTML { return Breakable(d.Customer) },
+	"problemVM": func(d ProblemDisplay) template.HTML { return Breakable(d.VM) },
 }).Parse(RowsTemplate + ProblemsTemplate)).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -158,7 +158,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("logged in as %q (%v), want %s", user, err, testUser)
 	}
 
-	vm := e.escalations(t)[0].vmID(t, e)
+	vm := e.vmUUID(t, "snapshot_id", e.escalations(t)[0].SnapshotID)
 	for name, path := range map[string]string{
 		"overview": "/", "snapshots": "/snapshots", "overdue": "/snapshots?state=overdue", "customer": "/customers/acme",
 		"vm": "/vms/vc-test/" + vm, "report": "/report",

@@ -48,6 +48,7 @@ var pages = func() map[string]*template.Template {
 		"customerURL":  customerURL,
 		"vmName":       func(d report.Display) template.HTML { return link(vmURL(d.VCenter, d.VMUUID), d.VM) },
 		"customerName": func(d report.Display) template.HTML { return link(customerURL(d.Customer), d.Customer) },
+		"problemVM":    func(d report.ProblemDisplay) template.HTML { return link(vmURL(d.VCenter, d.VMID), d.VM) },
 	}
 	layout := template.Must(template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "templates/layout.html")).
 		Parse(report.RowsTemplate + report.ProblemsTemplate))
@@ -436,26 +437,39 @@ func (s *Service) vmPage(w http.ResponseWriter, r *http.Request, user string) {
 		s.serverError(w, r, err)
 		return
 	}
-	if len(events) == 0 && len(pd.Rows) == 0 {
-		// A VM's moref ("vm-42", as problems name VMs) leads to its
-		// timeline by instance UUID, which survives re-registration.
-		if p != nil {
-			for _, d := range p.Decisions {
-				if vm := d.Snapshot.VM; vm != nil && vm.VCenter == vc && vm.MoRef == id && vm.InstanceUUID != "" {
-					http.Redirect(w, r, vmURL(vc, vm.InstanceUUID), http.StatusFound)
-					return
-				}
+	// Problems name a VM by moref ("vm-42"): a VM with snapshots is
+	// redirected to its timeline by instance UUID, which survives
+	// re-registration; one without shows its problems.
+	moref := id
+	if p != nil {
+		for _, d := range p.Decisions {
+			vm := d.Snapshot.VM
+			switch {
+			case vm == nil || vm.VCenter != vc:
+			case vm.InstanceUUID == id:
+				moref = vm.MoRef
+			case vm.MoRef == id && vm.InstanceUUID != "" && len(events) == 0:
+				http.Redirect(w, r, vmURL(vc, vm.InstanceUUID), http.StatusFound)
+				return
 			}
 		}
-		http.NotFound(w, r)
-		return
+		for _, pr := range report.DisplayProblems(p, report.Options{}) {
+			if pr.VCenter == vc && pr.VMID == moref {
+				pd.Problems = append(pd.Problems, pr)
+			}
+		}
 	}
 	pd.Events = events
 	switch {
 	case len(pd.Rows) > 0:
 		pd.VMName = pd.Rows[0].VM
-	default:
+	case len(events) > 0:
 		pd.VMName = events[len(events)-1].VM
+	case len(pd.Problems) > 0:
+		pd.VMName = pd.Problems[0].VM
+	default:
+		http.NotFound(w, r)
+		return
 	}
 	pd.Title = "VM " + pd.VMName
 	q, err := s.escalations(r.Context())

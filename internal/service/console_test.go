@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -315,7 +317,7 @@ func TestConsolePages(t *testing.T) {
 		{"/snapshots?q=POSTGRES", []string{"before-<wbr>postgres"}, []string{"audit-<wbr>freeze"}},
 		{"/snapshots?vcenter=vc-other", []string{"0 snapshots"}, []string{"before-<wbr>postgres"}},
 		{"/customers/acme", []string{"ACME Corp", "ops@<wbr>acme.<wbr>example", "before-<wbr>postgres"}, []string{"initech-<wbr>erp01"}},
-		{"/vms/vc-test/" + q[0].vmID(t, e), []string{"Timeline", "first-seen", string(report.Breakable(q[0].Snapshot))}, nil},
+		{"/vms/vc-test/" + e.vmUUID(t, "snapshot_id", q[0].SnapshotID), []string{"Timeline", "first-seen", string(report.Breakable(q[0].Snapshot))}, nil},
 	} {
 		code, _, body := e.do(t, "GET", tc.path, testUser, "", "")
 		if code != http.StatusOK {
@@ -333,25 +335,51 @@ func TestConsolePages(t *testing.T) {
 			}
 		}
 	}
-	for _, p := range []string{"/customers/nobody", "/vms/vc-test/no-such-uuid"} {
+	// Problems link a VM by moref: one with snapshots leads to its timeline
+	// by UUID, one without shows its problems.
+	_, _, overview := e.do(t, "GET", "/", testUser, "", "")
+	for vm, want := range map[string]string{"initech-build01": "/vms/vc-test/" + e.vmUUID(t, "vm", "initech-build01"), "initech-app02": ""} {
+		m := regexp.MustCompile(`href="(/vms/vc-test/vm-[0-9]+)">` + regexp.QuoteMeta(string(report.Breakable(vm))) + `</a>`).FindStringSubmatch(overview)
+		if m == nil {
+			t.Fatalf("the overview's problems do not link %s by moref", vm)
+		}
+		res, err := http.Get(strings.Replace(e.base, "http://", "http://"+testUser+":"+url.PathEscape(testPassword)+"@", 1) + m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		page := string(b)
+		if want == "" {
+			want = m[1] // no snapshots: the moref's own page, with its problems
+			if !strings.Contains(page, "consolidation_<wbr>needed") {
+				t.Errorf("%s's page lacks its problem", vm)
+			}
+		}
+		if res.StatusCode != http.StatusOK || res.Request.URL.Path != want || !strings.Contains(page, "VM "+vm) {
+			t.Errorf("GET %s (%s): %d at %s, want %s", m[1], vm, res.StatusCode, res.Request.URL.Path, want)
+		}
+	}
+	for _, p := range []string{"/customers/nobody", "/vms/vc-test/no-such-uuid", "/vms/vc-test/vm-999999"} {
 		if code, _, _ := e.do(t, "GET", p, testUser, "", ""); code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, code)
 		}
 	}
 }
 
-// vmID finds the escalated VM's instance UUID in the report.
-func (q escalationJSON) vmID(t testing.TB, e *consoleEnv) string {
+// vmUUID finds the instance UUID of the VM of the first snapshot in the
+// report whose key has value.
+func (e *consoleEnv) vmUUID(t testing.TB, key, value string) string {
 	t.Helper()
 	_, _, body := e.do(t, "GET", "/api/v1/report", testUser, "", "")
 	var rep struct{ Snapshots []map[string]any }
 	_ = json.Unmarshal([]byte(body), &rep)
 	for _, s := range rep.Snapshots {
-		if s["snapshot_id"] == q.SnapshotID {
+		if s[key] == value {
 			return fmt.Sprint(s["vm_uuid"])
 		}
 	}
-	t.Fatalf("%s not in the report", q.SnapshotID)
+	t.Fatalf("no snapshot with %s %q in the report", key, value)
 	return ""
 }
 
