@@ -2,7 +2,6 @@ package service
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -59,6 +58,10 @@ type ackRequest struct {
 func (s *Service) apiAck(w http.ResponseWriter, r *http.Request, user string) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		apiError(w, http.StatusUnsupportedMediaType, "the body must be application/json")
+		return
+	}
+	if s.opt.Ledger == nil {
+		apiError(w, http.StatusServiceUnavailable, "no ledger to record acknowledgements in")
 		return
 	}
 	var req ackRequest
@@ -144,15 +147,13 @@ func (s *Service) historyFilter(r *http.Request) (ledger.Filter, error) {
 	return f, nil
 }
 
-// audit reads the ledger's trail.
+// audit reads the ledger's trail; without a ledger there is none.
 func (s *Service) audit(r *http.Request, f ledger.Filter) ([]ledger.Event, error) {
 	if s.opt.Ledger == nil {
-		return nil, errNoLedger
+		return nil, nil
 	}
 	return s.opt.Ledger.Audit(r.Context(), f)
 }
-
-var errNoLedger = errors.New("the console has no ledger")
 
 // serverError logs err once, here at the edge, and answers 500 without
 // details (they may name files or the database).

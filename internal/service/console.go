@@ -195,17 +195,16 @@ func (s *Service) escalations(ctx context.Context) ([]escalation, error) {
 	if last == nil || last.Plan == nil {
 		return out, nil
 	}
-	if s.opt.Ledger == nil {
-		return nil, errNoLedger
-	}
 	now := s.opt.Now()
-	acks, err := s.opt.Ledger.Acks(ctx, now)
-	if err != nil {
-		return nil, err
-	}
-	since, err := s.opt.Ledger.EscalatedSince(ctx)
-	if err != nil {
-		return nil, err
+	acks, since := map[facts.Key]ledger.Ack{}, map[facts.Key]time.Time{}
+	if s.opt.Ledger != nil {
+		var err error
+		if acks, err = s.opt.Ledger.Acks(ctx, now); err != nil {
+			return nil, err
+		}
+		if since, err = s.opt.Ledger.EscalatedSince(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for i := range last.Plan.Decisions {
 		d := &last.Plan.Decisions[i]

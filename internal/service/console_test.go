@@ -420,3 +420,30 @@ func TestAuthSources(t *testing.T) {
 		t.Errorf("an MD5 entry was accepted: %v", err)
 	}
 }
+
+// On loopback without logins the console is open, and without a ledger it
+// still shows the last plan; only acknowledging needs the ledger.
+func TestConsoleOpenWithoutLedger(t *testing.T) {
+	h := serve(t, nil)
+	base := "http://" + <-h.addr
+	<-h.r.startedCh
+	h.r.release <- struct{}{}
+	h.waitLog(t, "0 snapshots")
+	for path, want := range map[string]int{"/": 200, "/snapshots": 200, "/api/v1/escalations": 200, "/api/v1/history": 200,
+		"/api/v1/report": 200, "/vms/vc/none": 404} {
+		if code, body := get(t, base+path); code != want {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
+		}
+	}
+	if _, body := get(t, base+"/"); !strings.Contains(body, `<span class="user">local</span>`) {
+		t.Error("the open console does not say who acts: local")
+	}
+	res, err := http.Post(base+"/api/v1/escalations/ack", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ack without a ledger: %d, want 503", res.StatusCode)
+	}
+}
