@@ -52,6 +52,7 @@ func defaults() map[string]any {
 		"enforcement.mode": "dry-run", "enforcement.max_per_run": 10, "enforcement.max_concurrent": 2,
 		"enforcement.min_free_percent": 10.0, "enforcement.max_attempts": 3, "enforcement.task_timeout": 24 * time.Hour,
 		"console.users_file": "", "console.trusted_header": "", "console.trusted_proxies": []string{},
+		"enforcement.min_notice": 24 * time.Hour,
 	}
 }
 
