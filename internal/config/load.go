@@ -51,6 +51,7 @@ func defaults() map[string]any {
 		"templates":        "",
 		"enforcement.mode": "dry-run", "enforcement.max_per_run": 10, "enforcement.max_concurrent": 2,
 		"enforcement.min_free_percent": 10.0, "enforcement.max_attempts": 3, "enforcement.task_timeout": 24 * time.Hour,
+		"console.users_file": "", "console.trusted_header": "", "console.trusted_proxies": []string{},
 		"enforcement.min_notice":  24 * time.Hour,
 		"self_service.public_url": "", "self_service.listen": "0.0.0.0:9470", "self_service.key_file": "",
 		"self_service.link_ttl": 168 * time.Hour, "self_service.extend_by": 24 * time.Hour, "self_service.max_extends": 2,
@@ -174,6 +175,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	abs(&c.State)
 	abs(&c.Templates)
+	abs(&c.Console.UsersFile)
 	secret := func(p *string) {
 		if !strings.HasPrefix(*p, credentialPrefix) {
 			abs(p)

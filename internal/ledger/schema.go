@@ -146,7 +146,28 @@ CREATE TABLE orphan_scans (
 	at      INTEGER NOT NULL
 );
 `,
-	// 3: customers' self-service requests (selfservice links). One row per
+	// 3: acknowledgements: support takes an escalation in hand until a time;
+	// the row keeps the snapshot's state then, since a change of state
+	// ends the acknowledgement. Keyed like actions (no foreign key: a
+	// snapshot resolved later keeps its acknowledgements in the trail).
+	`
+CREATE TABLE acks (
+	id          INTEGER PRIMARY KEY,
+	key         TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	state       TEXT    NOT NULL,
+	by_user     TEXT    NOT NULL,
+	note        TEXT    NOT NULL,
+	at          INTEGER NOT NULL,
+	until_at    INTEGER NOT NULL
+);
+CREATE INDEX acks_key ON acks(key, at);
+CREATE INDEX acks_at ON acks(at);
+`,
+	// 4: customers' self-service requests (selfservice links). One row per
 	// use of a link: the token's digest makes a second POST of the same link
 	// a no-op, and the key names the snapshot as elsewhere.
 	`
