@@ -292,3 +292,47 @@ func (e *env) busy(t *testing.T, vm string) string {
 	}
 	return b
 }
+
+// A VM that vanished under an unfinished removal is no commit: Resume
+// records it "gone" and tells (through Tell, in the same ledger write), and
+// a commit found by Resume is told as Run's would be.
+func TestResumeVMGoneIsNotACommit(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	ctx := context.Background()
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	d := decision(p, "web01/old")
+	gone := d.Snapshot.Key()
+	gone.VMUUID = "4211dead-0000-0000-0000-000000000000"
+	for _, k := range []facts.Key{gone, d.Snapshot.Key()} {
+		if _, err := e.led.StartAction(ctx, ledger.Action{Key: k, VM: d.Snapshot.VM.Name, Snapshot: d.Snapshot.Name,
+			Customer: "acme", Kind: enforce.KindRemove, StartedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.sim.RemoveSnapshot("web01", "old"); err != nil {
+		t.Fatal(err)
+	}
+	x := e.executor(t0)
+	told := map[string]string{}
+	x.Tell = func(o enforce.Outcome) ([]ledger.Notice, error) {
+		id := fmt.Sprintf("<%s-%s@test>", o.Decision.Snapshot.VM.InstanceUUID, o.Result)
+		told[o.Decision.Snapshot.VM.InstanceUUID] = o.Result
+		return []ledger.Notice{{MessageID: id, Channel: ledger.ChannelEmail, Kind: ledger.KindSupport,
+			Recipients: []string{"support@provider.example"}, Subject: o.Result, Body: []byte("x")}}, nil
+	}
+	out := x.Resume(ctx)
+	if len(out) != 2 {
+		t.Fatalf("resumed %s", describe(out))
+	}
+	if told[gone.VMUUID] != enforce.ResultGone || told[d.Snapshot.Key().VMUUID] != enforce.ResultSuccess {
+		t.Errorf("told %v; want the vanished VM gone, the removed snapshot success", told)
+	}
+	pending, err := e.led.Pending(ctx)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending notices %d (%v), want the 2 Tell rendered", len(pending), err)
+	}
+	if running, err := e.led.Running(ctx); err != nil || len(running) != 0 {
+		t.Errorf("still running after Resume: %v %v", running, err)
+	}
+}

@@ -145,5 +145,10 @@ func supportDigest() SupportDigest {
 		Unowned:     []plan.Decision{lost},
 		Failures:    []Failure{{Decision: failed, At: cycleAt.Add(-2 * time.Hour), TaskID: "task-99", Fault: "Insufficient disk space on datastore 'ds1'.", Attempts: 2}},
 		Committed:   c.Committed,
+		Undeliverable: []Bounce{
+			{Customer: "acme", Address: "old-ops@acme.example", Reply: "550 5.1.1 <old-ops@acme.example>: no such user", At: cycleAt.Add(-time.Hour)},
+			{Customer: "initech", Address: "it@initech.example", Reply: "550 5.7.1 <script>alert(1)</script>\r\nX-Injected: yes", At: cycleAt.Add(-time.Hour),
+				Unreachable: true, Snapshots: []string{"vc-east / app02 / before-migration"}},
+		},
 	}
 }

@@ -76,6 +76,22 @@ type SupportDigest struct {
 	// Failures: consolidation tasks that failed.
 	Failures  []Failure
 	Committed []Committed
+	// Undeliverable: contacts whose mail server rejected a notice for good,
+	// each listed in one digest.
+	Undeliverable []Bounce
+}
+
+// Bounce is a contact whose mail server rejected a notice for good.
+type Bounce struct {
+	Customer string // "" for the support address itself
+	Address  string
+	Reply    string // the server's reply, e.g. "550 5.1.1 no such user"
+	At       time.Time
+	// Unreachable is set when the notice reached none of its recipients;
+	// Snapshots ("vCenter / VM / snapshot") are then what it was about, so
+	// support can pass it on.
+	Unreachable bool
+	Snapshots   []string
 }
 
 // Failure is a consolidation task that failed.
@@ -178,6 +194,9 @@ type SupportData struct {
 	Unowned     []Entry
 	Failures    []Entry
 	Committed   []Entry
+	// Undeliverable has its strings on one line; Customer says "support"
+	// for the support address.
+	Undeliverable []Bounce
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
@@ -388,6 +407,16 @@ func supportData(d SupportDigest) SupportData {
 		e.At, e.TaskID = c.At.UTC(), c.TaskID
 		data.Committed = append(data.Committed, e)
 	}
+	for _, b := range d.Undeliverable {
+		c := Bounce{Customer: oneLine(b.Customer), Address: oneLine(b.Address), Reply: oneLine(b.Reply), At: b.At.UTC(), Unreachable: b.Unreachable}
+		if c.Customer == "" {
+			c.Customer = "support"
+		}
+		for _, sn := range b.Snapshots {
+			c.Snapshots = append(c.Snapshots, oneLine(sn))
+		}
+		data.Undeliverable = append(data.Undeliverable, c)
+	}
 	sortEntries(data.Escalations, false)
 	sortEntries(data.Unowned, false)
 	sortEntries(data.Failures, false)
@@ -410,8 +439,12 @@ func capped(es []Entry) ([]Entry, int) {
 
 func supportSubject(d SupportDigest) string {
 	e, u, f := len(d.Escalations), len(d.Unowned), len(d.Failures)
-	return fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
+	s := fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
 		e, plural(e, "escalation", "escalations"), u, f, plural(f, "failure", "failures"))
+	if b := len(d.Undeliverable); b > 0 {
+		s += fmt.Sprintf(", %d undeliverable %s", b, plural(b, "contact", "contacts"))
+	}
+	return s
 }
 
 // entryOf flattens a decision for the templates. maxKeep is the fallback

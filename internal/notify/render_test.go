@@ -60,7 +60,7 @@ func TestSupportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failure"; m.Subject != want {
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failure, 2 undeliverable contacts"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
 	golden(t, "support.txt", []byte(m.Text))
