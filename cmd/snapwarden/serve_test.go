@@ -16,20 +16,27 @@ import (
 	"time"
 )
 
-// buildBinary compiles snapwarden once for the tests that run the real process.
-var buildBinary = sync.OnceValues(func() (string, error) {
+// buildBinary compiles snapwarden once for the tests that run the real process;
+// buildFailpointBinary compiles it with the failpoints the crash tests use.
+var (
+	buildBinary          = sync.OnceValues(func() (string, error) { return build() })
+	buildFailpointBinary = sync.OnceValues(func() (string, error) { return build("-tags", "failpoints") })
+)
+
+func build(flags ...string) (string, error) {
 	dir, err := os.MkdirTemp("", "snapwarden-bin-")
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "snapwarden")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	args := append(append([]string{"build"}, flags...), "-o", bin, ".")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", &exec.ExitError{Stderr: out}
 	}
 	return bin, nil
-})
+}
 
 // logWatcher collects the JSON log lines of a process and waits for one.
 type logWatcher struct {
