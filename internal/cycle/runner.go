@@ -332,7 +332,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, bounces []le
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned)+len(bounces) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+customerBounces(bounces) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
@@ -344,6 +344,20 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, bounces []le
 		sn[i].Reports = bounces
 	}
 	return append(out, sn...), nil
+}
+
+// customerBounces counts the rejections of customers' contacts. Those of
+// the support address do not call for a digest of their own (it would go
+// to the address that rejects it, cycle after cycle); they are listed in the
+// next digest sent for another reason, and logged at error level meanwhile.
+func customerBounces(bounces []ledger.Bounce) int {
+	n := 0
+	for _, b := range bounces {
+		if b.Customer != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // undeliverable turns the ledger's rejections into the support digest's

@@ -243,6 +243,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 		busyDS   = map[string]bool{}
 		finished = make(chan done)
 		active   = 0
+		// unrecorded is set once the ledger failed to record an attempt:
+		// fail closed, start no more (the running ones end normally).
+		unrecorded = false
 	)
 	resources := func(d plan.Decision) (string, []string) {
 		vm := scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.MoRef)
@@ -273,7 +276,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	}
 	pending := len(due)
 	for pending > 0 || active > 0 {
-		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil; i++ {
+		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil && !unrecorded; i++ {
 			if started[i] || !free(due[i]) {
 				continue
 			}
@@ -286,12 +289,15 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			}(i, due[i])
 		}
 		if active == 0 {
-			break // ctx ended: the rest are left for the next cycle
+			break // ctx ended or the ledger failed: the rest are left for the next cycle
 		}
 		r := <-finished
 		active--
 		take(due[r.i], false)
 		results[r.i] = r.out
+		for _, o := range r.out {
+			unrecorded = unrecorded || o.Err != nil
+		}
 	}
 	var out []Outcome
 	for _, r := range results {

@@ -2,7 +2,9 @@ package enforce_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -334,5 +336,31 @@ func TestResumeVMGoneIsNotACommit(t *testing.T) {
 	}
 	if running, err := e.led.Running(ctx); err != nil || len(running) != 0 {
 		t.Errorf("still running after Resume: %v %v", running, err)
+	}
+}
+
+// Fail closed: once the ledger cannot record a result, Run starts no more
+// removals; the unrecorded one stays unfinished for Resume.
+func TestRunStopsWhenTheLedgerFails(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	db, err := sql.Open("sqlite", filepath.Join(e.dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER disk_full BEFORE UPDATE OF finished_at ON actions
+BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	s := settings()
+	s.MaxConcurrent = 1
+	out := e.executor(t0).Run(context.Background(), p, s)
+	if len(out) != 1 || out[0].Err == nil || !strings.Contains(out[0].Err.Error(), "disk is full") {
+		t.Fatalf("Run on a failing ledger:%s\nwant one attempt whose result could not be recorded", describe(out))
+	}
+	if running, err := e.led.Running(context.Background()); err != nil || len(running) != 1 {
+		t.Errorf("unfinished actions %d (%v), want the one unrecorded", len(running), err)
 	}
 }
