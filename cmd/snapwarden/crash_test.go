@@ -296,6 +296,7 @@ func TestCrashPoints(t *testing.T) {
 					if code != 0 {
 						t.Fatalf("run with %s not reached: exit %d: %s", fp, code, stderr)
 					}
+					e.checkGuarantees(t, before, due, 0)
 					return
 				}
 				reached = true

@@ -16,6 +16,21 @@ import (
 	"time"
 )
 
+// binDirs hold the binaries build compiled; TestMain removes them.
+var (
+	binMu   sync.Mutex
+	binDirs []string
+)
+
+// TestMain removes what the tests leave in the temp directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range binDirs {
+		_ = os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // buildBinary compiles snapwarden once for the tests that run the real process;
 // buildFailpointBinary compiles it with the failpoints the crash tests use.
 var (
@@ -28,6 +43,9 @@ func build(flags ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	binMu.Lock()
+	binDirs = append(binDirs, dir)
+	binMu.Unlock()
 	bin := filepath.Join(dir, "snapwarden")
 	args := append(append([]string{"build"}, flags...), "-o", bin, ".")
 	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)

@@ -9,7 +9,7 @@ import (
 // Secret is a string that never prints: fmt, logs and JSON see "<secret>".
 type Secret string
 
-// Config is the whole snapwarden configuration (DESIGN.md, "Config").
+// Config is the whole snapwarden configuration (docs/configuration.md).
 type Config struct {
 	// File is the path the config was read from, for error messages.
 	File        string          `mapstructure:"-"`
@@ -26,6 +26,14 @@ type Config struct {
 	SMTP        SMTP            `mapstructure:"smtp"`
 	Templates   string          `mapstructure:"templates"`
 	Enforcement Enforcement     `mapstructure:"enforcement"`
+	Problems    Problems        `mapstructure:"problems"`
+}
+
+// Problems configures the search for problems customers cannot see.
+type Problems struct {
+	// ScanEvery is how often each vCenter's datastores are searched for
+	// orphaned delta and snapshot files (a search walks every folder).
+	ScanEvery time.Duration `mapstructure:"scan_every"`
 }
 
 // Log configures zerolog.
@@ -76,8 +84,19 @@ type Customer struct {
 
 // Support is where escalations go.
 type Support struct {
-	Email   string `mapstructure:"email"`
-	Webhook Secret `mapstructure:"webhook"` // URLs of chat webhooks carry tokens
+	// Email is the support desk's addresses: one string (also
+	// comma-separated) or a list. Support digests go to all of them.
+	Email   []string `mapstructure:"email"`
+	Webhook Secret   `mapstructure:"webhook"` // URLs of chat webhooks carry tokens
+}
+
+// Desk is the support address customers are told to write to (and replies
+// go to): the first of support.email, or "" when none is set.
+func (s Support) Desk() string {
+	if len(s.Email) == 0 {
+		return ""
+	}
+	return s.Email[0]
 }
 
 // SMTP is the outgoing mail server.
@@ -116,6 +135,9 @@ type Enforcement struct {
 	MinFreePercent float64       `mapstructure:"min_free_percent"`
 	MaxAttempts    int           `mapstructure:"max_attempts"`
 	TaskTimeout    time.Duration `mapstructure:"task_timeout"`
+	// MinNotice is how long before a consolidation its owner must have
+	// received a notice naming the snapshot.
+	MinNotice time.Duration `mapstructure:"min_notice"`
 }
 
 // Window is a maintenance window: it opens at each cron Start and lasts Duration.

@@ -38,6 +38,9 @@ func (c *Config) validate(e *Error) {
 	if c.Collect.Parallel < 1 {
 		e.add("collect.parallel must be 1 or more, got %d", c.Collect.Parallel)
 	}
+	if c.Problems.ScanEvery <= 0 {
+		e.add("problems.scan_every must be a positive duration such as 24h, got %s", c.Problems.ScanEvery)
+	}
 	if c.Collect.Timeout <= 0 {
 		e.add("collect.timeout must be a positive duration such as 15m, got %s", c.Collect.Timeout)
 	}
@@ -48,9 +51,9 @@ func (c *Config) validate(e *Error) {
 		c.validateRule(e, i, r)
 	}
 	c.validateCustomers(e)
-	if c.Support.Email != "" {
-		if _, err := mail.ParseAddress(c.Support.Email); err != nil {
-			e.add("support.email %q is not an email address: %v", c.Support.Email, err)
+	for i, a := range c.Support.Email {
+		if _, err := mail.ParseAddress(a); err != nil {
+			e.add("support.email[%d] %q is not an email address: %v", i, a, err)
 		}
 	}
 	if c.Support.Webhook != "" {
@@ -71,7 +74,7 @@ func (c *Config) validate(e *Error) {
 // notices without a reachable owner must have somewhere to go. report and
 // check work without it.
 func (c *Config) CheckNotify() error {
-	if c.Support.Email == "" && c.Support.Webhook == "" {
+	if len(c.Support.Email) == 0 && c.Support.Webhook == "" {
 		return &Error{File: c.File, Problems: []string{"support: set support.email or support.webhook: run and serve escalate there"}}
 	}
 	return nil
@@ -202,6 +205,9 @@ func (c *Config) validateEnforcement(e *Error) {
 	}
 	if en.TaskTimeout <= 0 {
 		e.add("enforcement.task_timeout must be a positive duration such as 24h")
+	}
+	if en.MinNotice <= 0 {
+		e.add("enforcement.min_notice must be a positive duration such as 24h, got %s", en.MinNotice)
 	}
 	if w := en.Window; w != nil {
 		if _, err := cron.ParseStandard(w.Start); err != nil {

@@ -149,7 +149,8 @@ func TestCommitToldWithItsResult(t *testing.T) {
 	e.sqlOn(t, `CREATE TRIGGER disk_full BEFORE INSERT ON notices WHEN new.kind = 'action'
 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;`)
 	n := len(e.sink.Messages())
-	if _, err := r.Cycle(context.Background(), t0.Add(10*time.Minute)); err == nil {
+	due := t0.Add(e.cfg.Enforcement.MinNotice + time.Minute)
+	if _, err := r.Cycle(context.Background(), due); err == nil {
 		t.Fatal("a cycle whose commit notice could not be queued succeeded")
 	}
 	running, err := r.ledger.Running(context.Background())
@@ -158,7 +159,7 @@ BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;`)
 	}
 	e.sqlOn(t, `DROP TRIGGER disk_full`)
 
-	cycle(t, r, t0.Add(20*time.Minute))
+	cycle(t, r, due.Add(10*time.Minute))
 	told := false
 	for _, m := range messages(t, e.sink, n) {
 		if m.to[0] == "noc@globex.example" && strings.Contains(m.subject, "committed") && strings.Contains(m.body, "before-cms-migration") {

@@ -67,6 +67,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
 	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
+	vopt.ScanEvery = cfg.Problems.ScanEvery
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
 	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log, Tell: r.tell}
 	return r, nil
@@ -79,6 +80,7 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	planner.Log = r.log
 	renderer, err := notify.NewRenderer(cfg.Templates)
 	if err != nil {
 		return fmt.Errorf("%s: templates: %w", cfg.File, err)
@@ -178,6 +180,9 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	}
 	rec.Summary = res.Summary()
 	if _, err := r.ledger.Record(ctx, rec); err != nil {
+		return res, err
+	}
+	if err := r.ledger.RecordProblems(ctx, now, p.Problems, rec.Answered, inv.Scanned); err != nil {
 		return res, err
 	}
 	if err := r.deliver(ctx, cfg, mailer, res, now); err != nil {
@@ -323,6 +328,14 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, bounces []le
 			sup.Escalations = append(sup.Escalations, d)
 		}
 	}
+	// Problems go to support alone, once: in the digest of the cycle that
+	// first sees them (the report lists them while they last).
+	for _, pr := range p.Problems {
+		if pr.New(now) {
+			sup.Problems = append(sup.Problems, pr)
+		}
+	}
+	sup.OpenProblems = len(p.Problems)
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
@@ -332,7 +345,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, bounces []le
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned)+customerBounces(bounces) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems)+customerBounces(bounces) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
@@ -392,7 +405,7 @@ func undeliverable(p *plan.Plan, bounces []ledger.Bounce) []notify.Bounce {
 func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, kind string, d notify.CustomerDigest, items []ledger.Item) (ledger.Notice, error) {
 	c, _ := cfg.Customer(id)
 	d.Customer = notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}
-	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Email, c.Policy.ExemptTag, c.Policy.MaxKeep
+	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Desk(), c.Policy.ExemptTag, c.Policy.MaxKeep
 	msg, err := rd.Customer(d)
 	if err != nil {
 		return ledger.Notice{}, fmt.Errorf("customer %q: render %s notice: %w", id, kind, err)
@@ -409,8 +422,8 @@ func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, 
 func supportNotices(cfg *config.Config, rd *notify.Renderer, sup notify.SupportDigest, items []ledger.Item, now time.Time) ([]ledger.Notice, error) {
 	from := cfg.SMTP.From
 	var out []ledger.Notice
-	if cfg.Support.Email != "" {
-		msg, err := rd.Support(sup, []string{cfg.Support.Email})
+	if len(cfg.Support.Email) > 0 {
+		msg, err := rd.Support(sup, cfg.Support.Email)
 		if err != nil {
 			return nil, fmt.Errorf("support digest: %w", err)
 		}

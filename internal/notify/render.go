@@ -76,6 +76,10 @@ type SupportDigest struct {
 	// Failures: consolidation tasks that failed.
 	Failures  []Failure
 	Committed []Committed
+	// Problems customers cannot see, first seen this cycle; OpenProblems
+	// counts every open one. Support digests only: never a customer's.
+	Problems     []plan.Problem
+	OpenProblems int
 	// Undeliverable: contacts whose mail server rejected a notice for good,
 	// each listed in one digest.
 	Undeliverable []Bounce
@@ -129,8 +133,8 @@ type Entry struct {
 	Creator     string
 	// Customer is the owner's id, empty where no ownership rule matched.
 	Customer string
-	// Owner is Customer, or "unknown owner", with a note when the customer
-	// has no reachable contact.
+	// Owner is Customer, or "unknown owner", or the disputed candidates,
+	// with a note when the customer has no reachable contact.
 	Owner     string
 	Created   time.Time
 	Age       time.Duration
@@ -165,6 +169,10 @@ type Entry struct {
 	Why          string
 	// Blocked names the guard that refused a due consolidation.
 	Blocked string
+	// FillsDatastore and FillsAt are set when the snapshot grows on a
+	// datastore forecast to fill before its deadline.
+	FillsDatastore string
+	FillsAt        time.Time
 	// At, TaskID, Fault and Attempts describe a committed or failed task.
 	At       time.Time
 	TaskID   string
@@ -197,13 +205,33 @@ type SupportData struct {
 	// Undeliverable has its strings on one line; Customer says "support"
 	// for the support address.
 	Undeliverable []Bounce
+	// Problems are the problems first seen this cycle; OpenProblems counts
+	// all that are open.
+	Problems     []ProblemEntry
+	OpenProblems int
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
 }
 
+// ProblemEntry is one problem as the support templates see it; names are on
+// one line.
+type ProblemEntry struct {
+	Kind       string
+	VCenter    string
+	Datacenter string
+	VM         string // "" for an orphan file
+	Datastore  string
+	Path       string // "" for a problem of the whole VM
+	SizeBytes  int64
+	Customer   string // the owner's id, "" where unknown
+	Owner      string // the customer, or "unknown owner"
+	Detail     string
+	FirstSeen  time.Time
+}
+
 // Counts is a number per section of the support digest.
-type Counts struct{ Escalations, Unowned, Failures, Committed int }
+type Counts struct{ Escalations, Unowned, Failures, Committed, Problems int }
 
 // MaxListed is how many entries a support digest lists per section. A desk
 // reads a few hundred lines, not a fleet; a first cycle over thousands of
@@ -296,10 +324,12 @@ func parseHTML(name string, src, origin map[string]string) (*htmltemplate.Templa
 // selfTest executes every template once on sample data, so a template that
 // names a missing field fails at start rather than in the middle of a cycle.
 func (r *Renderer) selfTest(origin map[string]string) error {
-	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window"}
+	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window",
+		FillsDatastore: "ds"}
 	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
-	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e}}
+	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
+		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1}
 	var buf bytes.Buffer
 	checks := []struct {
 		name string
@@ -372,7 +402,8 @@ func (r *Renderer) Customer(d CustomerDigest) (Message, error) {
 	return Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), ReplyTo: data.SupportEmail}, nil
 }
 
-// Support renders the support desk's digest for the addresses in to.
+// Support renders the support desk's digest for the addresses in to;
+// replies go to the first of them.
 func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 	to = cleanAddrs(to)
 	if len(to) == 0 {
@@ -386,7 +417,8 @@ func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 	if err := r.supportHTML.Execute(&html, data); err != nil {
 		return Message{}, fmt.Errorf("render %s: %w", SupportHTMLTemplate, err)
 	}
-	return Message{To: to, Subject: data.Subject, Text: text.String(), HTML: html.String()}, nil
+	// A desk member's reply goes to the desk, not to the no-reply sender.
+	return Message{To: to, Subject: data.Subject, Text: text.String(), HTML: html.String(), ReplyTo: to[0]}, nil
 }
 
 func supportData(d SupportDigest) SupportData {
@@ -407,6 +439,10 @@ func supportData(d SupportDigest) SupportData {
 		e.At, e.TaskID = c.At.UTC(), c.TaskID
 		data.Committed = append(data.Committed, e)
 	}
+	for _, p := range d.Problems {
+		data.Problems = append(data.Problems, problemEntry(p))
+	}
+	data.OpenProblems = max(d.OpenProblems, len(d.Problems))
 	for _, b := range d.Undeliverable {
 		c := Bounce{Customer: oneLine(b.Customer), Address: oneLine(b.Address), Reply: oneLine(b.Reply), At: b.At.UTC(), Unreachable: b.Unreachable}
 		if c.Customer == "" {
@@ -425,7 +461,24 @@ func supportData(d SupportDigest) SupportData {
 	data.Unowned, data.Omitted.Unowned = capped(data.Unowned)
 	data.Failures, data.Omitted.Failures = capped(data.Failures)
 	data.Committed, data.Omitted.Committed = capped(data.Committed)
+	if len(data.Problems) > MaxListed {
+		data.Problems, data.Omitted.Problems = data.Problems[:MaxListed], len(data.Problems)-MaxListed
+	}
 	return data
+}
+
+// problemEntry flattens a problem for the templates (the plan sorted them).
+func problemEntry(p plan.Problem) ProblemEntry {
+	e := ProblemEntry{Kind: string(p.Kind), VCenter: oneLine(p.VCenter), Datacenter: oneLine(p.Datacenter),
+		Datastore: oneLine(p.Datastore), Path: oneLine(p.Path), SizeBytes: p.SizeBytes,
+		Customer: oneLine(p.Customer), Owner: oneLine(p.Customer), Detail: oneLine(p.Detail), FirstSeen: utcOrZero(p.FirstSeen)}
+	if p.VM != nil {
+		e.VM = oneLine(p.VM.Name)
+	}
+	if e.Owner == "" {
+		e.Owner = "unknown owner"
+	}
+	return e
 }
 
 // capped keeps the first MaxListed entries (the list is sorted most urgent
@@ -441,6 +494,9 @@ func supportSubject(d SupportDigest) string {
 	e, u, f := len(d.Escalations), len(d.Unowned), len(d.Failures)
 	s := fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
 		e, plural(e, "escalation", "escalations"), u, f, plural(f, "failure", "failures"))
+	if n := len(d.Problems); n > 0 {
+		s += fmt.Sprintf(", %d new %s", n, plural(n, "problem", "problems"))
+	}
 	if b := len(d.Undeliverable); b > 0 {
 		s += fmt.Sprintf(", %d undeliverable %s", b, plural(b, "contact", "contacts"))
 	}
@@ -480,6 +536,8 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		e.VCenter, e.Datacenter, e.VM, e.Folder = oneLine(s.VM.VCenter), oneLine(s.VM.Datacenter), oneLine(s.VM.Name), oneLine(s.VM.Folder)
 	}
 	switch {
+	case len(d.Disputed) > 0:
+		e.Owner = "disputed: " + oneLine(strings.Join(d.Disputed, " or "))
 	case d.Customer == "":
 		e.Owner = "unknown owner"
 	case !d.Reachable:
@@ -489,6 +547,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	}
 	if d.Action == plan.ActionBlocked {
 		e.Blocked = d.Reason.String()
+	}
+	if f := d.FillsFirst; f != nil {
+		e.FillsDatastore, e.FillsAt = oneLine(f.Name), utcOrZero(f.FullAt)
 	}
 	keep := d.Policy.MaxKeep
 	if keep <= 0 {
@@ -501,14 +562,13 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	return e
 }
 
-// consequence says in plain words what happens when the deadline comes.
+// consequence says in plain words what happens when the deadline comes. A
+// snapshot to be committed names the plan's earliest commit time, which
+// counts min_notice from the first notice that reached the customer: this
+// notice, when it is the first, states the time its own delivery sets.
 func consequence(d plan.Decision, at time.Time) string {
-	if d.Policy.Action == policy.ActionConsolidate {
-		act := d.Verdict.ActAt
-		if !act.IsZero() && !at.Before(act) {
-			return "it will be committed automatically at the next opportunity (the grace period ended " + utc(act) + ")."
-		}
-		return "it will be committed automatically after " + utc(act) + "."
+	if d.Policy.Action == policy.ActionConsolidate && !d.CommitAt.IsZero() {
+		return "it will be committed automatically, no earlier than " + utc(d.CommitAt) + "."
 	}
 	return "our support team will contact you."
 }

@@ -19,7 +19,7 @@ const (
 func (a Action) Valid() bool { return a == ActionEscalate || a == ActionConsolidate }
 
 // Policy is a retention policy: the defaults, or a customer's merged override.
-// The yaml/mapstructure tags are the config keys of DESIGN.md.
+// The mapstructure tags are the config keys (docs/configuration.md).
 type Policy struct {
 	WarnAfter         time.Duration `mapstructure:"warn_after" json:"warn_after"`
 	Deadline          time.Duration `mapstructure:"deadline" json:"deadline"`
@@ -31,9 +31,13 @@ type Policy struct {
 	ExemptTag         string        `mapstructure:"exempt_tag" json:"exempt_tag"`
 	ManagedPatterns   []string      `mapstructure:"managed_patterns" json:"managed_patterns"`
 	ManagedStaleAfter time.Duration `mapstructure:"managed_stale_after" json:"managed_stale_after"`
+	// MaxDepth is the deepest snapshot chain support tolerates (VMware: 2-3
+	// for performance); a deeper snapshot is a chain_too_deep problem.
+	MaxDepth int `mapstructure:"max_depth" json:"max_depth"`
 }
 
-// Default is the policy of DESIGN.md, used for every key the config omits.
+// Default is the default policy (docs/configuration.md), used for every key
+// the config omits.
 func Default() Policy {
 	return Policy{
 		WarnAfter:         24 * time.Hour,
@@ -46,6 +50,7 @@ func Default() Policy {
 		ExemptTag:         "snapwarden-exempt",
 		ManagedPatterns:   []string{"VEEAM BACKUP TEMPORARY SNAPSHOT*", "Restore Point *", "__GX_BACKUP__*", "Cohesity_*", "Rubrik*"},
 		ManagedStaleAfter: 24 * time.Hour,
+		MaxDepth:          3,
 	}
 }
 
@@ -70,6 +75,9 @@ func (p Policy) Validate(prefix string) error {
 	if p.Deadline <= p.WarnAfter {
 		return fmt.Errorf("%s.deadline must be longer than %s.warn_after (%s <= %s)", prefix, prefix, p.Deadline, p.WarnAfter)
 	}
+	if p.MaxDepth < 1 || p.MaxDepth > 32 {
+		return fmt.Errorf("%s.max_depth must be 1 to 32 (vSphere's limit), got %d", prefix, p.MaxDepth)
+	}
 	if !p.Action.Valid() {
 		return fmt.Errorf("%s.action must be escalate or consolidate, got %q", prefix, p.Action)
 	}
@@ -84,7 +92,7 @@ func (p Policy) Validate(prefix string) error {
 // State is a snapshot's retention state, the `state` of reports.
 type State int
 
-// The states of DESIGN.md, in order of urgency for sorting (most urgent last
+// The states of docs/report.md, in order of urgency for sorting (most urgent last
 // is not implied; use Urgency).
 const (
 	StateOK State = iota
@@ -153,12 +161,15 @@ type Verdict struct {
 	// Detail is the human sentence of the report's `reason` column,
 	// e.g. "age 50.5h >= deadline 48h".
 	Detail string
-	// Age at now; zero for a create time in the future.
+	// Since is when the age counts from: the create time, or under clock
+	// skew the ledger's first sight of the snapshot (now for a new one).
+	Since time.Time
+	// Age at now, counted from Since.
 	Age time.Duration
 	// ClockSkew is set when the create time lies after now.
 	ClockSkew bool
 	// WarnAt, DeadlineAt and ActAt (deadline + grace) are absolute times
-	// from the create time and the policy.
+	// from Since and the policy.
 	WarnAt     time.Time
 	DeadlineAt time.Time
 	ActAt      time.Time
