@@ -280,11 +280,12 @@ func envelopeOf(o Outgoing) (envelope, error) {
 }
 
 // Reply is what to record of a failed delivery: the server's reply when it
-// gave one ("550 5.1.1 no such user"), else the error.
+// gave one ("550 5.1.1 no such user", on one line and unquoted, unlike
+// textproto.Error's text), else the error.
 func Reply(err error) string {
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		return te.Error()
+		return fmt.Sprintf("%03d %s", te.Code, oneLine(te.Msg))
 	}
 	return err.Error()
 }
