@@ -316,10 +316,13 @@ func TestResumeVMGoneIsNotACommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	x := e.executor(t0)
+	var mu sync.Mutex // Resume tells from one goroutine per action
 	told := map[string]string{}
 	x.Tell = func(o enforce.Outcome) ([]ledger.Notice, error) {
 		id := fmt.Sprintf("<%s-%s@test>", o.Decision.Snapshot.VM.InstanceUUID, o.Result)
+		mu.Lock()
 		told[o.Decision.Snapshot.VM.InstanceUUID] = o.Result
+		mu.Unlock()
 		return []ledger.Notice{{MessageID: id, Channel: ledger.ChannelEmail, Kind: ledger.KindSupport,
 			Recipients: []string{"support@provider.example"}, Subject: o.Result, Body: []byte("x")}}, nil
 	}
