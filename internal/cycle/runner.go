@@ -114,6 +114,10 @@ func (r *Runner) Close(ctx context.Context) error {
 	return lerr
 }
 
+// Ledger is the runner's ledger, for the console of `serve`: it reads the
+// trail and records acknowledgements on the same (single) writer.
+func (r *Runner) Ledger() *ledger.Ledger { return r.ledger }
+
 // settings returns the config-derived parts for one cycle, so a reload
 // during a cycle does not change it halfway.
 func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify.Mailer) {
@@ -162,11 +166,15 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	}
 	res.Plan = p
 
+	acks, err := r.ledger.Acks(ctx, now)
+	if err != nil {
+		return res, err
+	}
 	bounces, err := r.ledger.Unreported(ctx)
 	if err != nil {
 		return res, err
 	}
-	notices, err := Notices(cfg, renderer, p, bounces, now)
+	notices, err := Notices(cfg, renderer, p, acks, bounces, now)
 	if err != nil {
 		return res, err
 	}
@@ -309,9 +317,11 @@ func (r *Runner) settle(ctx context.Context, n ledger.Notice, d ledger.Delivery,
 
 // Notices turns the plan into this cycle's outbox entries: one digest per
 // reachable customer, one support digest (email and webhook) for
-// escalations and notices without a reachable owner. Pure apart from
-// rendering.
-func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, bounces []ledger.Bounce, now time.Time) ([]ledger.Notice, error) {
+// escalations and notices without a reachable owner. An escalation support
+// acknowledged (acks, from the console) stays out of the digest while the
+// acknowledgement holds; the digest counts it. Contacts rejected for good
+// (bounces) are listed in it once. Pure apart from rendering.
+func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[facts.Key]ledger.Ack, bounces []ledger.Bounce, now time.Time) ([]ledger.Notice, error) {
 	byCustomer := map[string][]plan.Decision{}
 	var sup notify.SupportDigest
 	sup.At = now
@@ -325,7 +335,11 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, bounces []le
 			}
 		}
 		if d.EscalateNow {
-			sup.Escalations = append(sup.Escalations, d)
+			if a, ok := acks[d.Snapshot.Key()]; ok && a.Holds(d.Verdict.State.String(), now) {
+				sup.Acknowledged++
+			} else {
+				sup.Escalations = append(sup.Escalations, d)
+			}
 		}
 	}
 	// Problems go to support alone, once: in the digest of the cycle that

@@ -146,7 +146,28 @@ CREATE TABLE orphan_scans (
 	at      INTEGER NOT NULL
 );
 `,
-	// 3: delivery per recipient. A notice is settled when each of its
+	// 3: acknowledgements: support takes an escalation in hand until a time;
+	// the row keeps the snapshot's state then, since a change of state
+	// ends the acknowledgement. Keyed like actions (no foreign key: a
+	// snapshot resolved later keeps its acknowledgements in the trail).
+	`
+CREATE TABLE acks (
+	id          INTEGER PRIMARY KEY,
+	key         TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	state       TEXT    NOT NULL,
+	by_user     TEXT    NOT NULL,
+	note        TEXT    NOT NULL,
+	at          INTEGER NOT NULL,
+	until_at    INTEGER NOT NULL
+);
+CREATE INDEX acks_key ON acks(key, at);
+CREATE INDEX acks_at ON acks(at);
+`,
+	// 4: delivery per recipient. A notice is settled when each of its
 	// recipients is: sent (accepted by the server) or failed (rejected for
 	// good). "sending" is written before SMTP starts, so a crash or a failed
 	// write leaves it for a retry with the same bytes and Message-ID.
