@@ -19,6 +19,9 @@ type HistorySource interface {
 	// Known reports which snapshots the ledger has seen, so creators are
 	// looked up only for new ones.
 	Known(ctx context.Context) (func(facts.Key) bool, error)
+	// RemovalRate is the speed of earlier removals in bytes per second, 0
+	// when there were none.
+	RemovalRate(ctx context.Context) (float64, error)
 }
 
 // Planner runs the stages report and run share: collect, evaluate, plan.
@@ -58,12 +61,20 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
-	return p.Decide(inv, hist, now), nil
+	rate, err := hs.RemovalRate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A copy: the rate is this cycle's, the planner outlives it.
+	cp := *p
+	cp.Settings.Window = p.Settings.Window.WithRate(rate)
+	return cp.Decide(inv, hist, now), nil
 }
 
 // Decide is Plan's pure part: evaluate every snapshot and build the plan.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
-	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
+	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors,
+		Window: p.Settings.Window}
 }

@@ -196,6 +196,10 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	if s.TaskTimeout <= 0 {
 		s.TaskTimeout = DefaultTaskTimeout
 	}
+	if p.Window != nil {
+		// The plan's window carries the removal rate the planner expected.
+		s.Window = p.Window
+	}
 	r := &run{e: e, s: s, clock: e.now}
 	if !p.At.IsZero() {
 		began := e.now()
@@ -304,8 +308,8 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 		return []Outcome{r.refuse(ctx, d, KindRemove, guard, detail, fault)}
 	}
 	now := r.clock()
-	if open, next := s.Window.Open(now); !open {
-		return refuse(GuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339), "")
+	if why, _ := s.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
+		return refuse(GuardWindow, why, "")
 	}
 	if inFlight != "" {
 		return refuse(GuardInFlight, "another consolidation of the VM is in flight: "+inFlight, "")

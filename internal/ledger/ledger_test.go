@@ -784,3 +784,38 @@ func BenchmarkHistory20000(b *testing.B) {
 		}
 	}
 }
+
+// TestRemovalRate learns the speed of successful removals only: failures,
+// refusals and empty snapshots teach nothing.
+func TestRemovalRate(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	if r, err := l.RemovalRate(ctx); err != nil || r != 0 {
+		t.Fatalf("empty ledger: rate %v, %v; want 0 (the planner's default)", r, err)
+	}
+	const gib = int64(1) << 30
+	act := func(id string, size int64, took time.Duration, result string) {
+		t.Helper()
+		s := snap("vc1", "uuid-"+id, id, t0.Add(-72*time.Hour))
+		record(t, l, Record{Started: t0, Snapshots: []Seen{seen(s, "acme", "", size)}, Answered: []string{"vc1"}})
+		aid, err := l.StartAction(ctx, Action{Key: s.Key(), Kind: "remove", StartedAt: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.FinishAction(ctx, aid, t0.Add(took), result, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	act("snapshot-1", 10*gib, 100*time.Second, ResultSuccess)
+	act("snapshot-2", 30*gib, 200*time.Second, ResultSuccess)
+	act("snapshot-3", 100*gib, time.Second, ResultError)
+	act("snapshot-4", 100*gib, time.Second, ResultRefused)
+	act("snapshot-5", 0, time.Hour, ResultSuccess)
+	r, err := l.RemovalRate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(40*gib) / 300; r != want {
+		t.Fatalf("rate %.0f B/s, want %.0f (40 GiB in 300 s)", r, want)
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/policy"
 )
@@ -21,26 +19,6 @@ type Settings struct {
 	MinFreePercent float64
 	// Window is the maintenance window; nil means consolidation may run at any time.
 	Window *Window
-}
-
-// Window is a maintenance window: it opens at every activation of Start and
-// stays open for Duration.
-type Window struct {
-	Start    cron.Schedule
-	Duration time.Duration
-}
-
-// Open reports whether the window is open at now, and when it next opens
-// (now itself when open).
-func (w *Window) Open(now time.Time) (bool, time.Time) {
-	if w == nil {
-		return true, now
-	}
-	// The earliest start after now-Duration is the only one that can still be open.
-	if s := w.Start.Next(now.Add(-w.Duration)); !s.After(now) {
-		return true, now
-	}
-	return false, w.Start.Next(now)
 }
 
 // Build decides, for every item, what is due at now given the ledger's
@@ -157,8 +135,8 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 		d.block(now, ReasonGuardNotWarned, "the customer has not been warned in an earlier cycle: no first-contact deletion")
 		return
 	}
-	if open, next := set.Window.Open(now); !open {
-		d.block(next, ReasonGuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339))
+	if why, next := set.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
+		d.block(next, ReasonGuardWindow, why)
 		return
 	}
 	if short := DatastoreShort(d.Snapshot, set.MinFreePercent); short != "" {

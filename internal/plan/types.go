@@ -112,4 +112,8 @@ type Plan struct {
 	VMs       int
 	Decisions []Decision
 	Errors    []facts.VCenterError
+	// Window is the maintenance window the plan was judged with, carrying
+	// the removal rate learnt from the ledger, so enforce's re-check
+	// expects the same durations; nil when none is set.
+	Window *Window
 }
