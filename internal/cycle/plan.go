@@ -75,6 +75,6 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
-	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors,
-		Window: p.Settings.Window}
+	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),
+		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window}
 }

@@ -110,6 +110,9 @@ type Plan struct {
 	At        time.Time
 	Mode      string // dry-run | enforce
 	VMs       int
+	// VCenters counts the vCenters asked; when every one is in Errors the
+	// cycle failed as a whole.
+	VCenters  int
 	Decisions []Decision
 	Errors    []facts.VCenterError
 	// Window is the maintenance window the plan was judged with, carrying
