@@ -107,9 +107,9 @@ func (d *Decision) Creator() string {
 
 // Plan is every decision of one cycle, computed without side effects.
 type Plan struct {
-	At        time.Time
-	Mode      string // dry-run | enforce
-	VMs       int
+	At   time.Time
+	Mode string // dry-run | enforce
+	VMs  int
 	// VCenters counts the vCenters asked; when every one is in Errors the
 	// cycle failed as a whole.
 	VCenters  int
