@@ -73,6 +73,13 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 
 // Decide is Plan's pure part: evaluate every snapshot and build the plan.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
+	// Creators are looked up only for new snapshots: the policy judges the
+	// others (managed_creators) by the creator the ledger recorded.
+	for i := range inv.Snapshots {
+		if s := &inv.Snapshots[i]; s.Creator == "" {
+			s.Creator = hist[s.Key()].Creator
+		}
+	}
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
 	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),

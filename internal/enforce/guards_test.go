@@ -245,3 +245,31 @@ func TestWindowRecheckExpectsTheRemovalToFit(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupOnTheReReadVM: a backup snapshot that appeared on the VM since
+// the plan holds back its consolidations; other VMs go on.
+func TestBackupOnTheReReadVM(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	if err := e.sim.RenameSnapshot("web01", "young", "VEEAM BACKUP TEMPORARY SNAPSHOT", ""); err != nil {
+		t.Fatal(err)
+	}
+	out := e.executor(t0).Run(context.Background(), p, settings())
+	web, others := 0, 0
+	for _, o := range out {
+		switch {
+		case o.Decision.Snapshot.VM.Name != "web01":
+			if o.Result == enforce.ResultSuccess {
+				others++
+			}
+		case o.Result == enforce.ResultRefused && o.Reason == enforce.GuardBackup && strings.Contains(o.Detail, "VEEAM BACKUP TEMPORARY SNAPSHOT"):
+			web++
+		default:
+			t.Errorf("web01 beside a backup:%s", describe([]enforce.Outcome{o}))
+		}
+	}
+	if web != 2 || others == 0 {
+		t.Errorf("%d refusals on web01 (want 2: old and mid), %d removals elsewhere:%s", web, others, describe(out))
+	}
+}

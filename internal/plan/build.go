@@ -27,9 +27,11 @@ type Settings struct {
 func Build(items []Item, history map[facts.Key]History, set Settings, now time.Time) []Decision {
 	out := make([]Decision, len(items))
 	var consolidations []int
+	backups := backupSnapshots(items)
 	for i := range items {
 		d := &out[i]
 		d.Item = items[i]
+		d.Backup = backups[items[i].Snapshot.VM]
 		d.History = history[items[i].Snapshot.Key()]
 		decide(d, set, now)
 		if d.Action == ActionConsolidate && d.Due {
@@ -133,6 +135,10 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 	}
 	if h.WarnedAt.IsZero() || !h.WarnedAt.Before(now) {
 		d.block(now, ReasonGuardNotWarned, "the customer has not been warned in an earlier cycle: no first-contact deletion")
+		return
+	}
+	if d.Backup != "" {
+		d.block(now, ReasonGuardBackup, BackupRefusal(d.Backup))
 		return
 	}
 	if why, next := set.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {

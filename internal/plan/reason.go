@@ -21,12 +21,13 @@ const (
 	ReasonGuardDatastore               // the datastore lacks room for the merge
 	ReasonGuardMaxPerRun               // max_per_run consolidations already planned
 	ReasonGuardAttempts                // max_attempts failed attempts
+	ReasonGuardBackup                  // a backup (managed) snapshot is on the VM
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "guard-not-warned", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts",
+	"guard-attempts", "guard-backup",
 }
 
 // String returns a short stable name of the reason.

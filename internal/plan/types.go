@@ -18,6 +18,9 @@ type Item struct {
 	Reachable bool
 	Policy    policy.Policy
 	Verdict   policy.Verdict
+	// Backup names a managed (backup) snapshot on the same VM, "" when there
+	// is none; Build fills it in: no consolidation runs beside a backup.
+	Backup string
 }
 
 // History is what the ledger remembers of one snapshot from earlier cycles.
