@@ -16,6 +16,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
+	"github.com/snapwarden/snapwarden/internal/report"
 )
 
 //go:embed templates/*
@@ -100,8 +101,9 @@ type Message struct {
 
 // Entry is one snapshot as the templates see it: the facts, verdict and
 // decision of a plan.Decision flattened into display fields. Times are UTC;
-// names and sentences are on one line (control characters removed), the
-// description is as written.
+// names and sentences are on one line (control characters and bidi
+// overrides removed); the description keeps its words, without controls or
+// bidi overrides.
 type Entry struct {
 	VCenter     string
 	Datacenter  string
@@ -421,9 +423,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	e := Entry{
 		Snapshot:        oneLine(s.Name),
 		SnapshotID:      s.ID,
-		Description:     s.Description,
-		Creator:         d.Creator(),
-		Customer:        d.Customer,
+		Description:     report.Clean(s.Description),
+		Creator:         oneLine(d.Creator()),
+		Customer:        oneLine(d.Customer),
 		Created:         s.Created.UTC(),
 		Age:             v.Age,
 		SizeBytes:       s.SizeBytes,
@@ -450,9 +452,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	case d.Customer == "":
 		e.Owner = "unknown owner"
 	case !d.Reachable:
-		e.Owner = d.Customer + " (no reachable contact)"
+		e.Owner = e.Customer + " (no reachable contact)"
 	default:
-		e.Owner = d.Customer
+		e.Owner = e.Customer
 	}
 	if d.Action == plan.ActionBlocked {
 		e.Blocked = d.Reason.String()
@@ -508,19 +510,13 @@ func utcOrZero(t time.Time) time.Time {
 	return t.UTC()
 }
 
-// oneLine removes CR, LF and other control characters and trims spaces: for
+// oneLine makes a name safe to show: control characters (CR, LF, C1) become
+// spaces and bidi overrides go (report.Clean, the one sanitiser of names
+// customers control, so "exe.\u202Efdp" cannot pass for another name in
+// either part of an email), then spaces are collapsed and trimmed: for
 // anything that may end up in a header or a one-line summary.
 func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(report.Clean(s)), " ")
 }
 
 func cleanAddrs(in []string) []string {
