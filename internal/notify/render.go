@@ -410,10 +410,27 @@ func capped(es []Entry) ([]Entry, int) {
 	return es[:MaxListed], len(es) - MaxListed
 }
 
+// supportSubject names what the digest holds and leaves out what it does
+// not: a digest of commits only is no "0 escalations, 0 unowned, 0 failures".
 func supportSubject(d SupportDigest) string {
-	e, u, f := len(d.Escalations), len(d.Unowned), len(d.Failures)
-	return fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
-		e, plural(e, "escalation", "escalations"), u, f, plural(f, "failure", "failures"))
+	var parts []string
+	for _, c := range []struct {
+		n         int
+		one, many string
+	}{
+		{len(d.Escalations), "escalation", "escalations"},
+		{len(d.Unowned), "unowned", "unowned"},
+		{len(d.Failures), "failed task", "failed tasks"},
+		{len(d.Committed), "snapshot committed", "snapshots committed"},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, plural(c.n, c.one, c.many)))
+		}
+	}
+	if len(parts) == 0 {
+		return "[snapwarden] support: nothing to report"
+	}
+	return "[snapwarden] support: " + strings.Join(parts, ", ")
 }
 
 // entryOf flattens a decision for the templates. maxKeep is the fallback

@@ -60,7 +60,7 @@ func TestSupportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failure"; m.Subject != want {
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
 	golden(t, "support.txt", []byte(m.Text))
@@ -253,5 +253,22 @@ func TestSupportDigestIsCapped(t *testing.T) {
 	}
 	if !strings.Contains(msg.Text, "ESCALATIONS (150)") {
 		t.Error("text part heading does not count all 150")
+	}
+}
+
+// TestSupportSubjectSaysWhatItHolds: a digest of commits only is titled by
+// its commits, not "0 escalations, 0 unowned, 0 failures".
+func TestSupportSubjectSaysWhatItHolds(t *testing.T) {
+	d := supportDigest()
+	d.Escalations, d.Unowned, d.Failures = nil, nil, nil
+	m, err := renderer(t).Support(d, []string{"support@provider.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[snapwarden] support: 1 snapshot committed"; m.Subject != want {
+		t.Errorf("subject %q, want %q", m.Subject, want)
+	}
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed"; supportSubject(supportDigest()) != want {
+		t.Errorf("subject %q, want %q", supportSubject(supportDigest()), want)
 	}
 }
