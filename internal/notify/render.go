@@ -141,6 +141,11 @@ type Entry struct {
 	KeepUntilMax    time.Time
 	ExemptUntil     time.Time
 	MalformedMarker string
+	// KeepUntilEnded is when the snapshot's keep-until marker stopped
+	// holding (zero when it had none that ended); KeepUntilCapped when
+	// max_keep ended it before the date written.
+	KeepUntilEnded  time.Time
+	KeepUntilCapped bool
 	// Notice is the customer notice of this cycle: warn, remind or none.
 	Notice   string
 	Reminder bool
@@ -455,6 +460,8 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		PolicyAction:    string(d.Policy.Action),
 		ExemptUntil:     utcOrZero(v.ExemptUntil),
 		MalformedMarker: oneLine(v.MalformedMarker),
+		KeepUntilEnded:  utcOrZero(v.KeepUntilEnded),
+		KeepUntilCapped: v.KeepUntilCapped,
 		Notice:          d.CustomerNotice.String(),
 		Reminder:        d.CustomerNotice == plan.ActionRemind,
 		NextAction:      d.Action.String(),

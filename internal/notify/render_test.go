@@ -272,3 +272,27 @@ func TestSupportSubjectSaysWhatItHolds(t *testing.T) {
 		t.Errorf("subject %q, want %q", supportSubject(supportDigest()), want)
 	}
 }
+
+// TestCustomerToldTheMarkerEnded: a keep-until marker that expired, or was
+// cut short by max_keep, is explained to the customer, not only to support.
+func TestCustomerToldTheMarkerEnded(t *testing.T) {
+	d := customerDigest()
+	ended := cycleAt.Add(-3 * time.Hour)
+	d.Attention[0].Verdict.KeepUntilEnded, d.Attention[0].Verdict.KeepUntilCapped = ended, true
+	d.Attention[1].Verdict.KeepUntilEnded = ended
+	m, err := renderer(t).Customer(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string]string{"text": strings.Join(strings.Fields(m.Text), " "), "html": m.HTML} {
+		if n := strings.Count(body, "keep-until marker ended 2026-11-24 09:00 UTC"); n != 2 {
+			t.Errorf("the %s part tells of %d ended markers, want 2:\n%s", part, n, body)
+		}
+		if n := strings.Count(body, "cut short by the limit of 14 days after creation"); n != 1 {
+			t.Errorf("the %s part tells of %d capped markers, want 1", part, n)
+		}
+		if !strings.Contains(body, "it counts by its age again") {
+			t.Errorf("the %s part does not say what follows", part)
+		}
+	}
+}

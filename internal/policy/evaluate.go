@@ -80,6 +80,7 @@ func judge(s *facts.Snapshot, p Policy, now time.Time, v *Verdict) (State, Reaso
 				return StateExempt, reason, detail
 			}
 			expired = "; " + detail + " has expired"
+			v.KeepUntilEnded, v.KeepUntilCapped = until, reason == ReasonKeepUntilCapped
 		}
 	}
 	if v.MalformedMarker != "" {

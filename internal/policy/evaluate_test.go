@@ -115,6 +115,23 @@ func TestManagedCreators(t *testing.T) {
 	}
 }
 
+// TestEndedMarkerIsRecorded: the verdict keeps when a keep-until exemption
+// ended and whether max_keep cut it short, for the customer's digest.
+func TestEndedMarkerIsRecorded(t *testing.T) {
+	p := Default()
+	v := Evaluate(snap("db", "keep-until=2026-11-20", 50*time.Hour), p, now)
+	if !v.KeepUntilEnded.Equal(time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)) || v.KeepUntilCapped {
+		t.Errorf("expired marker: ended %s capped %v", v.KeepUntilEnded, v.KeepUntilCapped)
+	}
+	s := snap("db", "keep-until=2027-06-01", 400*time.Hour)
+	if v := Evaluate(s, p, now); !v.KeepUntilEnded.Equal(s.Created.Add(p.MaxKeep)) || !v.KeepUntilCapped {
+		t.Errorf("capped marker: ended %s capped %v", v.KeepUntilEnded, v.KeepUntilCapped)
+	}
+	if v := Evaluate(snap("db", "keep-until=2026-11-30", 50*time.Hour), p, now); !v.KeepUntilEnded.IsZero() {
+		t.Errorf("a marker that holds has ended at %s", v.KeepUntilEnded)
+	}
+}
+
 func TestEvaluateFutureCreateTimeHasZeroAge(t *testing.T) {
 	v := Evaluate(snap("x", "", -time.Hour), Default(), now)
 	if v.Age != 0 || !v.ClockSkew {

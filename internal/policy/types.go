@@ -177,4 +177,10 @@ type Verdict struct {
 	// MalformedMarker holds a keep-until marker that could not be read, so the
 	// report and the customer can be told.
 	MalformedMarker string
+	// KeepUntilEnded is when a keep-until exemption that no longer holds
+	// ended (after capping), so the customer is told why the snapshot counts
+	// by its age again; zero when there was none. KeepUntilCapped is set when
+	// max_keep ended it before the date written.
+	KeepUntilEnded  time.Time
+	KeepUntilCapped bool
 }
