@@ -27,3 +27,35 @@ func TestNoConsolidationBesideABackup(t *testing.T) {
 		t.Errorf("another VM: %s %s (%s), want consolidate", d.Action, d.Reason, d.Why)
 	}
 }
+
+// TestExemptTagPastMaxKeepIsEscalated: a tag-exempt snapshot older than
+// max_keep is shown to support, once per escalate_every; the customer is
+// not notified and nothing is removed.
+func TestExemptTagPastMaxKeepIsEscalated(t *testing.T) {
+	exempt := func(age time.Duration) Item {
+		it := item("kept", age, policy.ActionConsolidate, true)
+		it.Snapshot.VM.Tags = []facts.Tag{{Category: "x", Name: "snapwarden-exempt"}}
+		return it
+	}
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3}
+	for _, tt := range []struct {
+		name   string
+		age    time.Duration
+		h      History
+		action Action
+		due    bool
+		reason Reason
+	}{
+		{"young exempt", 100 * time.Hour, History{}, ActionNone, false, ReasonNothingToDo},
+		{"past max_keep", 337 * time.Hour, History{}, ActionEscalate, true, ReasonExemptLong},
+		{"told recently", 337 * time.Hour, History{Escalations: 1, LastEscalation: t0.Add(-time.Hour)}, ActionEscalate, false, ReasonNotYetDue},
+		{"told a day ago", 400 * time.Hour, History{Escalations: 1, LastEscalation: t0.Add(-24 * time.Hour)}, ActionEscalate, true, ReasonExemptLong},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decideOne(t, exempt(tt.age), tt.h, set, t0)
+			if d.Action != tt.action || d.Due != tt.due || d.Reason != tt.reason || d.EscalateNow != tt.due || d.CustomerNotice != ActionNone {
+				t.Fatalf("got %s due=%v %s escalate=%v notice=%s (%s)", d.Action, d.Due, d.Reason, d.EscalateNow, d.CustomerNotice, d.Why)
+			}
+		})
+	}
+}

@@ -53,6 +53,11 @@ func decide(d *Decision, set Settings, now time.Time) {
 		}
 		d.escalation(now, ReasonManagedStale, "backup snapshot older than managed_stale_after: support should check the backup job")
 	case policy.StateExempt:
+		if v.ExemptUntil.IsZero() && v.Age >= p.MaxKeep {
+			// The tag has no end: support hears of it, the customer does not.
+			d.escalation(now, ReasonExemptLong, "exempt by tag for longer than max_keep: support should ask whether it is still needed")
+			return
+		}
 		if v.ExemptUntil.IsZero() {
 			d.set(ActionNone, false, time.Time{}, ReasonNothingToDo, "exempt: never notified or removed")
 			return

@@ -22,12 +22,13 @@ const (
 	ReasonGuardMaxPerRun               // max_per_run consolidations already planned
 	ReasonGuardAttempts                // max_attempts failed attempts
 	ReasonGuardBackup                  // a backup (managed) snapshot is on the VM
+	ReasonExemptLong                   // exempt by tag for longer than max_keep
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "guard-not-warned", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts", "guard-backup",
+	"guard-attempts", "guard-backup", "exempt-long",
 }
 
 // String returns a short stable name of the reason.
