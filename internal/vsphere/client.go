@@ -125,6 +125,10 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 	if opt.Counter != nil {
 		c.rest.Client.Transport = opt.Counter.http(c.rest.Client.Transport)
 	}
+	// The vAPI session idles out on its own: without its own keepalive it
+	// dies between cycles longer than the idle timeout while SOAP lives on,
+	// and every other cycle fails to read tags.
+	c.rest.Client.Transport = keepalive.NewHandlerREST(c.rest, opt.KeepAlive, nil)
 	if err := c.rest.Login(ctx, user); err != nil {
 		_ = c.sm.Logout(ctx)
 		return nil, fmt.Errorf("vcenter %q: vAPI login (tags) as %s: %w", vc.Name, vc.Username, explain(err))
