@@ -35,8 +35,8 @@ type Window struct {
 	Rate float64
 }
 
-// ParseWindow reads enforcement.window: spec is a cron spec in the host's
-// zone local, unless it starts with CRON_TZ=Zone/Name (or TZ=).
+// ParseWindow reads enforcement.window: spec is a cron spec in the zone
+// local (the host's), unless it starts with CRON_TZ=Zone/Name (or TZ=).
 func ParseWindow(spec string, d time.Duration, local *time.Location) (*Window, error) {
 	sched, err := cron.ParseStandard(spec)
 	if err != nil {
@@ -148,27 +148,48 @@ func (w *Window) Fits(now time.Time, size int64) (string, time.Time) {
 	if w == nil {
 		return "", now
 	}
-	start, end := w.Span(now)
-	if start.IsZero() {
+	open, next := w.Open(now)
+	switch {
+	case !open && next.IsZero():
 		return "the maintenance window never opens again (enforcement.window.start)", now
+	case !open:
+		return "outside the maintenance window; it opens at " + stamp(next), next
 	}
-	if start.After(now) {
-		return "outside the maintenance window; it opens at " + stamp(start), start
-	}
+	_, end := w.Span(now)
 	need := w.ExpectedRemoval(size)
-	if !now.Add(need).After(end) {
+	if end = w.extend(end, now.Add(need)); !now.Add(need).After(end) {
 		return "", now
 	}
 	next, nextEnd := w.Span(end)
 	why := fmt.Sprintf("the removal of %s is expected to take %s (at %s/s), more than the %s left before the maintenance window closes at %s",
-		IEC(size), need.Round(time.Minute), IEC(int64(w.rate())), end.Sub(now).Round(time.Minute), stamp(end))
+		IEC(size), hm(need), IEC(int64(w.rate())), hm(end.Sub(now)), stamp(end))
 	if next.IsZero() {
 		return why + "; the window never opens again", now
 	}
-	if nextEnd.Sub(next) < need {
+	if w.extend(nextEnd, next.Add(need)).Sub(next) < need {
 		return why + "; no window is long enough: support must plan it", next
 	}
 	return why + "; it waits for the window at " + stamp(next), next
+}
+
+// extend follows windows that overlap or touch the one ending at end (an
+// hourly spec with a 6h duration is one long window) until until, and
+// returns where the run of windows ends.
+func (w *Window) extend(end, until time.Time) time.Time {
+	for end.Before(until) {
+		s, e := w.Span(end)
+		if s.IsZero() || s.After(end) {
+			break
+		}
+		end = e
+	}
+	return end
+}
+
+// hm prints a duration to the minute: "2h05m".
+func hm(d time.Duration) string {
+	d = d.Round(time.Minute)
+	return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -117,7 +117,7 @@ func TestWindowFits(t *testing.T) {
 	}{
 		{"fits", "2026-11-24T22:00:00Z", tib, "", ""},
 		{"closed", "2026-11-24T12:00:00Z", tib, "outside the maintenance window; it opens at 2026-11-24T22:00:00Z", "2026-11-24T22:00:00Z"},
-		{"not enough left", "2026-11-25T02:00:00Z", tib, "more than the 2h0m0s left before the maintenance window closes at 2026-11-25T04:00:00Z; it waits for the window at 2026-11-25T22:00:00Z", "2026-11-25T22:00:00Z"},
+		{"not enough left", "2026-11-25T02:00:00Z", tib, "more than the 2h00m left before the maintenance window closes at 2026-11-25T04:00:00Z; it waits for the window at 2026-11-25T22:00:00Z", "2026-11-25T22:00:00Z"},
 		{"never fits", "2026-11-24T22:00:00Z", 3 * tib, "no window is long enough", "2026-11-25T22:00:00Z"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,5 +152,14 @@ func TestPlannerWaitsForAWindowLongEnough(t *testing.T) {
 	d := decideOne(t, it, warned, set, t0)
 	if d.Action != ActionBlocked || d.Reason != ReasonGuardWindow || !d.At.Equal(t0.Add(23*time.Hour+30*time.Minute)) {
 		t.Fatalf("got %s %s at %s (%s), want blocked guard-window until the next window", d.Action, d.Reason, d.At, d.Why)
+	}
+}
+
+// TestWindowsThatOverlapAreOne: hourly starts with a 6h duration leave no
+// gap, so a 10h removal fits although no single window is that long.
+func TestWindowsThatOverlapAreOne(t *testing.T) {
+	w := window(t, "0 * * * *", 6*time.Hour, time.UTC).WithRate(1 << 20)
+	if why, _ := w.Fits(rfc(t, "2026-11-24T12:00:00Z"), 10*3600<<20); why != "" {
+		t.Fatalf("a 10h removal in back-to-back windows: %s", why)
 	}
 }
