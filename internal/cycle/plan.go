@@ -61,6 +61,7 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
+	hist = byInstanceUUID(hist, inv.VCenterIDs)
 	rate, err := hs.RemovalRate(ctx)
 	if err != nil {
 		return nil, err
@@ -83,5 +84,29 @@ func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, 
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
 	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),
-		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window}
+		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window, VCenterIDs: inv.VCenterIDs}
+}
+
+// byInstanceUUID re-keys history kept under a vCenter's config name (a
+// ledger from before keys used the instance UUID) to the UUID, so the plan
+// sees it before the cycle's record re-keys the ledger itself, and so does
+// `report`, which never writes.
+func byInstanceUUID(hist map[facts.Key]plan.History, ids map[string]string) map[facts.Key]plan.History {
+	out := make(map[facts.Key]plan.History, len(hist))
+	var old []facts.Key
+	for k, h := range hist {
+		if id := ids[k.VCenter]; id != "" && id != k.VCenter {
+			old = append(old, k)
+			continue
+		}
+		out[k] = h
+	}
+	for _, k := range old {
+		h := hist[k]
+		k.VCenter = ids[k.VCenter]
+		if _, both := out[k]; !both { // the UUID's own history wins
+			out[k] = h
+		}
+	}
+	return out
 }

@@ -161,7 +161,7 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		res.Queued[n.Kind]++
 	}
 	rec := ledger.Record{Started: now, Finished: now, Mode: cfg.Enforcement.Mode, Notices: notices,
-		Snapshots: seen(p), Answered: answered(cfg, p)}
+		Snapshots: seen(p), Answered: answered(cfg, p), VCenterIDs: p.VCenterIDs}
 	for _, e := range p.Errors {
 		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
 	}
@@ -216,9 +216,14 @@ func answered(cfg *config.Config, p *plan.Plan) []string {
 	}
 	var out []string
 	for _, vc := range cfg.VCenters {
-		if !failed[vc.Name] {
-			out = append(out, vc.Name)
+		if failed[vc.Name] {
+			continue
 		}
+		id := vc.Name // the vCenter part of its snapshots' keys
+		if uuid := p.VCenterIDs[vc.Name]; uuid != "" {
+			id = uuid
+		}
+		out = append(out, id)
 	}
 	return out
 }

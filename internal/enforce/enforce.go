@@ -283,7 +283,8 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			active++
 			take(due[i], true)
 			go func(i int, d plan.Decision) {
-				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.InstanceUUID)])}
+				k := d.Snapshot.Key() // the ledger's identity of the VM, as in inFlight
+				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
 			}(i, due[i])
 		}
 		if active == 0 {
@@ -514,7 +515,8 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 // wait watches a recorded task to its end and finishes its ledger entry.
 func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(context.Context) (bool, error)) Outcome {
 	e, timeout := r.e, r.s.TaskTimeout
-	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.VM.VCenter)
+	// By identity: a resumed action's vCenter may have been renamed since.
+	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.Key().VCenter)
 	if err != nil {
 		o.Result, o.Detail, o.At = ResultRunning, "vCenter could not be reached to watch the task: "+err.Error(), r.clock()
 		e.log(o)

@@ -819,3 +819,60 @@ func TestRemovalRate(t *testing.T) {
 		t.Fatalf("rate %.0f B/s, want %.0f (40 GiB in 300 s)", r, want)
 	}
 }
+
+// TestVCenterIdentity: rows keyed by a vCenter's config name (a ledger from
+// before keys used the instance UUID) move to the UUID the first time that
+// vCenter answers, history and all; a later rename of the vCenter in the
+// config keeps it, and `history` shows the current name.
+func TestVCenterIdentity(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	const uuid = "5e3b1c2a-0000-4000-8000-00000000c0de"
+	old := snap("vc-east", "uuid-a", "snapshot-1", t0.Add(-72*time.Hour))
+	record(t, l, Record{Started: t0, Snapshots: []Seen{seen(old, "acme", "alice", 5)}, Answered: []string{"vc-east"},
+		Notices: []Notice{notice("n1", "customer", "acme", item(old, "warn", "first-notice"))}})
+	id, err := l.StartAction(ctx, Action{Key: old.Key(), Kind: "remove", StartedAt: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked"); err != nil {
+		t.Fatal(err)
+	}
+
+	now := old
+	now.VM = &facts.VM{VCenter: "vc-east", VCenterID: uuid, InstanceUUID: "uuid-a", Name: old.VM.Name, MoRef: old.VM.MoRef}
+	check := func(when string, ids map[string]string, at time.Time) {
+		t.Helper()
+		record(t, l, Record{Started: at, Snapshots: []Seen{seen(now, "acme", "", 6)}, Answered: []string{uuid}, VCenterIDs: ids})
+		hist, err := l.History(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != 1 {
+			t.Fatalf("%s: %d open snapshots, want 1: %v", when, len(hist), hist)
+		}
+		h, ok := hist[now.Key()]
+		if !ok || h.CustomerNotices != 1 || h.Attempts != 1 || h.Creator != "alice" || !h.FirstSeen.Equal(t0) {
+			t.Errorf("%s: history under the UUID = %+v (found %v)", when, h, ok)
+		}
+		if r, err := l.RemovalRate(ctx); err != nil || r != 0 {
+			t.Errorf("%s: rate %v %v", when, r, err)
+		}
+	}
+	check("first answer", map[string]string{"vc-east": uuid}, t0.Add(time.Hour))
+	check("renamed in the config", map[string]string{"vc-e": uuid}, t0.Add(2*time.Hour))
+
+	var samples int
+	if err := l.db.QueryRow(`SELECT COUNT(*) FROM size_samples WHERE key = ?`, now.Key().String()).Scan(&samples); err != nil || samples != 2 {
+		t.Errorf("size samples under the UUID: %d %v, want 2 (5 then 6 bytes)", samples, err)
+	}
+	evs, err := l.Audit(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.VCenter != "vc-e" {
+			t.Errorf("history shows vCenter %q for %s, want its current name vc-e", e.VCenter, e.Kind)
+		}
+	}
+}

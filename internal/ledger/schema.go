@@ -120,4 +120,12 @@ CREATE INDEX actions_key ON actions(key);
 CREATE INDEX actions_running ON actions(started_at, id) WHERE finished_at IS NULL;
 CREATE INDEX actions_started ON actions(started_at);
 `,
+	// 2: keys name a vCenter by its instance UUID, which survives renaming it
+	// in the config; this keeps the config name of each for people.
+	`
+CREATE TABLE vcenters (
+	id   TEXT PRIMARY KEY, -- about.instanceUuid, the vcenter part of keys
+	name TEXT NOT NULL     -- its name in the config when it last answered
+);
+`,
 }

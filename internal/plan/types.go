@@ -118,6 +118,9 @@ type Plan struct {
 	VCenters  int
 	Decisions []Decision
 	Errors    []facts.VCenterError
+	// VCenterIDs maps the config name of every vCenter that answered to its
+	// instance UUID, the vCenter part of the snapshots' keys.
+	VCenterIDs map[string]string
 	// Window is the maintenance window the plan was judged with, carrying
 	// the removal rate learnt from the ledger, so enforce's re-check
 	// expects the same durations; nil when none is set.

@@ -66,6 +66,9 @@ type Client struct {
 	Name string
 	// Version is what the vCenter reports, e.g. "VMware vCenter Server 8.0.3".
 	Version string
+	// InstanceUUID is the vCenter's about.instanceUuid: its identity in the
+	// ledger, whatever its name in the config.
+	InstanceUUID string
 
 	vim  *vim25.Client
 	rest *rest.Client
@@ -133,7 +136,7 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 		_ = c.sm.Logout(ctx)
 		return nil, fmt.Errorf("vcenter %q: vAPI login (tags) as %s: %w", vc.Name, vc.Username, explain(err))
 	}
-	c.Version = vim.ServiceContent.About.FullName
+	c.Version, c.InstanceUUID = vim.ServiceContent.About.FullName, vim.ServiceContent.About.InstanceUuid
 	return c, nil
 }
 

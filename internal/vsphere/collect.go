@@ -58,7 +58,7 @@ type pendingVM struct {
 // and the custom field names; one bulk vAPI call for tags; one event
 // collector for creators of snapshots the ledger has not seen.
 func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, error) {
-	inv := &facts.Inventory{}
+	inv := &facts.Inventory{VCenterIDs: map[string]string{c.Name: c.InstanceUUID}}
 	nodes := map[types.ManagedObjectReference]node{}
 	stores := map[types.ManagedObjectReference]facts.Datastore{}
 	fieldNames := map[int32]string{}
@@ -225,7 +225,7 @@ func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine) *pendingVM {
 	if m.Config != nil && m.Config.Template {
 		return nil
 	}
-	vm := &facts.VM{VCenter: c.Name, Name: m.Name, MoRef: m.Self.Value,
+	vm := &facts.VM{VCenter: c.Name, VCenterID: c.InstanceUUID, Name: m.Name, MoRef: m.Self.Value,
 		PowerState: string(m.Runtime.PowerState), ConsolidationNeeded: m.Runtime.ConsolidationNeeded}
 	if m.Config != nil {
 		vm.InstanceUUID = m.Config.InstanceUuid
