@@ -22,14 +22,14 @@ func newLogger(w io.Writer, c config.Log) (zerolog.Logger, error) {
 		}
 		level = l
 	}
-	console := c.Format == "console"
-	if c.Format == "" || c.Format == "auto" {
-		if f, ok := w.(*os.File); ok {
-			console = isatty.IsTerminal(f.Fd())
-		}
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
 	}
+	console := c.Format == "console" || (tty && (c.Format == "" || c.Format == "auto"))
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
+		// Colour codes only for a terminal: in a pipe or a file they are noise.
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !tty}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
 }

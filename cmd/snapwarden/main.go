@@ -1,6 +1,6 @@
 // Command snapwarden keeps VMware VM snapshots from becoming forgotten delta
 // disks: it reports them, tells their owners, escalates to support and, where
-// a customer's policy says so, commits them. See README.md and DESIGN.md.
+// a customer's policy says so, commits them. See README.md and docs/.
 package main
 
 import (
@@ -59,6 +59,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&a.configPath, "config", defaultConfig(), "config file (env SNAPWARDEN_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.Version = versionString() // --version prints what `version` prints
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(a.reportCmd(), a.runCmd(), a.serveCmd(), a.checkCmd(), a.historyCmd(), versionCmd())
 	return root
 }
@@ -80,33 +82,62 @@ func (a *app) load() (*config.Config, zerolog.Logger, error) {
 	if err != nil {
 		return nil, zerolog.Nop(), usageErr(fmt.Errorf("%s: %w", cfg.File, err))
 	}
+	warnInsecure(log, cfg)
 	return cfg, log, nil
 }
 
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "print the version",
+		Short: "print the version (also --version)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			goVersion, govmomi := "", ""
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				goVersion = bi.GoVersion
-				if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-					v = bi.Main.Version
-				}
-				for _, d := range bi.Deps {
-					if d.Path == "github.com/vmware/govmomi" {
-						govmomi = d.Version
-					}
-				}
-			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "snapwarden %s (%s, govmomi %s)\n", v, goVersion, govmomi)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), versionString())
 			return err
 		},
 	}
 }
 
+// versionString is "snapwarden VERSION (GOVERSION, govmomi VERSION)".
+func versionString() string {
+	v, goVersion, govmomi := buildVersions()
+	return fmt.Sprintf("snapwarden %s (%s, govmomi %s)", v, goVersion, govmomi)
+}
+
+// buildVersion is snapwarden's own version.
+func buildVersion() string {
+	v, _, _ := buildVersions()
+	return v
+}
+
+// buildVersions reads snapwarden's, Go's and govmomi's versions from the
+// build: the Makefile's -X main.version, else the module version.
+func buildVersions() (v, goVersion, govmomi string) {
+	v = version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/vmware/govmomi" {
+				govmomi = d.Version
+			}
+		}
+	}
+	return v, goVersion, govmomi
+}
+
 // errVCenters is returned when some vCenter failed but the others reported.
 var errVCenters = errors.New("some vCenters could not be read")
+
+// warnInsecure logs every vCenter whose certificate is not verified: allowed,
+// but never silent.
+func warnInsecure(log zerolog.Logger, cfg *config.Config) {
+	for _, vc := range cfg.VCenters {
+		if vc.Insecure {
+			log.Warn().Str("vcenter", vc.Name).Str("file", cfg.File).
+				Msg("insecure: true: the vCenter's certificate is not verified; set ca_file or thumbprint instead")
+		}
+	}
+}

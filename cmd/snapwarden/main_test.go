@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/mailsink"
 	"github.com/snapwarden/snapwarden/internal/simfleet"
 )
@@ -283,6 +284,34 @@ func TestVersion(t *testing.T) {
 	out, _, code := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "snapwarden ") {
 		t.Errorf("version: %q exit %d", out, code)
+	}
+	if flag, _, code := runCLI(t, "--version"); code != 0 || flag != out {
+		t.Errorf("--version: %q exit %d, want what version prints: %q", flag, code, out)
+	}
+}
+
+// A customer id that is neither in the directory nor on any snapshot is a
+// typo: say so (exit 2) instead of an empty report.
+func TestReportUnknownCustomer(t *testing.T) {
+	e := newEnv(t, "small.yaml", "")
+	if _, stderr, code := runCLI(t, "report", "--config", e.cfg, "--customer", "nobody"); code != 2 || !strings.Contains(stderr, "unknown customer nobody") {
+		t.Errorf("--customer nobody: exit %d, %s", code, stderr)
+	}
+	if r, stderr, code := runReport(t, e.cfg, "--customer", "acme"); code != 0 || r.Summary.Total == 0 {
+		t.Errorf("--customer acme: exit %d, %d snapshots; %s", code, r.Summary.Total, stderr)
+	}
+}
+
+// log.format: console writes no colour codes into a pipe or a file.
+func TestConsoleLogWithoutTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&buf, config.Log{Level: "info", Format: "console"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn().Str("vcenter", "vc-1").Msg("hello")
+	if !strings.Contains(buf.String(), "hello") || strings.Contains(buf.String(), "\x1b[") {
+		t.Errorf("console log to a buffer: %q", buf.String())
 	}
 }
 

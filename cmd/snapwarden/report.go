@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
 	"github.com/snapwarden/snapwarden/internal/ledger"
+	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
 	"github.com/snapwarden/snapwarden/internal/report"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
@@ -75,6 +77,9 @@ func (a *app) reportCmd() *cobra.Command {
 			if err != nil {
 				return runtimeErr(err)
 			}
+			if customer != "" && !knownCustomer(cfg, p, customer) {
+				return usageErr(fmt.Errorf("--customer: unknown customer %s: not in the config's customers and no snapshot belongs to it", customer))
+			}
 			if err := writeOutput(a.stdout, output, func(w io.Writer) error { return report.Render(w, f, p, opt) }); err != nil {
 				return runtimeErr(err)
 			}
@@ -94,6 +99,20 @@ func (a *app) reportCmd() *cobra.Command {
 	fl.StringSliceVar(&states, "state", nil, "only these states: ok, warning, overdue, exempt, managed (repeat or comma-separate)")
 	fl.StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
 	return cmd
+}
+
+// knownCustomer reports whether id is in the directory or owns a snapshot
+// (an ownership rule can name a customer the directory lacks).
+func knownCustomer(cfg *config.Config, p *plan.Plan, id string) bool {
+	if _, ok := cfg.Customer(id); ok {
+		return true
+	}
+	for _, d := range p.Decisions {
+		if d.Customer == id {
+			return true
+		}
+	}
+	return false
 }
 
 // writeOutput renders to stdout, or to a file replaced atomically so a

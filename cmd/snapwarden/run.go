@@ -51,6 +51,9 @@ func (a *app) runCmd() *cobra.Command {
 				}
 			}()
 			res, err := r.Cycle(ctx, time.Now().UTC())
+			if err != nil && ctx.Err() != nil {
+				return runtimeErr(fmt.Errorf("cycle cancelled (interrupted): stopping; the ledger keeps what it committed and queued notices are delivered by the next run (interrupted in: %v)", err))
+			}
 			if err != nil {
 				return runtimeErr(err)
 			}
@@ -93,10 +96,14 @@ func (a *app) serveCmd() *cobra.Command {
 					if err == nil {
 						err = cfg.CheckNotify()
 					}
+					if err == nil {
+						warnInsecure(log, cfg)
+					}
 					return cfg, err
 				},
-				Log:    log,
-				Reload: reload,
+				Log:     log,
+				Reload:  reload,
+				Version: buildVersion(),
 			})
 			if err != nil {
 				return runtimeErr(err)

@@ -16,12 +16,25 @@ import (
 	"time"
 )
 
+// binDir holds the binary buildBinary compiled; TestMain removes it.
+var binDir string
+
+// TestMain removes what the tests leave in the temp directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinary compiles snapwarden once for the tests that run the real process.
 var buildBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "snapwarden-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "snapwarden")
 	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
 	out, err := cmd.CombinedOutput()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -165,25 +166,47 @@ func TestMissingFile(t *testing.T) {
 	}
 }
 
+// TestExampleConfigLoads follows the README's "Running as a service" steps:
+// it creates in a folder only the files those steps create under
+// /etc/snapwarden/, and the example config must load from there.
 func TestExampleConfigLoads(t *testing.T) {
 	body, err := os.ReadFile("../../configs/snapwarden.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The example points at files under /etc; load it from a folder that has them.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, steps, ok := strings.Cut(string(readme), "## Running as a service")
+	if steps, _, ok = strings.Cut(steps, "\n```\n"); !ok {
+		t.Fatal("README: no shell block under \"Running as a service\"")
+	}
+	var created []string
+	for _, m := range regexp.MustCompile(`for f in ([^;]+); do`).FindAllStringSubmatch(steps, -1) {
+		for _, name := range strings.Fields(m[1]) {
+			created = append(created, name+".password")
+		}
+	}
+	for _, m := range regexp.MustCompile(`install [^\n]*/dev/stdin /etc/snapwarden/([\w.-]+)\s`).FindAllStringSubmatch(steps, -1) {
+		created = append(created, m[1])
+	}
+	if !strings.Contains(steps, "/etc/snapwarden/$f.password") || len(created) == 0 {
+		t.Fatalf("README: cannot tell which password files the steps create:\n%s", steps)
+	}
+	if strings.Contains(steps, "<<<") {
+		t.Error("README: a here-string puts the password in the shell history")
+	}
 	text := strings.NewReplacer("/etc/snapwarden/", "").Replace(string(body))
 	p := write(t, text)
 	dir := filepath.Dir(p)
-	for _, f := range []string{"vc-east.password", "vc-west.password", "smtp.password"} {
+	for _, f := range created {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte("pw\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Mkdir(filepath.Join(dir, "templates"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := Load(p); err != nil {
-		t.Fatalf("the example config does not load: %v", err)
+		t.Fatalf("the example config does not load after the README's steps (which create %v): %v", created, err)
 	}
 }
 
@@ -218,4 +241,109 @@ func TestNoSecretLeaks(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "tok-en") {
 		t.Fatalf("error leaks or is missing: %v", err)
 	}
+}
+
+// Every key works by environment, list entries by index; a variable that
+// names no key is an error rather than silently ignored.
+func TestEnvListEntriesAndUnknownVariables(t *testing.T) {
+	t.Setenv("SNAPWARDEN_VCENTERS_0_PASSWORD", "from-env")
+	t.Setenv("SNAPWARDEN_VCENTERS_0_PASSWORD_FILE", "")
+	t.Setenv("SNAPWARDEN_CUSTOMERS_0_POLICY_DEADLINE", "72h")
+	t.Setenv("SNAPWARDEN_CUSTOMERS_0_CONTACTS", "a@acme.example,b@acme.example")
+	t.Setenv("SNAPWARDEN_ENFORCEMENT_WINDOW_DURATION", "4h")
+	t.Setenv("SNAPWARDEN_ENFORCEMENT_WINDOW_START", "0 22 * * *")
+	c, err := Load(write(t, `
+vcenters:
+  - {name: vc1, url: "https://vc1.example.net/sdk", username: svc}
+customers:
+  - {id: acme, contacts: [ops@acme.example]}
+support: {email: support@provider.example}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VCenters[0].Password.Reveal() != "from-env" || c.PolicyFor("acme").Deadline != 72*time.Hour ||
+		len(c.Customers[0].Contacts) != 2 || c.Enforcement.Window == nil || c.Enforcement.Window.Duration != 4*time.Hour {
+		t.Fatalf("env not applied: %+v %+v %+v", c.VCenters[0], c.Customers[0], c.Enforcement.Window)
+	}
+
+	for _, name := range []string{"SNAPWARDEN_VCENTERS_1_PASSWORD", "SNAPWARDEN_POLICY_DEADLIN", "SNAPWARDEN_POLICY"} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, "x")
+			_, err := Load(write(t, minimal))
+			if err == nil || !strings.Contains(err.Error(), "environment variable "+name+" names no config key") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+// A bad value from the environment names the variable, not only the file.
+func TestEnvErrorsNameTheVariable(t *testing.T) {
+	for _, tt := range []struct{ name, value, want string }{
+		{"SNAPWARDEN_POLICY_DEADLINE", "soon", `"soon" is not a duration`},
+		{"SNAPWARDEN_ENFORCEMENT_MODE", "yolo", `enforcement.mode "yolo"`},
+		{"SNAPWARDEN_VCENTERS_0_URL", "http://vc1/sdk", "vcenters[0].url"},
+		{"SNAPWARDEN_ENFORCEMENT_MAX_PER_RUN", "lots", "max_per_run"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.name, tt.value)
+			_, err := Load(write(t, minimal))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "(set by environment variable "+tt.name+")") {
+				t.Fatalf("got %v: want %q and the variable named", err, tt.want)
+			}
+		})
+	}
+}
+
+// support.email takes one address (as before), a comma-separated string or a list.
+func TestSupportEmailList(t *testing.T) {
+	for body, want := range map[string][]string{
+		"support: {email: desk@p.example}\n":                  {"desk@p.example"},
+		"support: {email: [desk@p.example, noc@p.example]}\n": {"desk@p.example", "noc@p.example"},
+		"support: {email: 'desk@p.example,noc@p.example'}\n":  {"desk@p.example", "noc@p.example"},
+		"support: {webhook: 'https://hooks.example/x'}\n":     nil,
+	} {
+		c, err := Load(write(t, vcOnly+body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(c.Support.Email) != fmt.Sprint(want) && !(len(want) == 0 && len(c.Support.Email) == 0) {
+			t.Errorf("%s: support.email %q, want %q", body, c.Support.Email, want)
+		}
+		if len(want) > 0 && c.Support.Desk() != want[0] {
+			t.Errorf("%s: desk %q", body, c.Support.Desk())
+		}
+	}
+	_, err := Load(write(t, vcOnly+"support: {email: [desk@p.example, nope]}\n"))
+	if err == nil || !strings.Contains(err.Error(), `support.email[1] "nope"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Every key snapwarden knows is documented in docs/configuration.md (as
+// `key`, lists as `vcenters[].name`): a key added without its line fails here.
+func TestEveryKeyDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, tree keyTree)
+	walk = func(prefix string, tree keyTree) {
+		for name, sub := range tree {
+			key := prefix + name
+			if elem, ok := sub["[]"]; ok {
+				walk(key+"[].", elem)
+				continue
+			}
+			if sub == nil || key == "customers[].policy" { // an override holds policy's keys
+				if !strings.Contains(string(doc), "`"+key+"`") {
+					t.Errorf("docs/configuration.md does not document the key `%s`", key)
+				}
+				continue
+			}
+			walk(key+".", sub)
+		}
+	}
+	walk("", knownKeys(configType))
 }

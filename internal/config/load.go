@@ -33,8 +33,8 @@ func (e *Error) Error() string {
 	return e.File + ":\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-// defaults are DESIGN.md's values for every scalar key; registering them also
-// makes viper look up SNAPWARDEN_* for keys the file does not have.
+// defaults are the values of every scalar key the file may omit
+// (docs/configuration.md lists them).
 func defaults() map[string]any {
 	p := policy.Default()
 	return map[string]any{
@@ -53,7 +53,10 @@ func defaults() map[string]any {
 	}
 }
 
+var configType = reflect.TypeOf(Config{})
+
 // Load reads, merges and validates the config file and SNAPWARDEN_* env.
+// A problem caused by a variable names the variable.
 func Load(path string) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -61,21 +64,29 @@ func Load(path string) (*Config, error) {
 	}
 	v := viper.New()
 	v.SetConfigType("yaml")
-	v.SetEnvPrefix("SNAPWARDEN")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
 	for k, val := range defaults() {
 		v.SetDefault(k, val)
 	}
 	if err := v.ReadConfig(strings.NewReader(string(raw))); err != nil {
 		return nil, &Error{File: path, Problems: []string{fmt.Sprintf("not valid YAML: %v", unwrapYAML(err))}}
 	}
-	if probs := unknownKeys(v.AllSettings()); len(probs) > 0 {
+	settings := v.AllSettings()
+	if probs := unknownKeys(settings); len(probs) > 0 {
+		return nil, &Error{File: path, Problems: probs}
+	}
+	env, probs := applyEnv(settings, os.Environ())
+	if len(probs) > 0 {
 		return nil, &Error{File: path, Problems: probs}
 	}
 	cfg := &Config{File: path}
-	if err := v.Unmarshal(cfg, viper.DecodeHook(decodeHook())); err != nil {
-		return nil, &Error{File: path, Problems: []string{typeProblem(err)}}
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook: decodeHook(), Result: cfg, WeaklyTypedInput: true,
+	})
+	if err == nil {
+		err = dec.Decode(settings)
+	}
+	if err != nil {
+		return nil, &Error{File: path, Problems: blameEnv([]string{typeProblem(err)}, env)}
 	}
 	e := &Error{File: path}
 	cfg.SMTP.defaultPort()
@@ -84,6 +95,7 @@ func Load(path string) (*Config, error) {
 	cfg.mergeCustomerPolicies(e)
 	cfg.validate(e)
 	if len(e.Problems) > 0 {
+		e.Problems = blameEnv(e.Problems, env)
 		return nil, e
 	}
 	return cfg, nil
@@ -307,7 +319,7 @@ func unknownKeys(settings map[string]any) []string {
 			}
 		}
 	}
-	walk("", settings, knownKeys(reflect.TypeOf(Config{})))
+	walk("", settings, knownKeys(configType))
 	return probs
 }
 

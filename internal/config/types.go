@@ -9,7 +9,7 @@ import (
 // Secret is a string that never prints: fmt, logs and JSON see "<secret>".
 type Secret string
 
-// Config is the whole snapwarden configuration (DESIGN.md, "Config").
+// Config is the whole snapwarden configuration (docs/configuration.md).
 type Config struct {
 	// File is the path the config was read from, for error messages.
 	File        string          `mapstructure:"-"`
@@ -76,8 +76,19 @@ type Customer struct {
 
 // Support is where escalations go.
 type Support struct {
-	Email   string `mapstructure:"email"`
-	Webhook Secret `mapstructure:"webhook"` // URLs of chat webhooks carry tokens
+	// Email is the support desk's addresses: one string (also
+	// comma-separated) or a list. Support digests go to all of them.
+	Email   []string `mapstructure:"email"`
+	Webhook Secret   `mapstructure:"webhook"` // URLs of chat webhooks carry tokens
+}
+
+// Desk is the support address customers are told to write to (and replies
+// go to): the first of support.email, or "" when none is set.
+func (s Support) Desk() string {
+	if len(s.Email) == 0 {
+		return ""
+	}
+	return s.Email[0]
 }
 
 // SMTP is the outgoing mail server.

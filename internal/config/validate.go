@@ -50,9 +50,9 @@ func (c *Config) validate(e *Error) {
 		c.validateRule(e, i, r)
 	}
 	c.validateCustomers(e)
-	if c.Support.Email != "" {
-		if _, err := mail.ParseAddress(c.Support.Email); err != nil {
-			e.add("support.email %q is not an email address: %v", c.Support.Email, err)
+	for i, a := range c.Support.Email {
+		if _, err := mail.ParseAddress(a); err != nil {
+			e.add("support.email[%d] %q is not an email address: %v", i, a, err)
 		}
 	}
 	if c.Support.Webhook != "" {
@@ -73,7 +73,7 @@ func (c *Config) validate(e *Error) {
 // notices without a reachable owner must have somewhere to go. report and
 // check work without it.
 func (c *Config) CheckNotify() error {
-	if c.Support.Email == "" && c.Support.Webhook == "" {
+	if len(c.Support.Email) == 0 && c.Support.Webhook == "" {
 		return &Error{File: c.File, Problems: []string{"support: set support.email or support.webhook: run and serve escalate there"}}
 	}
 	return nil

@@ -331,7 +331,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, kind string, d notify.CustomerDigest, items []ledger.Item) (ledger.Notice, error) {
 	c, _ := cfg.Customer(id)
 	d.Customer = notify.Customer{ID: c.ID, Name: c.Name, Contacts: c.Contacts}
-	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Email, c.Policy.ExemptTag, c.Policy.MaxKeep
+	d.At, d.SupportEmail, d.ExemptTag, d.MaxKeep = now, cfg.Support.Desk(), c.Policy.ExemptTag, c.Policy.MaxKeep
 	msg, err := rd.Customer(d)
 	if err != nil {
 		return ledger.Notice{}, fmt.Errorf("customer %q: render %s notice: %w", id, kind, err)
@@ -348,8 +348,8 @@ func customerNotice(cfg *config.Config, rd *notify.Renderer, now time.Time, id, 
 func supportNotices(cfg *config.Config, rd *notify.Renderer, sup notify.SupportDigest, items []ledger.Item, now time.Time) ([]ledger.Notice, error) {
 	from := cfg.SMTP.From
 	var out []ledger.Notice
-	if cfg.Support.Email != "" {
-		msg, err := rd.Support(sup, []string{cfg.Support.Email})
+	if len(cfg.Support.Email) > 0 {
+		msg, err := rd.Support(sup, cfg.Support.Email)
 		if err != nil {
 			return nil, fmt.Errorf("support digest: %w", err)
 		}

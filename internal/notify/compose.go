@@ -60,7 +60,10 @@ func Compose(m Message, from string, messageID string, date time.Time) ([]byte, 
 	if _, err := msg.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("compose: write message: %w", err)
 	}
-	return buf.Bytes(), nil
+	// go-mail folds headers longer than 76 characters; a Message-ID on a
+	// continuation line is legal but trips up tools that grep for it and
+	// some archivers, and it has no spaces to fold at anyway.
+	return bytes.Replace(buf.Bytes(), []byte("\r\nMessage-ID:\r\n "), []byte("\r\nMessage-ID: "), 1), nil
 }
 
 // NewMessageID returns a fresh unique Message-ID for the from address's

@@ -95,6 +95,11 @@ func TestComposeHeaders(t *testing.T) {
 	if !bytes.Contains(raw, []byte("\r\n")) || bytes.Contains(bytes.ReplaceAll(raw, []byte("\r\n"), nil), []byte("\n")) {
 		t.Error("the message does not use CRLF line ends throughout")
 	}
+	// Unfolded: the Message-ID stays on the header's own line (it is longer
+	// than the 76 characters at which go-mail folds).
+	if !bytes.Contains(raw, []byte("\r\nMessage-ID: "+id+"\r\n")) {
+		t.Errorf("the Message-ID is not on one line:\n%s", raw[:bytes.Index(raw, []byte("\r\n\r\n"))])
+	}
 
 	// Deterministic except for the MIME boundaries.
 	again, err := Compose(m, testFrom, id, cycleAt)
@@ -118,6 +123,26 @@ func unbound(t *testing.T, raw []byte) []byte {
 		t.Fatal("no boundary")
 	}
 	return bytes.ReplaceAll(raw, []byte(params["boundary"]), []byte("BOUNDARY"))
+}
+
+// The support digest goes to every support address and a desk member's
+// reply goes to the desk, not to the no-reply sender.
+func TestComposeSupportDigest(t *testing.T) {
+	m, err := renderer(t).Support(supportDigest(), []string{"desk@provider.example", "noc@provider.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := Compose(m, testFrom, NewMessageID(testFrom, cycleAt), cycleAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, _ := parts(t, raw)
+	if got := h.Get("Reply-To"); got != "<desk@provider.example>" {
+		t.Errorf("Reply-To %q, want the first support address", got)
+	}
+	if to, err := h.AddressList("To"); err != nil || len(to) != 2 {
+		t.Errorf("To %v: %v, want both support addresses", to, err)
+	}
 }
 
 func TestComposeErrors(t *testing.T) {

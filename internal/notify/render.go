@@ -360,7 +360,8 @@ func (r *Renderer) Customer(d CustomerDigest) (Message, error) {
 	return Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), ReplyTo: data.SupportEmail}, nil
 }
 
-// Support renders the support desk's digest for the addresses in to.
+// Support renders the support desk's digest for the addresses in to;
+// replies go to the first of them.
 func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 	to = cleanAddrs(to)
 	if len(to) == 0 {
@@ -374,7 +375,8 @@ func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 	if err := r.supportHTML.Execute(&html, data); err != nil {
 		return Message{}, fmt.Errorf("render %s: %w", SupportHTMLTemplate, err)
 	}
-	return Message{To: to, Subject: data.Subject, Text: text.String(), HTML: html.String()}, nil
+	// A desk member's reply goes to the desk, not to the no-reply sender.
+	return Message{To: to, Subject: data.Subject, Text: text.String(), HTML: html.String(), ReplyTo: to[0]}, nil
 }
 
 func supportData(d SupportDigest) SupportData {

@@ -55,7 +55,7 @@ type History struct {
 // Action is the decision for one snapshot, `next_action` in reports.
 type Action int
 
-// The actions of DESIGN.md.
+// The actions, `next_action` in reports (docs/report.md).
 const (
 	ActionNone Action = iota
 	ActionWarn

@@ -19,7 +19,7 @@ const (
 func (a Action) Valid() bool { return a == ActionEscalate || a == ActionConsolidate }
 
 // Policy is a retention policy: the defaults, or a customer's merged override.
-// The yaml/mapstructure tags are the config keys of DESIGN.md.
+// The mapstructure tags are the config keys (docs/configuration.md).
 type Policy struct {
 	WarnAfter       time.Duration `mapstructure:"warn_after" json:"warn_after"`
 	Deadline        time.Duration `mapstructure:"deadline" json:"deadline"`
@@ -37,7 +37,8 @@ type Policy struct {
 	ManagedStaleAfter time.Duration `mapstructure:"managed_stale_after" json:"managed_stale_after"`
 }
 
-// Default is the policy of DESIGN.md, used for every key the config omits.
+// Default is the default policy (docs/configuration.md), used for every key
+// the config omits.
 func Default() Policy {
 	return Policy{
 		WarnAfter:         24 * time.Hour,
@@ -93,7 +94,7 @@ func (p Policy) Validate(prefix string) error {
 // State is a snapshot's retention state, the `state` of reports.
 type State int
 
-// The states of DESIGN.md, in order of urgency for sorting (most urgent last
+// The states of docs/report.md, in order of urgency for sorting (most urgent last
 // is not implied; use Urgency).
 const (
 	StateOK State = iota

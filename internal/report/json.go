@@ -8,7 +8,7 @@ import (
 	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
-// jsonReport is the JSON report contract of DESIGN.md.
+// jsonReport is the JSON report contract of docs/report.md.
 type jsonReport struct {
 	GeneratedAt string               `json:"generated_at"`
 	At          string               `json:"at"`

@@ -237,7 +237,7 @@ type contractRow struct {
 	NextActionAt string  `json:"next_action_at"`
 }
 
-// contract is the JSON report contract of DESIGN.md.
+// contract is the JSON report contract of docs/report.md.
 type contract struct {
 	GeneratedAt string        `json:"generated_at"`
 	At          string        `json:"at"`
@@ -542,3 +542,42 @@ func benchmarkRender(b *testing.B, f Format) {
 
 func BenchmarkRenderJSON1000(b *testing.B)  { benchmarkRender(b, JSON) }
 func BenchmarkRenderTable1000(b *testing.B) { benchmarkRender(b, Table) }
+
+// docs/report.md documents every key the JSON form emits, every state,
+// next action and action reason: a key or reason added without its line
+// fails here.
+func TestJSONDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/report.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(render(t, JSON, testPlan(), Options{GeneratedAt: testGenerated})), &top); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(top["snapshots"], &rows); err != nil || len(rows) == 0 {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for k := range top {
+		names = append(names, k)
+	}
+	for k := range rows[0] {
+		names = append(names, k)
+	}
+	for _, s := range stateOrder {
+		names = append(names, s.String())
+	}
+	for a := plan.ActionNone; !strings.HasPrefix(a.String(), "action("); a++ {
+		names = append(names, a.String())
+	}
+	for r := plan.ReasonNothingToDo; !strings.HasPrefix(r.String(), "reason("); r++ {
+		names = append(names, r.String())
+	}
+	for _, n := range names {
+		if !strings.Contains(string(doc), "`"+n+"`") {
+			t.Errorf("docs/report.md does not document `%s`", n)
+		}
+	}
+}

@@ -34,7 +34,7 @@ func (o Options) keeps(d *plan.Decision) bool {
 }
 
 // Row is one snapshot of the report, flattened. The JSON tags are the fields
-// of the report contract (DESIGN.md), in its order, followed by extras. Times
+// of the report contract (docs/report.md), in its order, followed by extras. Times
 // are RFC 3339 in UTC, "" where unknown.
 type Row struct {
 	VCenter     string  `json:"vcenter"`

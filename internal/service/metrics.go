@@ -1,10 +1,14 @@
 package service
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/enforce"
+	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/policy"
 )
 
@@ -24,7 +28,8 @@ type metrics struct {
 	lastSuccess   prometheus.Gauge
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the series; version is snapwarden's, for build_info.
+func newMetrics(version string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		snapshots: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "snapwarden_snapshots",
@@ -34,13 +39,13 @@ func newMetrics() *metrics {
 		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_oldest_snapshot_age_seconds",
 			Help: "Age of the oldest snapshot that is neither exempt nor managed."}),
 		noticesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_notices_sent_total",
-			Help: "Notices delivered, by kind (warn, remind, escalate, ...)."}, []string{"kind"}),
+			Help: "Notices delivered, by kind (customer: a customer's digest; support: the support digest, email or webhook; action: a customer told of a consolidation)."}, []string{"kind"}),
 		noticesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_notices_failed_total",
-			Help: "Notice deliveries that failed (they are retried), by kind."}, []string{"kind"}),
+			Help: "Notice deliveries that failed (they are retried), by kind (customer, support, action)."}, []string{"kind"}),
 		escalations: prometheus.NewCounter(prometheus.CounterOpts{Name: "snapwarden_escalations_total",
 			Help: "Snapshots escalated to support."}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_consolidations_total",
-			Help: "Consolidation attempts, by result (success, error, refused)."}, []string{"result"}),
+			Help: "Consolidation attempts, by result (success, error, refused, running: still running when the cycle ended)."}, []string{"result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "snapwarden_cycle_duration_seconds",
 			Help: "Duration of cycles.", Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}),
 		cycles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "snapwarden_cycles_total",
@@ -50,7 +55,22 @@ func newMetrics() *metrics {
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_last_success_timestamp_seconds",
 			Help: "Unix time of the last cycle that completed without errors."}),
 	}
-	m.reg.MustRegister(m.snapshots, m.bytes, m.oldest, m.noticesSent, m.noticesFailed, m.escalations, m.actions,
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "snapwarden_build_info",
+		Help: "Always 1; the labels say which snapwarden and Go build is running."}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	// The zero series of every known label value exist from the start, so
+	// rate() and increase() see the first event instead of a new series.
+	for _, k := range []string{ledger.KindCustomer, ledger.KindSupport, ledger.KindAction} {
+		m.noticesSent.WithLabelValues(k)
+		m.noticesFailed.WithLabelValues(k)
+	}
+	for _, r := range []string{enforce.ResultSuccess, enforce.ResultError, enforce.ResultRefused, enforce.ResultRunning} {
+		m.actions.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "partial", "failed"} {
+		m.cycles.WithLabelValues(r)
+	}
+	m.reg.MustRegister(buildInfo, m.snapshots, m.bytes, m.oldest, m.noticesSent, m.noticesFailed, m.escalations, m.actions,
 		m.duration, m.cycles, m.vcErrors, m.lastSuccess,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

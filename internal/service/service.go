@@ -40,6 +40,8 @@ type Options struct {
 	StopGrace time.Duration
 	// Ready, if set, is called with the HTTP address once serving.
 	Ready func(addr string)
+	// Version is snapwarden's version, for snapwarden_build_info.
+	Version string
 }
 
 // Service is a running `serve`.
@@ -69,7 +71,7 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	if err != nil {
 		return fmt.Errorf("%s: schedule: %w", cfg.File, err)
 	}
-	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics()}
+	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version)}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -163,8 +165,13 @@ func (s *Service) loop(ctx context.Context) {
 				reloadPending = true
 				continue
 			}
-			s.reload()
-			arm()
+			// The armed activation stands unless the schedule changed:
+			// re-arming from now would let frequent reloads (a config
+			// management run every few minutes) delay cycles for ever.
+			if s.reload() {
+				timer.Stop()
+				arm()
+			}
 		}
 	}
 }
@@ -176,10 +183,16 @@ func (s *Service) runCycle(ctx context.Context) {
 	s.mu.Unlock()
 	s.metrics.observe(res, err)
 	status := "STATUS=" + res.Summary()
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Cancelled at stop after the grace: whatever step it was in says
+		// "context canceled", which reads like a fault of that step.
+		s.opt.Log.Warn().Str("interrupted", err.Error()).Msg("cycle cancelled: stopping; the ledger keeps what it committed and queued notices are delivered at the next start")
+		status = "STATUS=stopping: cycle cancelled"
+	case err != nil:
 		s.opt.Log.Error().Err(err).Msg("cycle failed")
 		status = "STATUS=last cycle failed: " + err.Error()
-	} else {
+	default:
 		s.opt.Log.Info().Str("result", res.Status()).Msg(res.Summary())
 		res.LogVCenterErrors(s.opt.Log)
 	}
@@ -187,8 +200,9 @@ func (s *Service) runCycle(ctx context.Context) {
 }
 
 // reload reads the config again; a broken file is logged and the running
-// config kept, so a typo never stops the service.
-func (s *Service) reload() {
+// config kept, so a typo never stops the service. It reports whether the
+// schedule changed.
+func (s *Service) reload() (scheduleChanged bool) {
 	notify(s.opt.Log, daemon.SdNotifyReloading)
 	defer notify(s.opt.Log, daemon.SdNotifyReady)
 	cfg, err := s.opt.Load()
@@ -200,14 +214,16 @@ func (s *Service) reload() {
 				if cfg.Listen != s.cfg.Listen {
 					s.opt.Log.Warn().Str("listen", cfg.Listen).Msg("listen changed: takes effect at the next restart")
 				}
+				scheduleChanged = cfg.Schedule != s.cfg.Schedule
 				s.cfg, s.sched = cfg, sched
 				s.mu.Unlock()
-				s.opt.Log.Info().Str("schedule", cfg.Schedule).Msg("config reloaded")
-				return
+				s.opt.Log.Info().Str("schedule", cfg.Schedule).Bool("schedule_changed", scheduleChanged).Msg("config reloaded")
+				return scheduleChanged
 			}
 		}
 	}
 	s.opt.Log.Error().Err(err).Msg("reload refused: keeping the running config")
+	return false
 }
 
 // notify sends sd_notify states; outside systemd it is a no-op.

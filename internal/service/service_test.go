@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,13 +49,19 @@ func (r *runner) Cycle(ctx context.Context, now time.Time) (*cycle.Result, error
 	r.maxActive = max(r.maxActive, r.active)
 	r.mu.Unlock()
 	r.startedCh <- struct{}{}
+	var cancelled error
 	select {
 	case <-r.release:
 	case <-ctx.Done():
+		// What a ledger call says when its context is cancelled.
+		cancelled = fmt.Errorf("ledger /var/lib/snapwarden/ledger.db: history: begin: %w", ctx.Err())
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.active--
+	if cancelled != nil {
+		return nil, cancelled
+	}
 	if r.fail != nil {
 		return nil, r.fail
 	}
@@ -100,13 +109,19 @@ type harness struct {
 // the schedule is already due: the loop is tested without waiting for time.
 func serve(t *testing.T, load func() (*config.Config, error)) *harness {
 	t.Helper()
+	past := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return serveAt(t, load, func() time.Time { return past })
+}
+
+// serveAt starts Serve with the clock now.
+func serveAt(t *testing.T, load func() (*config.Config, error), now func() time.Time) *harness {
+	t.Helper()
 	cfg := &config.Config{File: "snapwarden.yaml", Schedule: "@every 1h", Listen: "127.0.0.1:0"}
 	h := &harness{r: newRunner(), log: &syncBuffer{}, addr: make(chan string, 1), reload: make(chan struct{}, 1), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	past := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	go func() {
-		h.done <- Serve(ctx, cfg, h.r, Options{Load: load, Log: zerolog.New(h.log), Now: func() time.Time { return past },
+		h.done <- Serve(ctx, cfg, h.r, Options{Load: load, Log: zerolog.New(h.log), Now: now,
 			Reload: h.reload, StopGrace: time.Minute, Ready: func(a string) { h.addr <- a }})
 	}()
 	t.Cleanup(func() {
@@ -184,6 +199,31 @@ func TestReload(t *testing.T) {
 	}
 }
 
+// A reload that keeps the schedule keeps the armed activation: the clock
+// is half an hour past the last cycle and its activation a moment away when
+// the reload comes, and the cycle still runs then (re-arming would put it an
+// hour after the reload, and every reload would push it further).
+func TestReloadKeepsTheSchedule(t *testing.T) {
+	var offset atomic.Int64
+	base := time.Now().Add(-time.Hour + 1500*time.Millisecond) // the first activation is 1.5 s away
+	same := &config.Config{File: "snapwarden.yaml", Schedule: "@every 1h", Listen: "127.0.0.1:0"}
+	h := serveAt(t, func() (*config.Config, error) { return same, nil },
+		func() time.Time { return base.Add(time.Duration(offset.Load())) })
+	<-h.r.startedCh
+	h.r.release <- struct{}{}
+	h.waitLog(t, "last cycle")
+	offset.Store(int64(30 * time.Minute))
+	h.reload <- struct{}{}
+	select {
+	case <-h.r.startedCh:
+		if !strings.Contains(h.log.String(), "config reloaded") {
+			t.Fatal("the cycle ran before the reload was handled: the test proves nothing")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no cycle at the armed activation after a reload that kept the schedule:\n%s", h.log.String())
+	}
+}
+
 // /healthz is 503 until a cycle succeeds, 200 after, 503 after a failure.
 func TestHealthz(t *testing.T) {
 	h := serve(t, nil)
@@ -239,5 +279,50 @@ func TestEveryVCenterDownIsAFailedCycle(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// /metrics has build_info, help texts naming the labels the counters carry,
+// and every counter's zero series before anything happened, so rate()
+// sees the first event.
+func TestMetricsFromTheStart(t *testing.T) {
+	h := serve(t, nil)
+	base := "http://" + <-h.addr
+	<-h.r.startedCh
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`snapwarden_build_info{goversion="` + runtime.Version() + `",version=""} 1`,
+		`# HELP snapwarden_notices_sent_total Notices delivered, by kind (customer:`,
+		`snapwarden_notices_sent_total{kind="customer"} 0`,
+		`snapwarden_notices_sent_total{kind="support"} 0`,
+		`snapwarden_notices_failed_total{kind="action"} 0`,
+		`snapwarden_consolidations_total{result="success"} 0`,
+		`snapwarden_consolidations_total{result="refused"} 0`,
+		`snapwarden_cycles_total{result="failed"} 0`,
+		`snapwarden_cycles_total{result="ok"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// A cycle cancelled at stop (after the grace) is logged as cancelled, not
+// as a failure of whatever ledger or vCenter call it was in.
+func TestStopCancelsACycle(t *testing.T) {
+	r, log := newRunner(), &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cfg := &config.Config{File: "snapwarden.yaml", Schedule: "@every 1h", Listen: "127.0.0.1:0"}
+	go func() {
+		done <- Serve(ctx, cfg, r, Options{Log: zerolog.New(log), StopGrace: time.Millisecond})
+	}()
+	<-r.startedCh
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out := log.String(); !strings.Contains(out, "cycle cancelled: stopping") || strings.Contains(out, "cycle failed") {
+		t.Errorf("log:\n%s", out)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmware/govmomi"
@@ -50,14 +51,17 @@ type Sim struct {
 	Thumbprint string
 	Model      *simulator.Model
 
-	server  *simulator.Server
-	client  *govmomi.Client
-	tmpDir  string
-	dsRef   types.ManagedObjectReference
-	mu      sync.Mutex
-	vms     map[string]types.ManagedObjectReference // by VM name
-	sizes   map[string]int64                        // by snapshot moref value
-	created map[string]time.Time                    // by snapshot moref value
+	server *simulator.Server
+	client *govmomi.Client
+	tmpDir string
+	dsRef  types.ManagedObjectReference
+	// authzOnce installs Restrict's privilege checks; roles counts its roles.
+	authzOnce sync.Once
+	roles     atomic.Int32
+	mu        sync.Mutex
+	vms       map[string]types.ManagedObjectReference // by VM name
+	sizes     map[string]int64                        // by snapshot moref value
+	created   map[string]time.Time                    // by snapshot moref value
 }
 
 // Start builds the fleet in a new simulator and serves it on 127.0.0.1.
@@ -68,9 +72,11 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	if o.Username == "" {
 		o.Username, o.Password = "snapwarden@vsphere.local", "snapwarden-demo"
 	}
+	quietVcsim()
 	model := simulator.VPX()
 	model.Host, model.Cluster, model.ClusterHost, model.Machine = 0, 1, 1, 0
 	if err := model.Create(); err != nil {
+		model.Remove() // its temp folder may exist already
 		return nil, fmt.Errorf("simulator: create model: %w", err)
 	}
 	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.Username, o.Password)}

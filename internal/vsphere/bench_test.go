@@ -32,6 +32,16 @@ var (
 	benchErr  error
 )
 
+// TestMain removes the benchmarks' shared simulator, which no single
+// benchmark owns, so no govcsim-* folder is left in the temp directory.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchSim != nil {
+		benchSim.Close()
+	}
+	os.Exit(code)
+}
+
 // benchFleet starts one generated fleet (two snapshots per VM) for every
 // benchmark of the run: seeding 1,000 VMs takes seconds, 10,000 minutes.
 func benchFleet(b *testing.B) *simfleet.Sim {

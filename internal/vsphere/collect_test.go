@@ -202,8 +202,9 @@ func TestPoolReportsAFailingVCenter(t *testing.T) {
 	if len(inv.Snapshots) != 8 {
 		t.Errorf("got %d snapshots from the healthy vCenter, want 8", len(inv.Snapshots))
 	}
-	if len(inv.Errors) != 1 || inv.Errors[0].VCenter != "vc-down" || !strings.Contains(inv.Errors[0].Error, "vc-down") {
-		t.Errorf("errors = %+v, want one naming vc-down", inv.Errors)
+	// The error's own field names the vCenter; the message does not again.
+	if len(inv.Errors) != 1 || inv.Errors[0].VCenter != "vc-down" || !strings.HasPrefix(inv.Errors[0].Error, "connect 127.0.0.1:") {
+		t.Errorf("errors = %+v, want one for vc-down saying what failed, without repeating its name", inv.Errors)
 	}
 	// The session is kept: a second cycle works without a new login.
 	if inv := p.Collect(context.Background(), nil); len(inv.Snapshots) != 8 {
@@ -221,7 +222,7 @@ func TestPoolSlowVCenterDoesNotHoldTheOthers(t *testing.T) {
 	slow.Model.DelayConfig.Delay = 500 // ms per call: login and collection need several
 	inv := p.Collect(context.Background(), nil)
 	if len(inv.Snapshots) != 8 || len(inv.Errors) != 1 || inv.Errors[0].VCenter != "vc-slow" ||
-		!strings.Contains(inv.Errors[0].Error, "longer than 2s") {
+		!strings.Contains(inv.Errors[0].Error, "longer than 2s") || strings.Contains(inv.Errors[0].Error, "vc-slow") {
 		t.Errorf("got %d snapshots, errors %+v; want vc-test's 8 and vc-slow cut off", len(inv.Snapshots), inv.Errors)
 	}
 }

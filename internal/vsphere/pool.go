@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/snapwarden/snapwarden/internal/config"
@@ -146,8 +147,8 @@ func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
 				}
 			}
 			if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
-				err = fmt.Errorf("vcenter %q: collection took longer than %s, skipped this cycle so the other vCenters' notices go out: %w",
-					t.Name, p.opt.CollectTimeout, err)
+				err = fmt.Errorf("collection took longer than %s, skipped this cycle so the other vCenters' notices go out: %s",
+					p.opt.CollectTimeout, Unnamed(t.Name, err))
 			}
 			errs[i] = err
 		}()
@@ -157,7 +158,7 @@ func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
 	inv := &facts.Inventory{}
 	for i, t := range targets {
 		if errs[i] != nil {
-			inv.Errors = append(inv.Errors, facts.VCenterError{VCenter: t.Name, Error: errs[i].Error()})
+			inv.Errors = append(inv.Errors, facts.VCenterError{VCenter: t.Name, Error: Unnamed(t.Name, errs[i])})
 			continue
 		}
 		inv.VMs += results[i].VMs
@@ -169,6 +170,17 @@ func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
 	}
 	sort.Slice(inv.Errors, func(i, j int) bool { return inv.Errors[i].VCenter < inv.Errors[j].VCenter })
 	return inv
+}
+
+// Unnamed is err's message without the leading `vcenter "name": ` its
+// wrapping added, for places that name the vCenter in a field of their own
+// (the report's errors, log fields), so it is not said twice.
+func Unnamed(name string, err error) string {
+	msg := err.Error()
+	for p := fmt.Sprintf("vcenter %q: ", name); strings.HasPrefix(msg, p); {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
 }
 
 // Close logs out of every vCenter.
