@@ -81,6 +81,10 @@ type Client struct {
 	tagCache  map[string]tagInfo
 	categorys map[string]string
 	tagsAt    time.Time
+
+	// stopREST ends keepRESTAlive, which closes restDone.
+	stopREST, restDone chan struct{}
+	stopOnce           sync.Once
 }
 
 type tagInfo struct{ category, name string }
@@ -128,14 +132,13 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 	if opt.Counter != nil {
 		c.rest.Client.Transport = opt.Counter.http(c.rest.Client.Transport)
 	}
-	// The vAPI session idles out on its own: without its own keepalive it
-	// dies between cycles longer than the idle timeout while SOAP lives on,
-	// and every other cycle fails to read tags.
-	c.rest.Client.Transport = keepalive.NewHandlerREST(c.rest, opt.KeepAlive, nil)
 	if err := c.rest.Login(ctx, user); err != nil {
 		_ = c.sm.Logout(ctx)
 		return nil, fmt.Errorf("vcenter %q: vAPI login (tags) as %s: %w", vc.Name, vc.Username, explain(err))
 	}
+	c.stopREST = make(chan struct{})
+	c.restDone = make(chan struct{})
+	go c.keepRESTAlive()
 	c.Version, c.InstanceUUID = vim.ServiceContent.About.FullName, vim.ServiceContent.About.InstanceUuid
 	return c, nil
 }
@@ -143,12 +146,37 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 // Logout ends both sessions; vCenter limits sessions per user, so every
 // process logs out on exit.
 func (c *Client) Logout(ctx context.Context) error {
+	c.stopOnce.Do(func() { close(c.stopREST) })
+	<-c.restDone
 	rerr := c.rest.Logout(ctx)
 	serr := c.sm.Logout(ctx)
 	if err := errors.Join(serr, rerr); err != nil {
 		return fmt.Errorf("vcenter %q: logout: %w", c.Name, err)
 	}
 	return nil
+}
+
+// keepRESTAlive asks vCenter about the vAPI session every KeepAlive until
+// Logout. That session idles out on its own: without this it dies between
+// cycles longer than vCenter's idle timeout while SOAP (whose keepalive is
+// govmomi's handler) lives on, and every other cycle fails to read tags.
+// govmomi's REST handler is not used: its ping goes back through itself and
+// can deadlock with a concurrent logout.
+func (c *Client) keepRESTAlive() {
+	defer close(c.restDone)
+	t := time.NewTicker(c.opt.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopREST:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.opt.Timeout)
+			// A failed ping is not fatal: the next call reports a dead session.
+			_, _ = c.rest.Session(ctx)
+			cancel()
+		}
+	}
 }
 
 // explain adds what to do to the errors people meet first: an unverified
