@@ -26,6 +26,14 @@ type Config struct {
 	SMTP        SMTP            `mapstructure:"smtp"`
 	Templates   string          `mapstructure:"templates"`
 	Enforcement Enforcement     `mapstructure:"enforcement"`
+	Problems    Problems        `mapstructure:"problems"`
+}
+
+// Problems configures the search for problems customers cannot see.
+type Problems struct {
+	// ScanEvery is how often each vCenter's datastores are searched for
+	// orphaned delta and snapshot files (a search walks every folder).
+	ScanEvery time.Duration `mapstructure:"scan_every"`
 }
 
 // Log configures zerolog.
@@ -127,6 +135,9 @@ type Enforcement struct {
 	MinFreePercent float64       `mapstructure:"min_free_percent"`
 	MaxAttempts    int           `mapstructure:"max_attempts"`
 	TaskTimeout    time.Duration `mapstructure:"task_timeout"`
+	// MinNotice is how long before a consolidation its owner must have
+	// received a notice naming the snapshot.
+	MinNotice time.Duration `mapstructure:"min_notice"`
 }
 
 // Window is a maintenance window: it opens at each cron Start and lasts Duration.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
@@ -22,6 +24,11 @@ type HistorySource interface {
 	// RemovalRate is the speed of earlier removals in bytes per second, 0
 	// when there were none.
 	RemovalRate(ctx context.Context) (float64, error)
+	// Problems is what the ledger remembers of problems: first sights and
+	// the last orphan scans.
+	Problems(ctx context.Context) (plan.ProblemHistory, error)
+	// Samples are the snapshots' size samples since a time, for growth.
+	Samples(ctx context.Context, since time.Time) (map[facts.Key][]plan.Sample, error)
 }
 
 // Planner runs the stages report and run share: collect, evaluate, plan.
@@ -29,6 +36,9 @@ type Planner struct {
 	Config   *config.Config
 	Rules    []policy.Rule
 	Settings plan.Settings
+	// Log receives what planning finds wrong in vCenter's data (clock
+	// skew); the zero Logger discards it.
+	Log zerolog.Logger
 }
 
 // NewPlanner prepares the config's ownership rules and enforcement limits.
@@ -45,13 +55,21 @@ func NewPlanner(cfg *config.Config) (*Planner, error) {
 }
 
 // Collect reads every vCenter; creators are looked up only for snapshots
-// the ledger has not seen.
+// the ledger has not seen, and datastores are searched for orphan files
+// where the last scan is older than the pool's ScanEvery (the findings of
+// the last scan stand in between).
 func Collect(ctx context.Context, pool *vsphere.Pool, hs HistorySource) (*facts.Inventory, error) {
 	known, err := hs.Known(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return pool.Collect(ctx, vsphere.Known(known)), nil
+	ph, err := hs.Problems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv := pool.CollectScan(ctx, vsphere.Known(known), ph.Scans)
+	carryOrphans(inv, ph)
+	return inv, nil
 }
 
 // Plan evaluates the inventory at now and decides against the ledger's
@@ -66,14 +84,33 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
+	ph, err := hs.Problems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	samples, err := hs.Samples(ctx, now.Add(-plan.GrowthWindow))
+	if err != nil {
+		return nil, err
+	}
 	// A copy: the rate is this cycle's, the planner outlives it.
 	cp := *p
 	cp.Settings.Window = p.Settings.Window.WithRate(rate)
-	return cp.Decide(inv, hist, now), nil
+	pl := cp.Decide(inv, hist, ph, byInstanceUUID(samples, inv.VCenterIDs), now)
+	for _, d := range pl.Decisions {
+		// Logged when support is told, so once per snapshot, not every cycle.
+		if d.Reason == plan.ReasonClockSkew && d.EscalateNow {
+			p.Log.Warn().Str("vcenter", d.Snapshot.VM.VCenter).Str("vm", d.Snapshot.VM.Name).Str("snapshot_id", d.Snapshot.ID).
+				Time("created", d.Snapshot.Created).Time("first_seen", d.Verdict.Since).
+				Msg("snapshot create time is in the future (clock skew): age counted from first sight")
+		}
+	}
+	return pl, nil
 }
 
-// Decide is Plan's pure part: evaluate every snapshot and build the plan.
-func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
+// Decide is Plan's pure part: evaluate every snapshot, build the plan, its
+// growth forecast and its problems.
+func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory,
+	samples map[facts.Key][]plan.Sample, now time.Time) *plan.Plan {
 	// Creators are looked up only for new snapshots: the policy judges the
 	// others (managed_creators) by the creator the ledger recorded.
 	for i := range inv.Snapshots {
@@ -81,31 +118,47 @@ func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, 
 			s.Creator = hist[s.Key()].Creator
 		}
 	}
-	items := Evaluate(inv, p.Config, p.Rules, now)
+	items := Evaluate(inv, p.Config, p.Rules, now, func(k facts.Key) time.Time { return hist[k].FirstSeen })
 	decisions := plan.Build(items, hist, p.Settings, now)
-	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),
+	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),
 		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window, VCenterIDs: inv.VCenterIDs}
+	plan.Growth(pl, samples)
+	problems(inv, items, p.Rules, ph, pl)
+	return pl
 }
 
-// byInstanceUUID re-keys history kept under a vCenter's config name (a
-// ledger from before keys used the instance UUID) to the UUID, so the plan
-// sees it before the cycle's record re-keys the ledger itself, and so does
-// `report`, which never writes.
-func byInstanceUUID(hist map[facts.Key]plan.History, ids map[string]string) map[facts.Key]plan.History {
-	out := make(map[facts.Key]plan.History, len(hist))
+// keyVCenters turns vCenter config names into the vCenter part of their
+// snapshots' keys: the instance UUID where it is known.
+func keyVCenters(names []string, ids map[string]string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if id := ids[n]; id != "" {
+			out[i] = id
+		}
+	}
+	return out
+}
+
+// byInstanceUUID re-keys what the ledger keeps under a vCenter's config name
+// (a ledger from before keys used the instance UUID) to the UUID, so the
+// plan sees it before the cycle's record re-keys the ledger itself, and so
+// does `report`, which never writes.
+func byInstanceUUID[V any](byKey map[facts.Key]V, ids map[string]string) map[facts.Key]V {
+	out := make(map[facts.Key]V, len(byKey))
 	var old []facts.Key
-	for k, h := range hist {
+	for k, v := range byKey {
 		if id := ids[k.VCenter]; id != "" && id != k.VCenter {
 			old = append(old, k)
 			continue
 		}
-		out[k] = h
+		out[k] = v
 	}
 	for _, k := range old {
-		h := hist[k]
+		v := byKey[k]
 		k.VCenter = ids[k.VCenter]
-		if _, both := out[k]; !both { // the UUID's own history wins
-			out[k] = h
+		if _, both := out[k]; !both { // what the UUID has itself wins
+			out[k] = v
 		}
 	}
 	return out

@@ -65,6 +65,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
 	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
+	vopt.ScanEvery = cfg.Problems.ScanEvery
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
 	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
 	return r, nil
@@ -77,6 +78,7 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	planner.Log = r.log
 	renderer, err := notify.NewRenderer(cfg.Templates)
 	if err != nil {
 		return fmt.Errorf("%s: templates: %w", cfg.File, err)
@@ -161,13 +163,16 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		res.Queued[n.Kind]++
 	}
 	rec := ledger.Record{Started: now, Finished: now, Mode: cfg.Enforcement.Mode, Notices: notices,
-		Snapshots: seen(p), Answered: answered(cfg, p), VCenterIDs: p.VCenterIDs}
+		Snapshots: seen(p), Answered: keyVCenters(answered(cfg, p), p.VCenterIDs), VCenterIDs: p.VCenterIDs}
 	for _, e := range p.Errors {
 		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
 	}
 	rec.Summary = res.Summary()
 	cycleID, err := r.ledger.Record(ctx, rec)
 	if err != nil {
+		return res, err
+	}
+	if err := r.ledger.RecordProblems(ctx, now, p.Problems, answered(cfg, p), inv.Scanned); err != nil {
 		return res, err
 	}
 	r.deliver(ctx, cfg, mailer, res, now)
@@ -216,14 +221,9 @@ func answered(cfg *config.Config, p *plan.Plan) []string {
 	}
 	var out []string
 	for _, vc := range cfg.VCenters {
-		if failed[vc.Name] {
-			continue
+		if !failed[vc.Name] {
+			out = append(out, vc.Name)
 		}
-		id := vc.Name // the vCenter part of its snapshots' keys
-		if uuid := p.VCenterIDs[vc.Name]; uuid != "" {
-			id = uuid
-		}
-		out = append(out, id)
 	}
 	return out
 }
@@ -306,6 +306,14 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 			sup.Escalations = append(sup.Escalations, d)
 		}
 	}
+	// Problems go to support alone, once: in the digest of the cycle that
+	// first sees them (the report lists them while they last).
+	for _, pr := range p.Problems {
+		if pr.New(now) {
+			sup.Problems = append(sup.Problems, pr)
+		}
+	}
+	sup.OpenProblems = len(p.Problems)
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
@@ -315,7 +323,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)

@@ -111,6 +111,12 @@ type Inventory struct {
 	// VMs counts the VMs seen (with or without snapshots).
 	VMs    int
 	Errors []VCenterError
+	// Problems found from what collection reads (consolidation needed,
+	// phantom deltas) and, when a scan was due, orphan files.
+	Problems []Problem
+	// Scanned holds when each vCenter's datastores were searched for orphan
+	// files in this collection: their earlier findings are replaced.
+	Scanned map[string]time.Time
 	// VCenterIDs maps the config name of every vCenter that answered to its
 	// instance UUID.
 	VCenterIDs map[string]string

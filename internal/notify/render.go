@@ -77,6 +77,10 @@ type SupportDigest struct {
 	// Failures: consolidation tasks that failed.
 	Failures  []Failure
 	Committed []Committed
+	// Problems customers cannot see, first seen this cycle; OpenProblems
+	// counts every open one. Support digests only: never a customer's.
+	Problems     []plan.Problem
+	OpenProblems int
 }
 
 // Failure is a consolidation task that failed.
@@ -115,8 +119,8 @@ type Entry struct {
 	Creator     string
 	// Customer is the owner's id, empty where no ownership rule matched.
 	Customer string
-	// Owner is Customer, or "unknown owner", with a note when the customer
-	// has no reachable contact.
+	// Owner is Customer, or "unknown owner", or the disputed candidates,
+	// with a note when the customer has no reachable contact.
 	Owner     string
 	Created   time.Time
 	Age       time.Duration
@@ -156,6 +160,10 @@ type Entry struct {
 	Why          string
 	// Blocked names the guard that refused a due consolidation.
 	Blocked string
+	// FillsDatastore and FillsAt are set when the snapshot grows on a
+	// datastore forecast to fill before its deadline.
+	FillsDatastore string
+	FillsAt        time.Time
 	// At, TaskID, Fault and Attempts describe a committed or failed task.
 	At       time.Time
 	TaskID   string
@@ -185,13 +193,33 @@ type SupportData struct {
 	Unowned     []Entry
 	Failures    []Entry
 	Committed   []Entry
+	// Problems are the problems first seen this cycle; OpenProblems counts
+	// all that are open.
+	Problems     []ProblemEntry
+	OpenProblems int
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
 }
 
+// ProblemEntry is one problem as the support templates see it; names are on
+// one line.
+type ProblemEntry struct {
+	Kind       string
+	VCenter    string
+	Datacenter string
+	VM         string // "" for an orphan file
+	Datastore  string
+	Path       string // "" for a problem of the whole VM
+	SizeBytes  int64
+	Customer   string // the owner's id, "" where unknown
+	Owner      string // the customer, or "unknown owner"
+	Detail     string
+	FirstSeen  time.Time
+}
+
 // Counts is a number per section of the support digest.
-type Counts struct{ Escalations, Unowned, Failures, Committed int }
+type Counts struct{ Escalations, Unowned, Failures, Committed, Problems int }
 
 // MaxListed is how many entries a support digest lists per section. A desk
 // reads a few hundred lines, not a fleet; a first cycle over thousands of
@@ -284,10 +312,12 @@ func parseHTML(name string, src, origin map[string]string) (*htmltemplate.Templa
 // selfTest executes every template once on sample data, so a template that
 // names a missing field fails at start rather than in the middle of a cycle.
 func (r *Renderer) selfTest(origin map[string]string) error {
-	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window"}
+	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window",
+		FillsDatastore: "ds"}
 	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
-	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e}}
+	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
+		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1}
 	var buf bytes.Buffer
 	checks := []struct {
 		name string
@@ -397,6 +427,10 @@ func supportData(d SupportDigest) SupportData {
 		e.At, e.TaskID = c.At.UTC(), c.TaskID
 		data.Committed = append(data.Committed, e)
 	}
+	for _, p := range d.Problems {
+		data.Problems = append(data.Problems, problemEntry(p))
+	}
+	data.OpenProblems = max(d.OpenProblems, len(d.Problems))
 	sortEntries(data.Escalations, false)
 	sortEntries(data.Unowned, false)
 	sortEntries(data.Failures, false)
@@ -405,7 +439,24 @@ func supportData(d SupportDigest) SupportData {
 	data.Unowned, data.Omitted.Unowned = capped(data.Unowned)
 	data.Failures, data.Omitted.Failures = capped(data.Failures)
 	data.Committed, data.Omitted.Committed = capped(data.Committed)
+	if len(data.Problems) > MaxListed {
+		data.Problems, data.Omitted.Problems = data.Problems[:MaxListed], len(data.Problems)-MaxListed
+	}
 	return data
+}
+
+// problemEntry flattens a problem for the templates (the plan sorted them).
+func problemEntry(p plan.Problem) ProblemEntry {
+	e := ProblemEntry{Kind: string(p.Kind), VCenter: oneLine(p.VCenter), Datacenter: oneLine(p.Datacenter),
+		Datastore: oneLine(p.Datastore), Path: oneLine(p.Path), SizeBytes: p.SizeBytes,
+		Customer: oneLine(p.Customer), Owner: oneLine(p.Customer), Detail: oneLine(p.Detail), FirstSeen: utcOrZero(p.FirstSeen)}
+	if p.VM != nil {
+		e.VM = oneLine(p.VM.Name)
+	}
+	if e.Owner == "" {
+		e.Owner = "unknown owner"
+	}
+	return e
 }
 
 // capped keeps the first MaxListed entries (the list is sorted most urgent
@@ -429,6 +480,7 @@ func supportSubject(d SupportDigest) string {
 		{len(d.Unowned), "unowned", "unowned"},
 		{len(d.Failures), "failed task", "failed tasks"},
 		{len(d.Committed), "snapshot committed", "snapshots committed"},
+		{len(d.Problems), "new problem", "new problems"},
 	} {
 		if c.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", c.n, plural(c.n, c.one, c.many)))
@@ -475,6 +527,8 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		e.VCenter, e.Datacenter, e.VM, e.Folder = oneLine(s.VM.VCenter), oneLine(s.VM.Datacenter), oneLine(s.VM.Name), oneLine(s.VM.Folder)
 	}
 	switch {
+	case len(d.Disputed) > 0:
+		e.Owner = "disputed: " + oneLine(strings.Join(d.Disputed, " or "))
 	case d.Customer == "":
 		e.Owner = "unknown owner"
 	case !d.Reachable:
@@ -484,6 +538,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	}
 	if d.Action == plan.ActionBlocked {
 		e.Blocked = d.Reason.String()
+	}
+	if f := d.FillsFirst; f != nil {
+		e.FillsDatastore, e.FillsAt = oneLine(f.Name), utcOrZero(f.FullAt)
 	}
 	keep := d.Policy.MaxKeep
 	if keep <= 0 {
@@ -496,14 +553,13 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	return e
 }
 
-// consequence says in plain words what happens when the deadline comes.
+// consequence says in plain words what happens when the deadline comes. A
+// snapshot to be committed names the plan's earliest commit time, which
+// counts min_notice from the first notice that reached the customer: this
+// notice, when it is the first, states the time its own delivery sets.
 func consequence(d plan.Decision, at time.Time) string {
-	if d.Policy.Action == policy.ActionConsolidate {
-		act := d.Verdict.ActAt
-		if !act.IsZero() && !at.Before(act) {
-			return "it will be committed automatically at the next opportunity (the grace period ended " + utc(act) + ")."
-		}
-		return "it will be committed automatically after " + utc(act) + "."
+	if d.Policy.Action == policy.ActionConsolidate && !d.CommitAt.IsZero() {
+		return "it will be committed automatically, no earlier than " + utc(d.CommitAt) + "."
 	}
 	return "our support team will contact you."
 }

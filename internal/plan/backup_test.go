@@ -11,7 +11,7 @@ import (
 // TestNoConsolidationBesideABackup: an overdue snapshot is not committed while
 // backup software holds a snapshot on the same VM; a VM without one is.
 func TestNoConsolidationBesideABackup(t *testing.T) {
-	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)}
+	warned := ownedBy(History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour)}, "acme")
 	old := evaluate(item("old", 61*time.Hour, policy.ActionConsolidate, true), t0)
 	backup := item("bk", time.Hour, policy.ActionConsolidate, true)
 	backup.Snapshot.VM = old.Snapshot.VM

@@ -8,27 +8,32 @@ type Reason int
 // Reasons for a decision. The guard reasons name the guard that refused a
 // due consolidation; support is told once per guard reason.
 const (
-	ReasonNothingToDo    Reason = iota // exempt without end, or managed and fresh
-	ReasonNotYetDue                    // the next action lies in the future
-	ReasonFirstNotice                  // warning or overdue and never notified
-	ReasonReminderDue                  // reminder_every passed since the last notice
-	ReasonDeadlinePassed               // overdue: support takes over
-	ReasonManagedStale                 // a backup snapshot older than managed_stale_after
-	ReasonConsolidateDue               // past deadline + grace, every planner guard passes
-	ReasonInFlight                     // a consolidation task is running
-	ReasonGuardNotWarned               // the customer has not been warned in an earlier cycle
-	ReasonGuardWindow                  // outside the maintenance window
-	ReasonGuardDatastore               // the datastore lacks room for the merge
-	ReasonGuardMaxPerRun               // max_per_run consolidations already planned
-	ReasonGuardAttempts                // max_attempts failed attempts
-	ReasonGuardBackup                  // a backup (managed) snapshot is on the VM
-	ReasonExemptLong                   // exempt by tag for longer than max_keep
+	ReasonNothingToDo         Reason = iota // exempt without end, or managed and fresh
+	ReasonNotYetDue                         // the next action lies in the future
+	ReasonFirstNotice                       // warning or overdue and never notified
+	ReasonReminderDue                       // reminder_every passed since the last notice
+	ReasonDeadlinePassed                    // overdue: support takes over
+	ReasonManagedStale                      // a backup snapshot older than managed_stale_after
+	ReasonConsolidateDue                    // past deadline + grace, every planner guard passes
+	ReasonInFlight                          // a consolidation task is running
+	ReasonMinNotice                         // consolidation waits for min_notice after the owner's first delivered notice
+	ReasonGuardWindow                       // outside the maintenance window
+	ReasonGuardDatastore                    // the datastore lacks room for the merge
+	ReasonGuardMaxPerRun                    // max_per_run consolidations already planned
+	ReasonGuardAttempts                     // max_attempts failed attempts
+	ReasonOwnerChanged                      // first notice to a new owner: the VM's owner changed
+	ReasonOwnerDisputed                     // the first matching ownership rule gives two owners
+	ReasonClockSkew                         // the create time lies in the future; support is told once
+	ReasonDatastoreFillsFirst               // the datastore is forecast to fill before the deadline
+	ReasonGuardBackup                       // a backup (managed) snapshot is on the VM
+	ReasonExemptLong                        // exempt by tag for longer than max_keep
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
-	"consolidate-due", "in-flight", "guard-not-warned", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts", "guard-backup", "exempt-long",
+	"consolidate-due", "in-flight", "min-notice", "guard-window", "guard-datastore", "guard-max-per-run",
+	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first", "guard-backup",
+	"exempt-long",
 }
 
 // String returns a short stable name of the reason.

@@ -139,7 +139,7 @@ func TestWindowFits(t *testing.T) {
 // TestPlannerWaitsForAWindowLongEnough: inside the window, a snapshot whose
 // removal would outlast it is blocked by the window guard until the next one.
 func TestPlannerWaitsForAWindowLongEnough(t *testing.T) {
-	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)}
+	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour)}
 	it := item("big", 61*time.Hour, "consolidate", true)
 	it.Snapshot.SizeBytes = 200 * gib
 	it.Snapshot.VM.Datastores[0].Free = 900 * gib

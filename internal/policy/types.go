@@ -35,6 +35,9 @@ type Policy struct {
 	// if its creator matches too; one of unknown creator stays managed.
 	ManagedCreators   []string      `mapstructure:"managed_creators" json:"managed_creators"`
 	ManagedStaleAfter time.Duration `mapstructure:"managed_stale_after" json:"managed_stale_after"`
+	// MaxDepth is the deepest snapshot chain support tolerates (VMware: 2-3
+	// for performance); a deeper snapshot is a chain_too_deep problem.
+	MaxDepth int `mapstructure:"max_depth" json:"max_depth"`
 }
 
 // Default is the default policy (docs/configuration.md), used for every key
@@ -51,6 +54,7 @@ func Default() Policy {
 		ExemptTag:         "snapwarden-exempt",
 		ManagedPatterns:   []string{"VEEAM BACKUP TEMPORARY SNAPSHOT*", "Restore Point *", "__GX_BACKUP__*", "Cohesity_*", "Rubrik*"},
 		ManagedStaleAfter: 24 * time.Hour,
+		MaxDepth:          3,
 	}
 }
 
@@ -74,6 +78,9 @@ func (p Policy) Validate(prefix string) error {
 	}
 	if p.Deadline <= p.WarnAfter {
 		return fmt.Errorf("%s.deadline must be longer than %s.warn_after (%s <= %s)", prefix, prefix, p.Deadline, p.WarnAfter)
+	}
+	if p.MaxDepth < 1 || p.MaxDepth > 32 {
+		return fmt.Errorf("%s.max_depth must be 1 to 32 (vSphere's limit), got %d", prefix, p.MaxDepth)
 	}
 	if !p.Action.Valid() {
 		return fmt.Errorf("%s.action must be escalate or consolidate, got %q", prefix, p.Action)
@@ -163,12 +170,15 @@ type Verdict struct {
 	// Detail is the human sentence of the report's `reason` column,
 	// e.g. "age 50.5h >= deadline 48h".
 	Detail string
-	// Age at now; zero for a create time in the future.
+	// Since is when the age counts from: the create time, or under clock
+	// skew the ledger's first sight of the snapshot (now for a new one).
+	Since time.Time
+	// Age at now, counted from Since.
 	Age time.Duration
 	// ClockSkew is set when the create time lies after now.
 	ClockSkew bool
 	// WarnAt, DeadlineAt and ActAt (deadline + grace) are absolute times
-	// from the create time and the policy.
+	// from Since and the policy.
 	WarnAt     time.Time
 	DeadlineAt time.Time
 	ActAt      time.Time

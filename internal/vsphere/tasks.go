@@ -173,7 +173,7 @@ func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (Rerea
 		return Reread{Busy: busy}, nil
 	}
 	inv := &facts.Inventory{}
-	p := c.addVM(inv, &vms[0])
+	p := c.addVM(inv, &vms[0], &chains{})
 	if p == nil {
 		return Reread{Busy: busy}, nil
 	}
