@@ -88,9 +88,9 @@ type Client struct {
 	categorys map[string]string
 	tagsAt    time.Time
 
-	// stopREST ends keepRESTAlive, which closes restDone.
-	stopREST, restDone chan struct{}
-	stopOnce           sync.Once
+	// stopREST ends keepRESTAlive, which then closes restDone.
+	stopREST context.CancelFunc
+	restDone chan struct{}
 }
 
 type tagInfo struct{ category, name string }
@@ -142,9 +142,9 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 		_ = c.sm.Logout(ctx)
 		return nil, fmt.Errorf("vcenter %q: vAPI login (tags) as %s: %w", vc.Name, vc.Username, explain(err))
 	}
-	c.stopREST = make(chan struct{})
-	c.restDone = make(chan struct{})
-	go c.keepRESTAlive()
+	alive, stop := context.WithCancel(context.Background())
+	c.stopREST, c.restDone = stop, make(chan struct{})
+	go c.keepRESTAlive(alive)
 	c.Version, c.InstanceUUID = vim.ServiceContent.About.FullName, vim.ServiceContent.About.InstanceUuid
 	return c, nil
 }
@@ -152,7 +152,7 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 // Logout ends both sessions; vCenter limits sessions per user, so every
 // process logs out on exit.
 func (c *Client) Logout(ctx context.Context) error {
-	c.stopOnce.Do(func() { close(c.stopREST) })
+	c.stopREST() // also cuts a ping in flight short
 	<-c.restDone
 	rerr := c.rest.Logout(ctx)
 	serr := c.sm.Logout(ctx)
@@ -168,16 +168,16 @@ func (c *Client) Logout(ctx context.Context) error {
 // govmomi's handler) lives on, and every other cycle fails to read tags.
 // govmomi's REST handler is not used: its ping goes back through itself and
 // can deadlock with a concurrent logout.
-func (c *Client) keepRESTAlive() {
+func (c *Client) keepRESTAlive(alive context.Context) {
 	defer close(c.restDone)
 	t := time.NewTicker(c.opt.KeepAlive)
 	defer t.Stop()
 	for {
 		select {
-		case <-c.stopREST:
+		case <-alive.Done():
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), c.opt.Timeout)
+			ctx, cancel := context.WithTimeout(alive, c.opt.Timeout)
 			// A failed ping is not fatal: the next call reports a dead session.
 			_, _ = c.rest.Session(ctx)
 			cancel()
