@@ -70,7 +70,7 @@ func (a *app) runCmd() *cobra.Command {
 func (a *app) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "run cycles on the schedule, with /healthz, /metrics and /report; SIGHUP reloads the config",
+		Short: "run cycles on the schedule, with /healthz, /metrics, /report and the support console; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, r, err := a.runner(cmd, vsphere.Options{})
@@ -104,6 +104,7 @@ func (a *app) serveCmd() *cobra.Command {
 				Log:     log,
 				Reload:  reload,
 				Version: buildVersion(),
+				Ledger:  r.Ledger(),
 			})
 			if err != nil {
 				return runtimeErr(err)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -70,6 +71,39 @@ func (c *Config) validate(e *Error) {
 		}
 	}
 	c.validateEnforcement(e)
+	c.validateConsole(e)
+}
+
+// validateConsole refuses a console reachable from the network without a
+// login: only a loopback listen may go without one.
+func (c *Config) validateConsole(e *Error) {
+	con := c.Console
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !con.Auth() && !Loopback(host) {
+		e.add("listen %q is not a loopback address, so the console needs a login: set console.users_file or console.trusted_header", c.Listen)
+	}
+	if con.UsersFile != "" {
+		if _, err := os.Stat(con.UsersFile); err != nil {
+			e.add("console.users_file %q: %v", con.UsersFile, err)
+		}
+	}
+	if con.TrustedHeader != "" && len(con.TrustedProxies) == 0 {
+		e.add("console.trusted_header %q needs console.trusted_proxies: the CIDRs of the proxies allowed to set it", con.TrustedHeader)
+	}
+	for i, p := range con.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			e.add("console.trusted_proxies[%d] %q is not a CIDR such as 10.0.0.5/32: %v", i, p, err)
+		}
+	}
+}
+
+// Loopback reports whether a listen host only accepts connections from this
+// machine: localhost or a loopback IP (an empty host is every interface).
+func Loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CheckNotify is the validation only run and serve need: escalations and

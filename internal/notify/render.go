@@ -81,6 +81,9 @@ type SupportDigest struct {
 	// counts every open one. Support digests only: never a customer's.
 	Problems     []plan.Problem
 	OpenProblems int
+	// Acknowledged counts the escalations left out because support
+	// acknowledged them in the console.
+	Acknowledged int
 }
 
 // Failure is a consolidation task that failed.
@@ -197,6 +200,8 @@ type SupportData struct {
 	// all that are open.
 	Problems     []ProblemEntry
 	OpenProblems int
+	// Acknowledged counts escalations left out: support has them in hand.
+	Acknowledged int
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
@@ -410,7 +415,7 @@ func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 }
 
 func supportData(d SupportDigest) SupportData {
-	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d)}
+	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d), Acknowledged: d.Acknowledged}
 	for _, dec := range d.Escalations {
 		data.Escalations = append(data.Escalations, entryOf(dec, d.At, 0))
 	}
