@@ -36,6 +36,7 @@ ON CONFLICT(id) DO UPDATE SET name = excluded.name`, id, name); err != nil {
 			`UPDATE snapshots SET key = ?2 || substr(key, ?3), vcenter = ?2 WHERE vcenter = ?1`,
 			`UPDATE notice_items SET key = ?2 || substr(key, ?3), vcenter = ?2 WHERE vcenter = ?1`,
 			`UPDATE actions SET key = ?2 || substr(key, ?3), key_vcenter = ?2 WHERE key_vcenter = ?1`,
+			`UPDATE acks SET key = ?2 || substr(key, ?3), vcenter = ?2 WHERE vcenter = ?1`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, name, id, rest); err != nil {
 				return fmt.Errorf("re-key vcenter %s to %s: %w", name, id, err)

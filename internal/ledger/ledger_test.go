@@ -838,6 +838,10 @@ func TestVCenterIdentity(t *testing.T) {
 	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked"); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Acknowledge(ctx, Ack{Key: old.Key(), State: "overdue", By: "bob", Note: "customer called", At: t0,
+		Until: t0.Add(48 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 
 	now := old
 	now.VM = &facts.VM{VCenter: "vc-east", VCenterID: uuid, InstanceUUID: "uuid-a", Name: old.VM.Name, MoRef: old.VM.MoRef}
@@ -857,6 +861,9 @@ func TestVCenterIdentity(t *testing.T) {
 		}
 		if r, err := l.RemovalRate(ctx); err != nil || r != 0 {
 			t.Errorf("%s: rate %v %v", when, r, err)
+		}
+		if acks, err := l.Acks(ctx, at); err != nil || acks[now.Key()].By != "bob" {
+			t.Errorf("%s: acknowledgement under the UUID: %v %v", when, acks, err)
 		}
 	}
 	check("first answer", map[string]string{"vc-east": uuid}, t0.Add(time.Hour))
