@@ -58,9 +58,7 @@ func (a *app) runCmd() *cobra.Command {
 				return runtimeErr(err)
 			}
 			log.Info().Int64("soap_calls", calls.SOAP()).Int64("http_requests", calls.HTTP()).Msg(res.Summary())
-			for _, e := range res.Plan.Errors {
-				log.Error().Str("vcenter", e.VCenter).Msg(e.Error)
-			}
+			res.LogVCenterErrors(log)
 			if !res.OK() {
 				return runtimeErr(fmt.Errorf("cycle finished with errors: %s", res.Summary()))
 			}

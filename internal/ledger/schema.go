@@ -167,7 +167,15 @@ CREATE TABLE acks (
 CREATE INDEX acks_key ON acks(key, at);
 CREATE INDEX acks_at ON acks(at);
 `,
-	// 4: delivery per recipient. A notice is settled when each of its
+	// 4: keys name a vCenter by its instance UUID, which survives renaming it
+	// in the config; this keeps the config name of each for people.
+	`
+CREATE TABLE vcenters (
+	id   TEXT PRIMARY KEY, -- about.instanceUuid, the vcenter part of keys
+	name TEXT NOT NULL     -- its name in the config when it last answered
+);
+`,
+	// 5: delivery per recipient. A notice is settled when each of its
 	// recipients is: sent (accepted by the server) or failed (rejected for
 	// good). "sending" is written before SMTP starts, so a crash or a failed
 	// write leaves it for a retry with the same bytes and Message-ID.
