@@ -14,6 +14,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
+
+	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
 var customerIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
@@ -245,8 +247,8 @@ func (c *Config) validateEnforcement(e *Error) {
 		e.add("enforcement.min_notice must be a positive duration such as 24h, got %s", en.MinNotice)
 	}
 	if w := en.Window; w != nil {
-		if _, err := cron.ParseStandard(w.Start); err != nil {
-			e.add("enforcement.window.start %q is not a cron spec such as \"0 22 * * *\": %v", w.Start, err)
+		if _, err := plan.ParseWindow(w.Start, w.Duration, time.Local); err != nil {
+			e.add("enforcement.window.start %q is not a cron spec such as \"0 22 * * *\" (local time, or \"CRON_TZ=Europe/Berlin 0 22 * * *\"): %v", w.Start, err)
 		}
 		if w.Duration <= 0 || w.Duration > 24*time.Hour {
 			e.add("enforcement.window.duration must be more than 0 and at most 24h, got %s", w.Duration)

@@ -104,10 +104,10 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 	defer func() { _ = tx.Rollback() }()
 
 	err = query(ctx, tx, `
-SELECT vcenter, vm, vm_uuid, name, customer, creator, size_bytes, first_seen, resolved_at
-FROM snapshots
-WHERE (first_seen >= ?1 OR resolved_at >= ?1)
-	AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR customer = ?3) AND (?4 = '' OR vm_uuid = ?4)`, func(rows *sql.Rows) error {
+SELECT COALESCE(v.name, s.vcenter), s.vm, s.vm_uuid, s.name, s.customer, s.creator, s.size_bytes, s.first_seen, s.resolved_at
+FROM snapshots s LEFT JOIN vcenters v ON v.id = s.vcenter
+WHERE (s.first_seen >= ?1 OR s.resolved_at >= ?1)
+	AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR s.customer = ?3) AND (?4 = '' OR s.vm_uuid = ?4)`, func(rows *sql.Rows) error {
 		var (
 			e               Event
 			creator         string
@@ -138,11 +138,12 @@ WHERE (first_seen >= ?1 OR resolved_at >= ?1)
 
 	err = query(ctx, tx, `
 SELECT n.created_at, n.message_id, n.channel, n.kind, n.customer, n.recipients, n.state, n.last_error,
-	COALESCE(i.action, ''), COALESCE(i.reason, ''), COALESCE(i.vcenter, ''), COALESCE(i.vm_uuid, ''),
+	COALESCE(i.action, ''), COALESCE(i.reason, ''), COALESCE(v.name, i.vcenter, ''), COALESCE(i.vm_uuid, ''),
 	COALESCE(s.vm, ''), COALESCE(s.name, ''), COALESCE(s.customer, '')
 FROM notices n
 LEFT JOIN notice_items i ON i.notice_id = n.id
 LEFT JOIN snapshots s ON s.key = i.key
+LEFT JOIN vcenters v ON v.id = i.vcenter
 WHERE n.created_at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR i.vm_uuid = ?3)
 ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 		var (
@@ -182,10 +183,11 @@ ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 	}
 
 	err = query(ctx, tx, `
-SELECT a.at, a.vcenter, a.vm_uuid, a.state, a.by_user, a.note, a.until_at,
+SELECT a.at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.state, a.by_user, a.note, a.until_at,
 	COALESCE(s.vm, ''), COALESCE(s.name, a.snapshot_id), COALESCE(s.customer, '')
 FROM acks a
 LEFT JOIN snapshots s ON s.key = a.key
+LEFT JOIN vcenters v ON v.id = a.vcenter
 WHERE a.at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR a.vm_uuid = ?3)`, func(rows *sql.Rows) error {
 		var (
 			e           Event
@@ -208,9 +210,9 @@ WHERE a.at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR a.vm_
 	}
 
 	err = query(ctx, tx, `
-SELECT started_at, vcenter, vm_uuid, vm, snapshot, customer, kind, task_id, finished_at, result, fault
-FROM actions
-WHERE started_at >= ?1 AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR customer = ?3) AND (?4 = '' OR vm_uuid = ?4)`, func(rows *sql.Rows) error {
+SELECT a.started_at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.vm, a.snapshot, a.customer, a.kind, a.task_id, a.finished_at, a.result, a.fault
+FROM actions a LEFT JOIN vcenters v ON v.id = a.key_vcenter
+WHERE a.started_at >= ?1 AND (?2 = '' OR a.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR a.customer = ?3) AND (?4 = '' OR a.vm_uuid = ?4)`, func(rows *sql.Rows) error {
 		var (
 			e                 Event
 			started, finished sql.NullInt64

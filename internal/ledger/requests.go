@@ -37,28 +37,32 @@ type Target struct {
 // EventRequest is the Event kind of a self-service request.
 const EventRequest = "request"
 
-// RequestTarget finds the snapshot with this vCenter, snapshot id and create
-// time; found is false when the ledger never saw it.
+// RequestTarget finds the snapshot with this vCenter (its key part, or the
+// config name it had before), snapshot id and create time; found is false
+// when the ledger never saw it.
 func (l *Ledger) RequestTarget(ctx context.Context, vcenter, snapshotID string, created time.Time) (t Target, found bool, err error) {
 	if l.db == nil {
 		return Target{}, false, nil
 	}
 	var (
-		text, uuid string
-		resolved   sql.NullInt64
+		vc, uuid string
+		resolved sql.NullInt64
 	)
 	err = l.db.QueryRowContext(ctx, `
-SELECT key, vm_uuid, vm, name, customer, resolved_at,
+SELECT vcenter, vm_uuid, vm, name, customer, resolved_at,
 	(SELECT COUNT(*) FROM requests r WHERE r.key = s.key AND r.action = 'extend')
-FROM snapshots s WHERE vcenter = ? AND snapshot_id = ? AND created = ?`,
-		vcenter, snapshotID, created.UnixNano()).Scan(&text, &uuid, &t.VM, &t.Snapshot, &t.Customer, &resolved, &t.Extends)
+FROM snapshots s
+WHERE (vcenter = ?1 OR vcenter IN (SELECT id FROM vcenters WHERE name = ?1)) AND snapshot_id = ?2 AND created = ?3`,
+		vcenter, snapshotID, created.UnixNano()).Scan(&vc, &uuid, &t.VM, &t.Snapshot, &t.Customer, &resolved, &t.Extends)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Target{}, false, nil
 	}
 	if err != nil {
 		return Target{}, false, fmt.Errorf("ledger %s: request target %s/%s: %w", l.path, vcenter, snapshotID, err)
 	}
-	t.Key = facts.Key{VCenter: vcenter, VMUUID: uuid, Snapshot: snapshotID, Created: created.UTC()}
+	// A link sent before its vCenter was keyed by instance UUID names it
+	// by its config name; the key is the snapshot's current one.
+	t.Key = facts.Key{VCenter: vc, VMUUID: uuid, Snapshot: snapshotID, Created: created.UTC()}
 	t.Open = !resolved.Valid
 	return t, true, nil
 }

@@ -186,6 +186,7 @@ func hostileDigest() CustomerDigest {
 		mk("<script>alert(1)</script>", "evil\r\nBcc: victim@example.com"),
 		mk(long, long),
 		mk("Prüfung-ñ-日本", "Prüfung-ñ-日本"),
+		mk("invoice\u202Efdp.exe", "rcs.\u2067bad\u2069\u0085snap"),
 	}
 	d.Committed = nil
 	return d
@@ -232,6 +233,16 @@ func TestHostileNames(t *testing.T) {
 	}
 	if strings.Contains(html, "<script>") || !strings.Contains(html, "Prüfung-<wbr>ñ-<wbr>日本") {
 		t.Error("decoded HTML part is wrong")
+	}
+	// Bidi overrides and isolates would make a name read as another one.
+	// (<wbr> marks where the HTML part may wrap a name.)
+	for part, body := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "<wbr>", "")} {
+		if strings.ContainsAny(body, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u0085") {
+			t.Errorf("the %s part keeps a bidi override or C1 control", part)
+		}
+		if !strings.Contains(body, "invoicefdp.exe") || !strings.Contains(body, "rcs.bad snap") {
+			t.Errorf("the %s part lacks the cleaned names", part)
+		}
 	}
 	for _, line := range strings.Split(string(raw), "\r\n") {
 		if len(line) > 998 {

@@ -25,13 +25,16 @@ const (
 	ReasonOwnerDisputed                     // two owners by the first matching rule, or the customer says it is not theirs (self-service link)
 	ReasonClockSkew                         // the create time lies in the future; support is told once
 	ReasonDatastoreFillsFirst               // the datastore is forecast to fill before the deadline
+	ReasonGuardBackup                       // a backup (managed) snapshot is on the VM
+	ReasonExemptLong                        // exempt by tag for longer than max_keep
 	ReasonCustomerCommit                    // the customer asked to commit it now (self-service link)
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "min-notice", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first", "customer-commit",
+	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first", "guard-backup",
+	"exempt-long", "customer-commit",
 }
 
 // String returns a short stable name of the reason.

@@ -223,7 +223,8 @@ func (s *Service) escalations(ctx context.Context) ([]escalation, error) {
 		if !told {
 			first = last.Plan.At // told in the last cycle, not yet in the ledger's view
 		}
-		e := escalation{VCenter: k.VCenter, SnapshotID: d.Snapshot.ID, VM: d.Snapshot.VM.Name, Snapshot: d.Snapshot.Name,
+		// The name for people (and the API); the key's vCenter is its instance UUID.
+		e := escalation{VCenter: d.Snapshot.VM.VCenter, SnapshotID: d.Snapshot.ID, VM: d.Snapshot.VM.Name, Snapshot: d.Snapshot.Name,
 			Customer: d.Customer, Reason: reason.String(), Since: first.UTC().Format(time.RFC3339),
 			VMID: d.Snapshot.VM.InstanceUUID, State: d.Verdict.State.String(), Age: now.Sub(first).Round(time.Minute),
 			Why: d.Why, key: k}

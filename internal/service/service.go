@@ -217,7 +217,8 @@ func (s *Service) runCycle(ctx context.Context) {
 		s.opt.Log.Error().Err(err).Msg("cycle failed")
 		status = "STATUS=last cycle failed: " + err.Error()
 	default:
-		s.opt.Log.Info().Msg(res.Summary())
+		s.opt.Log.Info().Str("result", res.Status()).Msg(res.Summary())
+		res.LogVCenterErrors(s.opt.Log)
 	}
 	notify(s.opt.Log, status)
 }
