@@ -1,11 +1,12 @@
 # snapwarden: `make demo` runs the main job against the embedded simulator,
-# `make test` runs vet and the race-enabled tests, `make bench` the benchmarks.
+# `make test` runs vet and the race-enabled tests, `make bench` the benchmarks,
+# `make deb` the Debian package (bin/snapwarden_VERSION_ARCH.deb).
 GO      ?= go
 BIN     := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test vet demo bench clean
+.PHONY: all build test vet demo bench clean deb
 
 all: build
 
@@ -24,6 +25,9 @@ demo: build
 
 bench: build
 	./scripts/bench.sh
+
+deb: build
+	$(GO) run ./internal/packaging/mkdeb -binary $(BIN)/snapwarden -out $(BIN)
 
 clean:
 	rm -rf $(BIN) demo

@@ -168,8 +168,8 @@ func TestDemoFleetLoads(t *testing.T) {
 	}
 	sim := simfleet.ForTest(t, demoFleet, simfleet.Options{Dir: t.TempDir(), Workers: 1})
 	inv := collect(t, sim.URL, sim.CAFile, "snapwarden@vsphere.local", "snapwarden-demo")
-	if inv.VMs != 20 || len(f.VMs) != 20 {
-		t.Fatalf("demo fleet: %d VMs in the file, %d in the simulator, want 20", len(f.VMs), inv.VMs)
+	if inv.VMs != 25 || len(f.VMs) != 25 {
+		t.Fatalf("demo fleet: %d VMs in the file, %d in the simulator, want 25", len(f.VMs), inv.VMs)
 	}
 	snaps := map[string]facts.Snapshot{} // by "vm/snapshot"
 	for _, s := range inv.Snapshots {
@@ -190,6 +190,14 @@ func TestDemoFleetLoads(t *testing.T) {
 	}
 	if _, ok := snaps["acme-app01/hotfix-4.2.1"]; !ok {
 		t.Error("nested chain: no third snapshot")
+	}
+	// The problems it declares: the linked clone globex-ci01 is none.
+	var problems []string
+	for _, p := range inv.Problems {
+		problems = append(problems, string(p.Kind)+" "+p.VM.Name)
+	}
+	if strings.Join(problems, ", ") != "consolidation_needed initech-app02, phantom_delta acme-phantom01" {
+		t.Errorf("demo problems = %v", problems)
 	}
 }
 

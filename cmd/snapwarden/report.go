@@ -64,7 +64,7 @@ func (a *app) reportCmd() *cobra.Command {
 			defer led.Close()
 			var calls vsphere.Counter
 			pool := vsphere.NewPool(cfg.VCenters, vsphere.Options{Log: log, Counter: &calls,
-				Parallel: cfg.Collect.Parallel, CollectTimeout: cfg.Collect.Timeout})
+				Parallel: cfg.Collect.Parallel, CollectTimeout: cfg.Collect.Timeout, ScanEvery: cfg.Problems.ScanEvery})
 			defer func() { _ = pool.Close(ctx) }()
 
 			inv, err := cycle.Collect(ctx, pool, led)

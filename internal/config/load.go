@@ -43,8 +43,9 @@ func defaults() map[string]any {
 		"policy.warn_after": p.WarnAfter, "policy.deadline": p.Deadline, "policy.reminder_every": p.ReminderEvery,
 		"policy.escalate_every": p.EscalateEvery, "policy.action": string(p.Action), "policy.grace": p.Grace,
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,
-		"policy.managed_stale_after": p.ManagedStaleAfter,
-		"support.email":              "", "support.webhook": "",
+		"policy.managed_stale_after": p.ManagedStaleAfter, "policy.max_depth": p.MaxDepth,
+		"problems.scan_every": 24 * time.Hour,
+		"support.email":       "", "support.webhook": "",
 		"smtp.host": "localhost", "smtp.port": 0, "smtp.username": "", "smtp.password": "", "smtp.password_file": "",
 		"smtp.from": "snapwarden <noreply@provider.example>", "smtp.tls": "starttls",
 		"templates":        "",
@@ -169,11 +170,38 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	abs(&c.State)
 	abs(&c.Templates)
-	abs(&c.SMTP.PasswordFile)
+	secret := func(p *string) {
+		if !strings.HasPrefix(*p, credentialPrefix) {
+			abs(p)
+		}
+	}
+	secret(&c.SMTP.PasswordFile)
 	for i := range c.VCenters {
-		abs(&c.VCenters[i].PasswordFile)
+		secret(&c.VCenters[i].PasswordFile)
 		abs(&c.VCenters[i].CAFile)
 	}
+}
+
+// credentialPrefix marks a password_file named in $CREDENTIALS_DIRECTORY:
+// systemd's LoadCredential= copies the file there for the service alone, so
+// the password itself can stay readable by root only.
+const credentialPrefix = "credential:"
+
+// credentialFile resolves "credential:NAME" to $CREDENTIALS_DIRECTORY/NAME;
+// other values are returned unchanged.
+func credentialFile(file string) (string, error) {
+	name, ok := strings.CutPrefix(file, credentialPrefix)
+	if !ok {
+		return file, nil
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("%q is not a credential name (a file name, such as credential:snapwarden_vc-east.password)", name)
+	}
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return "", fmt.Errorf("%s needs $CREDENTIALS_DIRECTORY, which systemd sets for a unit with LoadCredential= (run it under the unit, or name a file)", file)
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // readSecrets loads password_file values into their Secrets.
@@ -184,6 +212,11 @@ func (c *Config) readSecrets(e *Error) {
 		}
 		if *into != "" {
 			e.add("%s_file and %s are both set: keep one (password_file is preferred)", key, key)
+			return
+		}
+		file, err := credentialFile(file)
+		if err != nil {
+			e.add("%s_file: %v", key, err)
 			return
 		}
 		b, err := os.ReadFile(file)

@@ -26,6 +26,14 @@ type Config struct {
 	SMTP        SMTP            `mapstructure:"smtp"`
 	Templates   string          `mapstructure:"templates"`
 	Enforcement Enforcement     `mapstructure:"enforcement"`
+	Problems    Problems        `mapstructure:"problems"`
+}
+
+// Problems configures the search for problems customers cannot see.
+type Problems struct {
+	// ScanEvery is how often each vCenter's datastores are searched for
+	// orphaned delta and snapshot files (a search walks every folder).
+	ScanEvery time.Duration `mapstructure:"scan_every"`
 }
 
 // Log configures zerolog.

@@ -38,6 +38,9 @@ func (c *Config) validate(e *Error) {
 	if c.Collect.Parallel < 1 {
 		e.add("collect.parallel must be 1 or more, got %d", c.Collect.Parallel)
 	}
+	if c.Problems.ScanEvery <= 0 {
+		e.add("problems.scan_every must be a positive duration such as 24h, got %s", c.Problems.ScanEvery)
+	}
 	if c.Collect.Timeout <= 0 {
 		e.add("collect.timeout must be a positive duration such as 15m, got %s", c.Collect.Timeout)
 	}

@@ -117,7 +117,7 @@ func TestDryRunRemovesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(inv.Snapshots) != len(res.Plan.Decisions) || len(inv.Snapshots) != 22 {
-		t.Errorf("dry-run: %d snapshots left of the demo's 22", len(inv.Snapshots))
+	if len(inv.Snapshots) != len(res.Plan.Decisions) || len(inv.Snapshots) != 27 {
+		t.Errorf("dry-run: %d snapshots left of the demo's 27", len(inv.Snapshots))
 	}
 }

@@ -19,6 +19,11 @@ type HistorySource interface {
 	// Known reports which snapshots the ledger has seen, so creators are
 	// looked up only for new ones.
 	Known(ctx context.Context) (func(facts.Key) bool, error)
+	// Problems is what the ledger remembers of problems: first sights and
+	// the last orphan scans.
+	Problems(ctx context.Context) (plan.ProblemHistory, error)
+	// Samples are the snapshots' size samples since a time, for growth.
+	Samples(ctx context.Context, since time.Time) (map[facts.Key][]plan.Sample, error)
 }
 
 // Planner runs the stages report and run share: collect, evaluate, plan.
@@ -42,13 +47,21 @@ func NewPlanner(cfg *config.Config) (*Planner, error) {
 }
 
 // Collect reads every vCenter; creators are looked up only for snapshots
-// the ledger has not seen.
+// the ledger has not seen, and datastores are searched for orphan files
+// where the last scan is older than the pool's ScanEvery (the findings of
+// the last scan stand in between).
 func Collect(ctx context.Context, pool *vsphere.Pool, hs HistorySource) (*facts.Inventory, error) {
 	known, err := hs.Known(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return pool.Collect(ctx, vsphere.Known(known)), nil
+	ph, err := hs.Problems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv := pool.CollectScan(ctx, vsphere.Known(known), ph.Scans)
+	carryOrphans(inv, ph)
+	return inv, nil
 }
 
 // Plan evaluates the inventory at now and decides against the ledger's
@@ -58,12 +71,25 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
-	return p.Decide(inv, hist, now), nil
+	ph, err := hs.Problems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	samples, err := hs.Samples(ctx, now.Add(-plan.GrowthWindow))
+	if err != nil {
+		return nil, err
+	}
+	return p.Decide(inv, hist, ph, samples, now), nil
 }
 
-// Decide is Plan's pure part: evaluate every snapshot and build the plan.
-func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, now time.Time) *plan.Plan {
+// Decide is Plan's pure part: evaluate every snapshot, build the plan, its
+// growth forecast and its problems.
+func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory,
+	samples map[facts.Key][]plan.Sample, now time.Time) *plan.Plan {
 	items := Evaluate(inv, p.Config, p.Rules, now)
 	decisions := plan.Build(items, hist, p.Settings, now)
-	return &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
+	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
+	plan.Growth(pl, samples)
+	problems(inv, items, p.Rules, ph, pl)
+	return pl
 }

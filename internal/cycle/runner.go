@@ -65,6 +65,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt := opt.VSphere
 	vopt.Log = opt.Log
 	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
+	vopt.ScanEvery = cfg.Problems.ScanEvery
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
 	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
 	return r, nil
@@ -168,6 +169,9 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	rec.Summary = res.Summary()
 	cycleID, err := r.ledger.Record(ctx, rec)
 	if err != nil {
+		return res, err
+	}
+	if err := r.ledger.RecordProblems(ctx, now, p.Problems, rec.Answered, inv.Scanned); err != nil {
 		return res, err
 	}
 	r.deliver(ctx, cfg, mailer, res, now)
@@ -301,6 +305,14 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 			sup.Escalations = append(sup.Escalations, d)
 		}
 	}
+	// Problems go to support alone, once: in the digest of the cycle that
+	// first sees them (the report lists them while they last).
+	for _, pr := range p.Problems {
+		if pr.New(now) {
+			sup.Problems = append(sup.Problems, pr)
+		}
+	}
+	sup.OpenProblems = len(p.Problems)
 	var out []ledger.Notice
 	for _, id := range slices.Sorted(maps.Keys(byCustomer)) {
 		ds := byCustomer[id]
@@ -310,7 +322,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)

@@ -102,4 +102,10 @@ type Inventory struct {
 	// VMs counts the VMs seen (with or without snapshots).
 	VMs    int
 	Errors []VCenterError
+	// Problems found from what collection reads (consolidation needed,
+	// phantom deltas) and, when a scan was due, orphan files.
+	Problems []Problem
+	// Scanned holds when each vCenter's datastores were searched for orphan
+	// files in this collection: their earlier findings are replaced.
+	Scanned map[string]time.Time
 }

@@ -120,4 +120,30 @@ CREATE INDEX actions_key ON actions(key);
 CREATE INDEX actions_running ON actions(started_at, id) WHERE finished_at IS NULL;
 CREATE INDEX actions_started ON actions(started_at);
 `,
+	// 2: problems customers cannot see (first sight, resolution) and each
+	// vCenter's last orphan file scan, whose findings stand until the next.
+	`
+CREATE TABLE problems (
+	key         TEXT PRIMARY KEY, -- facts.Problem.Key()
+	kind        TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	datacenter  TEXT    NOT NULL,
+	vm          TEXT    NOT NULL,
+	vm_id       TEXT    NOT NULL,
+	datastore   TEXT    NOT NULL,
+	path        TEXT    NOT NULL,
+	size_bytes  INTEGER NOT NULL,
+	customer    TEXT    NOT NULL,
+	detail      TEXT    NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	resolved_at INTEGER
+);
+CREATE INDEX problems_open ON problems(vcenter) WHERE resolved_at IS NULL;
+
+CREATE TABLE orphan_scans (
+	vcenter TEXT PRIMARY KEY,
+	at      INTEGER NOT NULL
+);
+`,
 }

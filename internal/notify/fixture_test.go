@@ -90,6 +90,7 @@ func customerDigest() CustomerDigest {
 	chained.Action, chained.At = plan.ActionConsolidate, chained.Verdict.ActAt
 	chained.CustomerNotice = plan.ActionWarn
 	chained.Why = "first notice to the customer; then consolidate at " + chained.Verdict.ActAt.Format(time.RFC3339)
+	chained.FillsFirst = &plan.DatastoreGrowth{VCenter: "vc-east", Name: "ds-gold-01", FullAt: cycleAt.Add(20 * time.Hour)}
 
 	marker := decision(snapSpec{vm: vm("app01", "acme"), name: "test", id: "snapshot-31", age: 25 * time.Hour,
 		size: 700 << 20, customer: "acme", state: policy.StateWarning, detail: "age 25h >= warn_after 24h"})
@@ -140,10 +141,25 @@ func supportDigest() SupportDigest {
 	failed.Action = plan.ActionConsolidate
 
 	return SupportDigest{
-		At:          cycleAt,
-		Escalations: []plan.Decision{overdue, blocked, stale},
-		Unowned:     []plan.Decision{lost},
-		Failures:    []Failure{{Decision: failed, At: cycleAt.Add(-2 * time.Hour), TaskID: "task-99", Fault: "Insufficient disk space on datastore 'ds1'.", Attempts: 2}},
-		Committed:   c.Committed,
+		At:           cycleAt,
+		Escalations:  []plan.Decision{overdue, blocked, stale},
+		Unowned:      []plan.Decision{lost},
+		Failures:     []Failure{{Decision: failed, At: cycleAt.Add(-2 * time.Hour), TaskID: "task-99", Fault: "Insufficient disk space on datastore 'ds1'.", Attempts: 2}},
+		Committed:    c.Committed,
+		Problems:     problems(),
+		OpenProblems: 5,
+	}
+}
+
+// problems are the new problems of the support digest: a VM with
+// consolidation needed and a hostile name, and an orphan file.
+func problems() []plan.Problem {
+	return []plan.Problem{
+		{Problem: facts.Problem{Kind: facts.ConsolidationNeeded, VCenter: "vc-east", Datacenter: "DC0",
+			VM: vm("<b>web09</b>\r\nBcc: x@evil.example", "acme"), Detail: "runtime.consolidationNeeded is set"},
+			Customer: "acme", FirstSeen: cycleAt},
+		{Problem: facts.Problem{Kind: facts.OrphanFile, VCenter: "vc-east", Datacenter: "DC0", Datastore: "ds1",
+			Path: "[ds1] gone-vm/gone-vm-000001-sesparse.vmdk", SizeBytes: 7 * gib,
+			Detail: "no registered VM or template references this file"}, FirstSeen: cycleAt},
 	}
 }

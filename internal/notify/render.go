@@ -76,6 +76,10 @@ type SupportDigest struct {
 	// Failures: consolidation tasks that failed.
 	Failures  []Failure
 	Committed []Committed
+	// Problems customers cannot see, first seen this cycle; OpenProblems
+	// counts every open one. Support digests only: never a customer's.
+	Problems     []plan.Problem
+	OpenProblems int
 }
 
 // Failure is a consolidation task that failed.
@@ -149,6 +153,10 @@ type Entry struct {
 	Why          string
 	// Blocked names the guard that refused a due consolidation.
 	Blocked string
+	// FillsDatastore and FillsAt are set when the snapshot grows on a
+	// datastore forecast to fill before its deadline.
+	FillsDatastore string
+	FillsAt        time.Time
 	// At, TaskID, Fault and Attempts describe a committed or failed task.
 	At       time.Time
 	TaskID   string
@@ -178,13 +186,33 @@ type SupportData struct {
 	Unowned     []Entry
 	Failures    []Entry
 	Committed   []Entry
+	// Problems are the problems first seen this cycle; OpenProblems counts
+	// all that are open.
+	Problems     []ProblemEntry
+	OpenProblems int
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
 }
 
+// ProblemEntry is one problem as the support templates see it; names are on
+// one line.
+type ProblemEntry struct {
+	Kind       string
+	VCenter    string
+	Datacenter string
+	VM         string // "" for an orphan file
+	Datastore  string
+	Path       string // "" for a problem of the whole VM
+	SizeBytes  int64
+	Customer   string // the owner's id, "" where unknown
+	Owner      string // the customer, or "unknown owner"
+	Detail     string
+	FirstSeen  time.Time
+}
+
 // Counts is a number per section of the support digest.
-type Counts struct{ Escalations, Unowned, Failures, Committed int }
+type Counts struct{ Escalations, Unowned, Failures, Committed, Problems int }
 
 // MaxListed is how many entries a support digest lists per section. A desk
 // reads a few hundred lines, not a fleet; a first cycle over thousands of
@@ -277,10 +305,12 @@ func parseHTML(name string, src, origin map[string]string) (*htmltemplate.Templa
 // selfTest executes every template once on sample data, so a template that
 // names a missing field fails at start rather than in the middle of a cycle.
 func (r *Renderer) selfTest(origin map[string]string) error {
-	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window"}
+	e := Entry{VCenter: "vc", VM: "vm", Snapshot: "s", Owner: "c", State: "overdue", Depth: 2, Notice: "warn", Blocked: "guard-window",
+		FillsDatastore: "ds"}
 	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
-	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e}}
+	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
+		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1}
 	var buf bytes.Buffer
 	checks := []struct {
 		name string
@@ -390,6 +420,10 @@ func supportData(d SupportDigest) SupportData {
 		e.At, e.TaskID = c.At.UTC(), c.TaskID
 		data.Committed = append(data.Committed, e)
 	}
+	for _, p := range d.Problems {
+		data.Problems = append(data.Problems, problemEntry(p))
+	}
+	data.OpenProblems = max(d.OpenProblems, len(d.Problems))
 	sortEntries(data.Escalations, false)
 	sortEntries(data.Unowned, false)
 	sortEntries(data.Failures, false)
@@ -398,7 +432,24 @@ func supportData(d SupportDigest) SupportData {
 	data.Unowned, data.Omitted.Unowned = capped(data.Unowned)
 	data.Failures, data.Omitted.Failures = capped(data.Failures)
 	data.Committed, data.Omitted.Committed = capped(data.Committed)
+	if len(data.Problems) > MaxListed {
+		data.Problems, data.Omitted.Problems = data.Problems[:MaxListed], len(data.Problems)-MaxListed
+	}
 	return data
+}
+
+// problemEntry flattens a problem for the templates (the plan sorted them).
+func problemEntry(p plan.Problem) ProblemEntry {
+	e := ProblemEntry{Kind: string(p.Kind), VCenter: oneLine(p.VCenter), Datacenter: oneLine(p.Datacenter),
+		Datastore: oneLine(p.Datastore), Path: oneLine(p.Path), SizeBytes: p.SizeBytes,
+		Customer: oneLine(p.Customer), Owner: oneLine(p.Customer), Detail: oneLine(p.Detail), FirstSeen: utcOrZero(p.FirstSeen)}
+	if p.VM != nil {
+		e.VM = oneLine(p.VM.Name)
+	}
+	if e.Owner == "" {
+		e.Owner = "unknown owner"
+	}
+	return e
 }
 
 // capped keeps the first MaxListed entries (the list is sorted most urgent
@@ -412,8 +463,12 @@ func capped(es []Entry) ([]Entry, int) {
 
 func supportSubject(d SupportDigest) string {
 	e, u, f := len(d.Escalations), len(d.Unowned), len(d.Failures)
-	return fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
+	s := fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
 		e, plural(e, "escalation", "escalations"), u, f, plural(f, "failure", "failures"))
+	if n := len(d.Problems); n > 0 {
+		s += fmt.Sprintf(", %d new %s", n, plural(n, "problem", "problems"))
+	}
+	return s
 }
 
 // entryOf flattens a decision for the templates. maxKeep is the fallback
@@ -458,6 +513,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	}
 	if d.Action == plan.ActionBlocked {
 		e.Blocked = d.Reason.String()
+	}
+	if f := d.FillsFirst; f != nil {
+		e.FillsDatastore, e.FillsAt = oneLine(f.Name), utcOrZero(f.FullAt)
 	}
 	keep := d.Policy.MaxKeep
 	if keep <= 0 {

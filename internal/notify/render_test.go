@@ -60,7 +60,7 @@ func TestSupportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failure"; m.Subject != want {
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failure, 2 new problems"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
 	golden(t, "support.txt", []byte(m.Text))
@@ -79,6 +79,7 @@ func TestWebhookGolden(t *testing.T) {
 		Snapwarden struct {
 			At          string           `json:"at"`
 			Escalations []map[string]any `json:"escalations"`
+			Problems    []map[string]any `json:"problems"`
 		} `json:"snapwarden"`
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
@@ -91,6 +92,10 @@ func TestWebhookGolden(t *testing.T) {
 		if _, ok := p.Snapwarden.Escalations[0][k]; !ok {
 			t.Errorf("escalation lacks %q: %v", k, p.Snapwarden.Escalations[0])
 		}
+	}
+	if len(p.Snapwarden.Problems) != 2 || p.Snapwarden.Problems[1]["kind"] != "orphan_file" ||
+		p.Snapwarden.Problems[1]["path"] != "[ds1] gone-vm/gone-vm-000001-sesparse.vmdk" {
+		t.Errorf("problems = %v", p.Snapwarden.Problems)
 	}
 }
 
@@ -253,5 +258,22 @@ func TestSupportDigestIsCapped(t *testing.T) {
 	}
 	if !strings.Contains(msg.Text, "ESCALATIONS (150)") {
 		t.Error("text part heading does not count all 150")
+	}
+}
+
+// TestCustomerSaysDatastoreFillsFirst: a snapshot whose datastore fills
+// before its deadline says so, in both parts, and only for that snapshot.
+func TestCustomerSaysDatastoreFillsFirst(t *testing.T) {
+	m, err := renderer(t).Customer(customerDigest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+		if n := strings.Count(body, "Urgent"); n != 1 {
+			t.Errorf("%s part says Urgent %d times, want once (db01/pre-patch only)", part, n)
+		}
+		if !strings.Contains(body, "ds-gold-01") || !strings.Contains(body, "2026-11-25 08:00 UTC") {
+			t.Errorf("%s part does not name the datastore and when it fills", part)
+		}
 	}
 }

@@ -20,12 +20,27 @@ type webhookPayload struct {
 }
 
 type webhookDetails struct {
-	At          string         `json:"at"`
-	Subject     string         `json:"subject"`
-	Escalations []webhookEntry `json:"escalations"`
-	Unowned     []webhookEntry `json:"unowned"`
-	Failures    []webhookEntry `json:"failures"`
-	Committed   []webhookEntry `json:"committed"`
+	At          string           `json:"at"`
+	Subject     string           `json:"subject"`
+	Escalations []webhookEntry   `json:"escalations"`
+	Unowned     []webhookEntry   `json:"unowned"`
+	Failures    []webhookEntry   `json:"failures"`
+	Committed   []webhookEntry   `json:"committed"`
+	Problems    []webhookProblem `json:"problems"`
+}
+
+// webhookProblem is a problem in the shape of the report's `problems`.
+type webhookProblem struct {
+	Kind       string `json:"kind"`
+	VCenter    string `json:"vcenter"`
+	Datacenter string `json:"datacenter"`
+	VM         string `json:"vm"`
+	Datastore  string `json:"datastore"`
+	Path       string `json:"path"`
+	SizeBytes  int64  `json:"size_bytes"`
+	Customer   string `json:"customer"`
+	Detail     string `json:"detail"`
+	FirstSeen  string `json:"first_seen"`
 }
 
 type webhookEntry struct {
@@ -66,6 +81,12 @@ func (r *Renderer) Webhook(d SupportDigest, slack bool) ([]byte, error) {
 			Unowned:     webhookEntries(data.Unowned),
 			Failures:    webhookEntries(data.Failures),
 			Committed:   webhookEntries(data.Committed),
+			Problems:    make([]webhookProblem, 0, len(data.Problems)),
+		}
+		for _, e := range data.Problems {
+			p.Snapwarden.Problems = append(p.Snapwarden.Problems, webhookProblem{Kind: e.Kind, VCenter: e.VCenter,
+				Datacenter: e.Datacenter, VM: e.VM, Datastore: e.Datastore, Path: e.Path, SizeBytes: e.SizeBytes,
+				Customer: e.Customer, Detail: e.Detail, FirstSeen: rfc3339(e.FirstSeen)})
 		}
 	}
 	var buf bytes.Buffer
@@ -135,6 +156,20 @@ func webhookText(d SupportData) string {
 	section("Committed", d.Committed, func(e Entry) string {
 		return fmt.Sprintf("%s / %s / %s (%s, %s) — task %s at %s", e.VCenter, e.VM, e.Snapshot, e.Owner, humanSize(e.SizeBytes), e.TaskID, utc(e.At))
 	})
+	if len(d.Problems) > 0 {
+		fmt.Fprintf(&b, "\n*New problems customers cannot see (%d)*", len(d.Problems))
+		for i, p := range d.Problems {
+			if i == maxWebhookLines {
+				fmt.Fprintf(&b, "\n… and %d more", len(d.Problems)-i)
+				break
+			}
+			where := p.VM
+			if p.Path != "" {
+				where = strings.TrimPrefix(where+" "+p.Path, " ")
+			}
+			b.WriteString("\n• " + slackEscape(fmt.Sprintf("%s: %s / %s (%s, %s): %s", p.Kind, p.VCenter, where, p.Owner, humanSize(p.SizeBytes), p.Detail)))
+		}
+	}
 	return b.String()
 }
 

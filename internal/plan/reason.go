@@ -8,25 +8,26 @@ type Reason int
 // Reasons for a decision. The guard reasons name the guard that refused a
 // due consolidation; support is told once per guard reason.
 const (
-	ReasonNothingToDo    Reason = iota // exempt without end, or managed and fresh
-	ReasonNotYetDue                    // the next action lies in the future
-	ReasonFirstNotice                  // warning or overdue and never notified
-	ReasonReminderDue                  // reminder_every passed since the last notice
-	ReasonDeadlinePassed               // overdue: support takes over
-	ReasonManagedStale                 // a backup snapshot older than managed_stale_after
-	ReasonConsolidateDue               // past deadline + grace, every planner guard passes
-	ReasonInFlight                     // a consolidation task is running
-	ReasonGuardNotWarned               // the customer has not been warned in an earlier cycle
-	ReasonGuardWindow                  // outside the maintenance window
-	ReasonGuardDatastore               // the datastore lacks room for the merge
-	ReasonGuardMaxPerRun               // max_per_run consolidations already planned
-	ReasonGuardAttempts                // max_attempts failed attempts
+	ReasonNothingToDo         Reason = iota // exempt without end, or managed and fresh
+	ReasonNotYetDue                         // the next action lies in the future
+	ReasonFirstNotice                       // warning or overdue and never notified
+	ReasonReminderDue                       // reminder_every passed since the last notice
+	ReasonDeadlinePassed                    // overdue: support takes over
+	ReasonManagedStale                      // a backup snapshot older than managed_stale_after
+	ReasonConsolidateDue                    // past deadline + grace, every planner guard passes
+	ReasonInFlight                          // a consolidation task is running
+	ReasonGuardNotWarned                    // the customer has not been warned in an earlier cycle
+	ReasonGuardWindow                       // outside the maintenance window
+	ReasonGuardDatastore                    // the datastore lacks room for the merge
+	ReasonGuardMaxPerRun                    // max_per_run consolidations already planned
+	ReasonGuardAttempts                     // max_attempts failed attempts
+	ReasonDatastoreFillsFirst               // the datastore is forecast to fill before the deadline
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "guard-not-warned", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts",
+	"guard-attempts", "datastore-fills-first",
 }
 
 // String returns a short stable name of the reason.

@@ -94,6 +94,10 @@ type Decision struct {
 	// EscalateNow is set when support must be told this cycle (escalation,
 	// blocked consolidation, stale managed snapshot, unknown owner).
 	EscalateNow bool
+	// Growth is the snapshot's growth forecast (see Growth); FillsFirst is
+	// set when its datastore is forecast to fill before its deadline.
+	Growth     SnapshotGrowth
+	FillsFirst *DatastoreGrowth
 }
 
 // Creator is who created the snapshot: vCenter's answer, else what the
@@ -112,4 +116,8 @@ type Plan struct {
 	VMs       int
 	Decisions []Decision
 	Errors    []facts.VCenterError
+	// Problems customers cannot see; support only.
+	Problems []Problem
+	// Datastores holding snapshots, with their growth forecast.
+	Datastores []DatastoreGrowth
 }

@@ -31,6 +31,9 @@ type Policy struct {
 	ExemptTag         string        `mapstructure:"exempt_tag" json:"exempt_tag"`
 	ManagedPatterns   []string      `mapstructure:"managed_patterns" json:"managed_patterns"`
 	ManagedStaleAfter time.Duration `mapstructure:"managed_stale_after" json:"managed_stale_after"`
+	// MaxDepth is the deepest snapshot chain support tolerates (VMware: 2-3
+	// for performance); a deeper snapshot is a chain_too_deep problem.
+	MaxDepth int `mapstructure:"max_depth" json:"max_depth"`
 }
 
 // Default is the default policy (docs/configuration.md), used for every key
@@ -47,6 +50,7 @@ func Default() Policy {
 		ExemptTag:         "snapwarden-exempt",
 		ManagedPatterns:   []string{"VEEAM BACKUP TEMPORARY SNAPSHOT*", "Restore Point *", "__GX_BACKUP__*", "Cohesity_*", "Rubrik*"},
 		ManagedStaleAfter: 24 * time.Hour,
+		MaxDepth:          3,
 	}
 }
 
@@ -70,6 +74,9 @@ func (p Policy) Validate(prefix string) error {
 	}
 	if p.Deadline <= p.WarnAfter {
 		return fmt.Errorf("%s.deadline must be longer than %s.warn_after (%s <= %s)", prefix, prefix, p.Deadline, p.WarnAfter)
+	}
+	if p.MaxDepth < 1 || p.MaxDepth > 32 {
+		return fmt.Errorf("%s.max_depth must be 1 to 32 (vSphere's limit), got %d", prefix, p.MaxDepth)
 	}
 	if !p.Action.Valid() {
 		return fmt.Errorf("%s.action must be escalate or consolidate, got %q", prefix, p.Action)

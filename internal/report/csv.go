@@ -41,11 +41,28 @@ var csvColumns = []struct {
 	{"first_seen", func(r *Row) string { return r.FirstSeen }},
 	{"last_notice", func(r *Row) string { return r.LastNotice }},
 	{"notices_sent", func(r *Row) string { return strconv.Itoa(r.NoticesSent) }},
+	{"growth_bytes_per_hour", func(r *Row) string {
+		return optional(r.GrowthBytesPerHour, func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) })
+	}},
+	{"projected_bytes_at_deadline", func(r *Row) string {
+		return optional(r.ProjectedBytesAtDeadline, func(v int64) string { return strconv.FormatInt(v, 10) })
+	}},
+}
+
+// optional renders a value that may be unknown: "" for nil.
+func optional[T any](v *T, f func(T) string) string {
+	if v == nil {
+		return ""
+	}
+	return f(*v)
 }
 
 // renderCSV writes a header row and one record per row. vCenter errors and
-// the summary are not part of the CSV form.
-func renderCSV(w io.Writer, _ *plan.Plan, rows []Row, _ Options) error {
+// the summary are not part of the CSV form. Problems, when there are any,
+// follow as a second table after an empty record: their own header and
+// rows, padded with empty cells to the snapshot columns so every record has
+// as many fields (what CSV readers expect).
+func renderCSV(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 	cw := csv.NewWriter(w)
 	record := make([]string, len(csvColumns))
 	for i, c := range csvColumns {
@@ -60,6 +77,26 @@ func renderCSV(w io.Writer, _ *plan.Plan, rows []Row, _ Options) error {
 		}
 		if err := cw.Write(record); err != nil {
 			return err
+		}
+	}
+	if probs := ProblemRows(p, opt); len(probs) > 0 {
+		clear(record)
+		if err := cw.Write(record); err != nil {
+			return err
+		}
+		for i, c := range problemCSV {
+			record[i] = c.name
+		}
+		if err := cw.Write(record); err != nil {
+			return err
+		}
+		for i := range probs {
+			for j, c := range problemCSV {
+				record[j] = csvCell(c.value(&probs[i]))
+			}
+			if err := cw.Write(record); err != nil {
+				return err
+			}
 		}
 	}
 	cw.Flush()

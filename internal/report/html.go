@@ -16,6 +16,13 @@ type htmlPage struct {
 	TotalSize           string
 	Errors              []facts.VCenterError
 	Rows                []htmlRow
+	Problems            []htmlProblem
+}
+
+// htmlProblem is a problem with its names cleaned and its size for people.
+type htmlProblem struct {
+	ProblemRow
+	Size string
 }
 
 // htmlState is one line of the summary.
@@ -78,6 +85,24 @@ thead th { background: #f6f8fa; position: sticky; top: 0; }
 <ul class="errors">
 {{range .Errors}}<li><strong>{{.VCenter}}</strong>: {{.Error}}</li>
 {{end}}</ul>
+{{end}}{{if .Problems}}
+<h2>Problems customers cannot see (support only)</h2>
+<table>
+<thead><tr><th>Problem</th><th>vCenter</th><th>VM</th><th>Datastore</th><th>Path</th><th>Size</th><th>Customer</th><th>First seen</th><th>Detail</th></tr></thead>
+<tbody>
+{{range .Problems}}<tr class="problem">
+<td class="nowrap">{{.Kind}}</td>
+<td>{{.VCenter}}<div class="sub">{{.Datacenter}}</div></td>
+<td class="long">{{or .VM "-"}}{{if .VMID}}<div class="sub">{{.VMID}}</div>{{end}}</td>
+<td>{{or .Datastore "-"}}</td>
+<td class="long">{{or .Path "-"}}</td>
+<td class="num">{{.Size}}</td>
+<td>{{or .Customer "-"}}</td>
+<td class="nowrap">{{.FirstSeen}}</td>
+<td class="long">{{.Detail}}</td>
+</tr>
+{{end}}</tbody>
+</table>
 {{end}}
 <h2>Snapshots</h2>
 {{if .Rows}}<table>
@@ -130,6 +155,12 @@ func renderHTML(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 			*s = Clean(*s)
 		}
 		page.Rows[i] = htmlRow{Row: r, Next: nextText(&r, p.At), Age: ageText(r.AgeHours), Size: plan.IEC(r.SizeBytes)}
+	}
+	for _, r := range ProblemRows(p, opt) {
+		for _, s := range []*string{&r.VCenter, &r.Datacenter, &r.VM, &r.Datastore, &r.Path, &r.Customer, &r.Detail} {
+			*s = Clean(*s)
+		}
+		page.Problems = append(page.Problems, htmlProblem{ProblemRow: r, Size: plan.IEC(r.SizeBytes)})
 	}
 	return htmlTemplate.Execute(w, page)
 }

@@ -45,6 +45,17 @@ func renderMarkdown(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		}
 	}
 
+	if probs := ProblemRows(p, opt); len(probs) > 0 {
+		bw.WriteString("\n## Problems customers cannot see (support only)\n\n")
+		line("Problem", "vCenter", "VM", "Datastore", "Path", "Size", "Customer", "First seen", "Detail")
+		line("---", "---", "---", "---", "---", "---:", "---", "---", "---")
+		for i := range probs {
+			r := &probs[i]
+			line(r.Kind, md(r.VCenter), md(orDash(r.VM)), md(orDash(r.Datastore)), md(orDash(r.Path)), plan.IEC(r.SizeBytes),
+				md(orDash(r.Customer)), r.FirstSeen, md(r.Detail))
+		}
+	}
+
 	bw.WriteString("\n## Snapshots\n\n")
 	if len(rows) == 0 {
 		bw.WriteString("no snapshots\n")

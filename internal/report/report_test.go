@@ -69,6 +69,8 @@ func testPlan() *plan.Plan {
 	escalate.Why = "the deadline passed: support takes over"
 	escalate.History.CustomerNotices = 2
 	escalate.History.LastCustomerNotice = testAt.Add(-14 * time.Hour)
+	rate, projected := float64(gib)/3, int64(gib)
+	escalate.Growth = plan.SnapshotGrowth{BytesPerHour: &rate, ProjectedAtDeadline: &projected}
 
 	blocked := decision(hostile, "snapshot-2", `=HYPERLINK("http://x")`, 80*time.Hour, 2*gib, "initech",
 		policy.StateOverdue, "age 80.0h >= deadline 48h", plan.ActionBlocked, true, testAt)
@@ -110,6 +112,29 @@ func testPlan() *plan.Plan {
 		Decisions: []plan.Decision{long, managed, exempt, remind, escalate, blocked},
 		Errors: []facts.VCenterError{{VCenter: "vc-west",
 			Error: "Post \"https://vc-west.example.net/sdk\": dial tcp 10.0.0.9:443: connect: connection refused"}},
+		Problems: testProblems(web, hostile),
+		Datastores: []plan.DatastoreGrowth{
+			{VCenter: "vc-east", Name: "ds1", Capacity: 100 * gib, Free: 8 * gib, SnapshotBytes: 4 * gib,
+				BytesPerHour: float64(gib) / 3, FullAt: testAt.Add(24 * time.Hour)},
+			{VCenter: "vc-east", Name: "ds2", Capacity: 100 * gib, Free: 50 * gib, SnapshotBytes: 5 * gib},
+		},
+	}
+}
+
+// testProblems has one problem of each kind: a new one, older ones, a
+// hostile VM name and an orphan file whose name is a formula.
+func testProblems(web, hostile *facts.VM) []plan.Problem {
+	return []plan.Problem{
+		{Problem: facts.Problem{Kind: facts.ConsolidationNeeded, VCenter: "vc-east", Datacenter: "DC0", VM: hostile,
+			Detail: "runtime.consolidationNeeded is set"}, Customer: "initech", FirstSeen: testAt.Add(-30 * time.Hour)},
+		{Problem: facts.Problem{Kind: facts.PhantomDelta, VCenter: "vc-east", Datacenter: "DC0", VM: web, Datastore: "ds1",
+			Path: "[ds1] web01/web01-000002.vmdk", SizeBytes: 3 * gib, Detail: "no snapshot, but the disk runs on 1 delta file"},
+			Customer: "acme", FirstSeen: testAt},
+		{Problem: facts.Problem{Kind: facts.OrphanFile, VCenter: "vc-east", Datacenter: "DC0", Datastore: "ds1",
+			Path: "[ds1] gone/=cmd|' /C calc'!A0-000001.vmdk", SizeBytes: 5 * gib, Detail: "no registered VM references this file"},
+			FirstSeen: testAt.Add(-100 * time.Hour)},
+		{Problem: facts.Problem{Kind: facts.ChainTooDeep, VCenter: "vc-east", Datacenter: "DC0", VM: web, SizeBytes: 2 * gib,
+			Detail: "snapshot \"patch\" is 4 deep, more than max_depth 3"}, Customer: "acme", FirstSeen: testAt.Add(-2 * time.Hour)},
 	}
 }
 
@@ -347,8 +372,11 @@ func TestCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(records) != 7 {
-		t.Fatalf("%d records, want a header and 6 rows", len(records))
+	if len(records) != 13 {
+		t.Fatalf("%d records, want a header, 6 rows, a blank record, the problems' header and 4 problems", len(records))
+	}
+	if records[8][0] != "kind" || records[12][0] != "chain_too_deep" || records[11][6] != `[ds1] gone/=cmd|' /C calc'!A0-000001.vmdk` {
+		t.Errorf("problems in CSV = %v", records[7:])
 	}
 	keys := jsonKeyOrder(t, render(t, JSON, testPlan(), Options{}))
 	if !slices.Equal(records[0], keys) {
@@ -579,5 +607,53 @@ func TestJSONDocumented(t *testing.T) {
 		if !strings.Contains(string(doc), "`"+n+"`") {
 			t.Errorf("docs/report.md does not document `%s`", n)
 		}
+	}
+}
+
+var problemKeys = []string{"kind", "vcenter", "datacenter", "vm", "vm_id", "datastore", "path", "size_bytes",
+	"customer", "detail", "first_seen"}
+
+func TestProblems(t *testing.T) {
+	out := render(t, JSON, testPlan(), Options{GeneratedAt: testGenerated})
+	var doc struct {
+		Problems []map[string]any `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Problems) != 4 {
+		t.Fatalf("%d problems, want 4", len(doc.Problems))
+	}
+	for i, p := range doc.Problems {
+		if len(p) != len(problemKeys) {
+			t.Errorf("problem %d has keys %v, want %v", i, p, problemKeys)
+		}
+		for _, k := range problemKeys {
+			if _, ok := p[k]; !ok {
+				t.Errorf("problem %d lacks %q", i, k)
+			}
+		}
+	}
+	if p := doc.Problems[2]; p["kind"] != "orphan_file" || p["vm"] != "" || p["size_bytes"] != float64(5*gib) ||
+		p["first_seen"] != "2026-11-20T08:00:00Z" {
+		t.Errorf("orphan = %v", p)
+	}
+
+	// A customer's report keeps only that customer's problems (never an
+	// orphan file, which no customer owns).
+	if err := json.Unmarshal([]byte(render(t, JSON, testPlan(), Options{Customer: "acme"})), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Problems) != 2 || doc.Problems[0]["customer"] != "acme" || doc.Problems[1]["customer"] != "acme" {
+		t.Errorf("acme's problems = %v", doc.Problems)
+	}
+	for _, f := range []Format{Table, Markdown, HTML} {
+		got := render(t, f, testPlan(), Options{Customer: "nobody"})
+		if strings.Contains(got, "problems customers cannot see") || strings.Contains(got, "Problems customers cannot see") {
+			t.Errorf("%s shows a problems section without problems:\n%s", f, got)
+		}
+	}
+	if html := render(t, HTML, testPlan(), Options{}); strings.Contains(html, "<script>") {
+		t.Error("HTML holds a raw <script> from a problem's VM name")
 	}
 }

@@ -66,6 +66,11 @@ type Row struct {
 	FirstSeen    string `json:"first_seen"`
 	LastNotice   string `json:"last_notice"`  // last customer notice
 	NoticesSent  int    `json:"notices_sent"` // customer notices so far
+	// GrowthBytesPerHour is the growth over the last 24 h of size samples;
+	// ProjectedBytesAtDeadline the size at the deadline at that rate. Both
+	// are null without two samples.
+	GrowthBytesPerHour       *float64 `json:"growth_bytes_per_hour"`
+	ProjectedBytesAtDeadline *int64   `json:"projected_bytes_at_deadline"`
 
 	state   policy.State
 	action  plan.Action
@@ -125,11 +130,23 @@ func newRow(d *plan.Decision) Row {
 		FirstSeen:    stamp(d.History.FirstSeen),
 		LastNotice:   stamp(d.History.LastCustomerNotice),
 		NoticesSent:  d.History.CustomerNotices,
-		state:        d.Verdict.State,
-		action:       d.Action,
-		created:      s.Created,
-		nextAt:       d.At,
+
+		GrowthBytesPerHour:       roundedRate(d.Growth.BytesPerHour),
+		ProjectedBytesAtDeadline: d.Growth.ProjectedAtDeadline,
+		state:                    d.Verdict.State,
+		action:                   d.Action,
+		created:                  s.Created,
+		nextAt:                   d.At,
 	}
+}
+
+// roundedRate rounds a growth rate to whole bytes; nil stays nil.
+func roundedRate(r *float64) *float64 {
+	if r == nil {
+		return nil
+	}
+	v := math.Round(*r)
+	return &v
 }
 
 // stateOrder lists the states most urgent first; reports list states in it.

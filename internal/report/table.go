@@ -17,15 +17,17 @@ const (
 	minShrink = 3
 )
 
-// tableColumn is one column of the text table.
-type tableColumn struct {
+// column is one column of a text table of R rows.
+type column[R any] struct {
 	header string
 	right  bool // right-aligned (numbers)
 	flex   bool // shrunk first when the table is too wide (names)
-	cell   func(r *Row, p *plan.Plan) string
+	// keepEnd cuts a shrunk cell at its start: a file path's end names the file.
+	keepEnd bool
+	cell    func(r *R, p *plan.Plan) string
 }
 
-var tableColumns = []tableColumn{
+var tableColumns = []column[Row]{
 	{header: "STATE", cell: func(r *Row, _ *plan.Plan) string { return r.State }},
 	{header: "NEXT", cell: func(r *Row, p *plan.Plan) string { return nextText(r, p.At) }},
 	{header: "VM", flex: true, cell: func(r *Row, _ *plan.Plan) string { return Clean(r.VM) }},
@@ -48,40 +50,7 @@ func renderTable(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 	if len(rows) == 0 {
 		bw.WriteString("no snapshots\n")
 	} else {
-		cells := make([][]string, 0, len(rows)+1)
-		header := make([]string, len(tableColumns))
-		for i, c := range tableColumns {
-			header[i] = c.header
-		}
-		cells = append(cells, header)
-		for i := range rows {
-			line := make([]string, len(tableColumns))
-			for j, c := range tableColumns {
-				line[j] = c.cell(&rows[i], p)
-			}
-			cells = append(cells, line)
-		}
-		widths := fitWidths(cells, width)
-		var b strings.Builder
-		for _, line := range cells {
-			b.Reset()
-			for j, c := range tableColumns {
-				cell := Truncate(line[j], widths[j])
-				pad := strings.Repeat(" ", widths[j]-utf8.RuneCountInString(cell))
-				if j > 0 {
-					b.WriteString(columnGap)
-				}
-				if c.right {
-					b.WriteString(pad)
-					b.WriteString(cell)
-				} else {
-					b.WriteString(cell)
-					b.WriteString(pad)
-				}
-			}
-			bw.WriteString(Truncate(strings.TrimRight(b.String(), " "), width))
-			bw.WriteByte('\n')
-		}
+		writeTable(bw, tableColumns, rows, p, width)
 		bw.WriteByte('\n')
 		for _, l := range wrap(summaryLine(summarize(rows), len(p.Errors)), width) {
 			bw.WriteString(l)
@@ -94,14 +63,77 @@ func renderTable(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 			bw.WriteByte('\n')
 		}
 	}
+	if probs := ProblemRows(p, opt); len(probs) > 0 {
+		bw.WriteByte('\n')
+		for _, l := range wrap(plural(len(probs), "problem")+" customers cannot see (support only):", width) {
+			bw.WriteString(l)
+			bw.WriteByte('\n')
+		}
+		writeTable(bw, problemTable, probs, p, width)
+	}
 	return bw.Flush()
+}
+
+// writeTable writes a header and one line per row, each column as wide as
+// its widest cell, flexible columns shrunk until the table fits width.
+func writeTable[R any](bw *bufio.Writer, cols []column[R], rows []R, p *plan.Plan, width int) {
+	cells := make([][]string, 0, len(rows)+1)
+	header := make([]string, len(cols))
+	flex := make([]bool, len(cols))
+	for i, c := range cols {
+		header[i], flex[i] = c.header, c.flex
+	}
+	cells = append(cells, header)
+	for i := range rows {
+		line := make([]string, len(cols))
+		for j, c := range cols {
+			line[j] = c.cell(&rows[i], p)
+		}
+		cells = append(cells, line)
+	}
+	widths := fitWidths(cells, flex, width)
+	var b strings.Builder
+	for _, line := range cells {
+		b.Reset()
+		for j, c := range cols {
+			cell := Truncate(line[j], widths[j])
+			if c.keepEnd {
+				cell = truncateStart(line[j], widths[j])
+			}
+			pad := strings.Repeat(" ", widths[j]-utf8.RuneCountInString(cell))
+			if j > 0 {
+				b.WriteString(columnGap)
+			}
+			if c.right {
+				b.WriteString(pad)
+				b.WriteString(cell)
+			} else {
+				b.WriteString(cell)
+				b.WriteString(pad)
+			}
+		}
+		bw.WriteString(Truncate(strings.TrimRight(b.String(), " "), width))
+		bw.WriteByte('\n')
+	}
+}
+
+// truncateStart shortens s to at most n runes, starting with "…" when cut.
+func truncateStart(s string, n int) string {
+	runes := []rune(s)
+	if len(runes) <= n {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	return "…" + string(runes[len(runes)-n+1:])
 }
 
 // fitWidths returns each column's width: its widest cell, with the widest
 // flexible column shrunk one rune at a time while the table is wider than
 // width. Lines still too wide (very small widths) are cut by the caller.
-func fitWidths(cells [][]string, width int) []int {
-	widths := make([]int, len(tableColumns))
+func fitWidths(cells [][]string, flex []bool, width int) []int {
+	widths := make([]int, len(flex))
 	for _, line := range cells {
 		for j, cell := range line {
 			widths[j] = max(widths[j], utf8.RuneCountInString(cell))
@@ -113,8 +145,8 @@ func fitWidths(cells [][]string, width int) []int {
 	}
 	for total > width {
 		widest := -1
-		for j, c := range tableColumns {
-			if c.flex && widths[j] > minShrink && (widest < 0 || widths[j] > widths[widest]) {
+		for j, f := range flex {
+			if f && widths[j] > minShrink && (widest < 0 || widths[j] > widths[widest]) {
 				widest = j
 			}
 		}

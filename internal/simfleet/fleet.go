@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -19,6 +22,24 @@ type Fleet struct {
 	Datastore  Space     `yaml:"datastore"`
 	VMs        []VM      `yaml:"vms"`
 	Generate   *Generate `yaml:"generate"`
+	// Orphans are files left on the datastore that no VM references.
+	Orphans []Orphan `yaml:"orphans"`
+}
+
+// Orphan is a file written on the datastore: what a failed task or an
+// unregistered VM leaves behind. It is sparse: its size costs no disk.
+type Orphan struct {
+	// Path is relative to the datastore's root, e.g. "gone-vm/gone-vm-000001.vmdk".
+	Path string `yaml:"path"`
+	Size Size   `yaml:"size"`
+	// Age is how long ago the file was last written; default 2 days.
+	Age Duration `yaml:"age"`
+}
+
+// CloneSource names the snapshot a linked clone's disk is a child of.
+type CloneSource struct {
+	VM       string `yaml:"vm"`
+	Snapshot string `yaml:"snapshot"`
 }
 
 // Space is a datastore's capacity and free space.
@@ -38,6 +59,15 @@ type VM struct {
 	Snapshots  []Snap            `yaml:"snapshots"`
 	// Current names the current snapshot; default the last in document order.
 	Current string `yaml:"current"`
+	// ConsolidationNeeded sets runtime.consolidationNeeded, as a removal that
+	// left the VM on its deltas does.
+	ConsolidationNeeded bool `yaml:"consolidation_needed"`
+	// PhantomDelta is the size of a delta the VM's disk runs on although it
+	// has no snapshot (a "phantom snapshot").
+	PhantomDelta Size `yaml:"phantom_delta"`
+	// LinkedCloneOf makes the VM a linked clone: its disk is a child of
+	// that snapshot's disk chain of another VM of the fleet.
+	LinkedCloneOf *CloneSource `yaml:"linked_clone_of"`
 }
 
 // Snap is one snapshot and its children.
@@ -50,6 +80,9 @@ type Snap struct {
 	Memory      bool     `yaml:"memory"`
 	Quiesced    bool     `yaml:"quiesced"`
 	Children    []Snap   `yaml:"children"`
+	// Growth is added to the snapshot's size at every Sim.Grow (a cycle,
+	// in tests): a snapshot whose delta fills its datastore.
+	Growth Size `yaml:"growth"`
 }
 
 // Generate appends synthetic VMs, for tests and benchmarks at scale.
@@ -136,6 +169,24 @@ func Parse(data []byte) (*Fleet, error) {
 		}
 		if vm.Current != "" && !hasSnap(vm.Snapshots, vm.Current) {
 			return nil, fmt.Errorf("vm %q: current snapshot %q is not in its tree", vm.Name, vm.Current)
+		}
+		if (vm.PhantomDelta > 0 || vm.LinkedCloneOf != nil) && len(vm.Snapshots) > 0 {
+			return nil, fmt.Errorf("vm %q: phantom_delta and linked_clone_of are for VMs without snapshots", vm.Name)
+		}
+	}
+	for _, vm := range f.VMs {
+		if c := vm.LinkedCloneOf; c != nil && !slices.ContainsFunc(f.VMs, func(src VM) bool {
+			return src.Name == c.VM && hasSnap(src.Snapshots, c.Snapshot)
+		}) {
+			return nil, fmt.Errorf("vm %q: linked_clone_of: no VM %q with a snapshot %q in the fleet", vm.Name, c.VM, c.Snapshot)
+		}
+	}
+	for i, o := range f.Orphans {
+		if o.Path == "" || path.IsAbs(o.Path) || strings.Contains(o.Path, "..") {
+			return nil, fmt.Errorf("orphans[%d]: path %q must be relative to the datastore, without ..", i, o.Path)
+		}
+		if o.Age == 0 {
+			f.Orphans[i].Age = Duration(48 * time.Hour)
 		}
 	}
 	return &f, nil

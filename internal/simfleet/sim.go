@@ -62,6 +62,10 @@ type Sim struct {
 	vms       map[string]types.ManagedObjectReference // by VM name
 	sizes     map[string]int64                        // by snapshot moref value
 	created   map[string]time.Time                    // by snapshot moref value
+	vmsn      map[string]string                       // the .vmsn vcsim wrote, by snapshot moref value
+	growth    map[string]int64                        // bytes added by Grow, by snapshot moref value
+	grows     map[string]types.ManagedObjectReference // VMs with growing snapshots, by snapshot moref value
+	extras    map[string]extra                        // by VM moref value
 }
 
 // Start builds the fleet in a new simulator and serves it on 127.0.0.1.
@@ -83,7 +87,8 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	model.Service.TLS = new(tls.Config)
 	model.Service.RegisterEndpoints = true
 	s := &Sim{Model: model, server: model.Service.NewServer(), vms: map[string]types.ManagedObjectReference{},
-		sizes: map[string]int64{}, created: map[string]time.Time{}}
+		sizes: map[string]int64{}, created: map[string]time.Time{}, vmsn: map[string]string{}, extras: map[string]extra{},
+		growth: map[string]int64{}, grows: map[string]types.ManagedObjectReference{}}
 	s.URL = s.server.URL.Scheme + "://" + s.server.URL.Host + s.server.URL.Path
 	if err := s.writeCA(o.Dir); err != nil {
 		s.Close()
@@ -225,6 +230,9 @@ func (s *Sim) build(ctx context.Context, f *Fleet, o Options) error {
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
+		return err
+	}
+	if err := s.problems(f, o.Now); err != nil {
 		return err
 	}
 	return s.SetDatastoreSpace(int64(f.Datastore.Capacity), int64(f.Datastore.Free))
@@ -444,6 +452,9 @@ func (b *builder) snapshots(ctx context.Context, vm *object.VirtualMachine, v VM
 		b.sim.mu.Lock()
 		b.sim.sizes[ref.Value] = int64(sn.Size)
 		b.sim.created[ref.Value] = created
+		if sn.Growth > 0 {
+			b.sim.growth[ref.Value], b.sim.grows[ref.Value] = int64(sn.Growth), vm.Reference()
+		}
 		b.sim.mu.Unlock()
 		if sn.Creator != "" {
 			b.sim.postCreator(vm.Reference(), v.Name, b.dc, sn.Creator, created)
@@ -498,6 +509,13 @@ func (s *Sim) refresh(ref types.ManagedObjectReference) error {
 	defer s.mu.Unlock()
 	ctx.WithLock(obj, func() {
 		if obj.Snapshot == nil {
+			// Without snapshots vcsim's own layout stands, unless the fleet
+			// declared a phantom delta or a linked clone.
+			if ex, ok := s.extras[ref.Value]; ok {
+				le := layout(obj, s.sizes, s.vmsn, ex)
+				ctx.Update(obj, []types.PropertyChange{{Name: "layoutEx", Val: le}})
+				obj.LayoutEx = le
+			}
 			return
 		}
 		eachSnapshot(obj.Snapshot.RootSnapshotList, func(n *types.VirtualMachineSnapshotTree) {
@@ -505,7 +523,18 @@ func (s *Sim) refresh(ref types.ManagedObjectReference) error {
 				n.CreateTime = t
 			}
 		})
-		le := layout(obj, s.sizes)
+		if obj.LayoutEx != nil {
+			names := map[int32]string{}
+			for _, f := range obj.LayoutEx.File {
+				names[f.Key] = f.Name
+			}
+			for _, sl := range obj.LayoutEx.Snapshot {
+				if _, ok := s.vmsn[sl.Key.Value]; !ok && names[sl.DataKey] != "" {
+					s.vmsn[sl.Key.Value] = names[sl.DataKey]
+				}
+			}
+		}
+		le := layout(obj, s.sizes, s.vmsn, s.extras[ref.Value])
 		ctx.Update(obj, []types.PropertyChange{
 			{Name: "snapshot", Val: obj.Snapshot},
 			{Name: "snapshot.rootSnapshotList", Val: obj.Snapshot.RootSnapshotList},
@@ -556,6 +585,125 @@ func (s *Sim) Refresh(vmName string) error {
 		return fmt.Errorf("vm %q not in the fleet", vmName)
 	}
 	return s.refresh(ref)
+}
+
+// problems applies what the fleet declares beyond snapshots, once every VM
+// exists (a linked clone needs its source's chain): consolidation needed,
+// phantom deltas, linked clones, and orphan files on the datastore.
+func (s *Sim) problems(f *Fleet, now time.Time) error {
+	for _, v := range f.VMs {
+		if v.ConsolidationNeeded {
+			if err := s.SetConsolidationNeeded(v.Name, true); err != nil {
+				return err
+			}
+		}
+		if v.PhantomDelta == 0 && v.LinkedCloneOf == nil {
+			continue
+		}
+		ref, _ := s.VMRef(v.Name)
+		ex := extra{phantom: int64(v.PhantomDelta)}
+		if c := v.LinkedCloneOf; c != nil {
+			chain, err := s.chainOf(c.VM, c.Snapshot)
+			if err != nil {
+				return fmt.Errorf("simulator: vm %q: linked clone: %w", v.Name, err)
+			}
+			ex.parent = chain
+		}
+		s.mu.Lock()
+		s.extras[ref.Value] = ex
+		s.mu.Unlock()
+		if err := s.refresh(ref); err != nil {
+			return err
+		}
+	}
+	for _, o := range f.Orphans {
+		if err := s.WriteDatastoreFile(o.Path, int64(o.Size), now.Add(-time.Duration(o.Age))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chainOf returns the disk chain of a VM's snapshot, file by file, from the
+// VM's layoutEx: what a linked clone of that snapshot runs on.
+func (s *Sim) chainOf(vmName, snapshot string) ([][]diskFile, error) {
+	ref, snap, err := s.findSnapshot(vmName, snapshot)
+	if err != nil {
+		return nil, err
+	}
+	ctx := s.Context()
+	obj := ctx.Map.Get(ref).(*simulator.VirtualMachine)
+	var chain [][]diskFile
+	ctx.WithLock(obj, func() {
+		files := map[int32]types.VirtualMachineFileLayoutExFileInfo{}
+		for _, f := range obj.LayoutEx.File {
+			files[f.Key] = f
+		}
+		for _, sl := range obj.LayoutEx.Snapshot {
+			if sl.Key != snap || len(sl.Disk) == 0 {
+				continue
+			}
+			for _, unit := range sl.Disk[0].Chain {
+				var link []diskFile
+				for _, k := range unit.FileKey {
+					link = append(link, diskFile{name: files[k].Name, kind: files[k].Type, size: files[k].Size})
+				}
+				chain = append(chain, link)
+			}
+		}
+	})
+	if chain == nil {
+		return nil, fmt.Errorf("vm %q: snapshot %q has no disk chain", vmName, snapshot)
+	}
+	return chain, nil
+}
+
+// DatastoreDir is the folder on disk that holds the simulated datastore.
+func (s *Sim) DatastoreDir() string {
+	ds := s.Context().Map.Get(s.dsRef).(*simulator.Datastore)
+	return ds.Info.GetDatastoreInfo().Url
+}
+
+// WriteDatastoreFile writes a sparse file of size bytes at rel (a path
+// under the datastore's root), last written at modified: an orphan file.
+func (s *Sim) WriteDatastoreFile(rel string, size int64, modified time.Time) error {
+	p := filepath.Join(s.DatastoreDir(), filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("simulator: datastore file %s: %w", rel, err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return fmt.Errorf("simulator: datastore file %s: %w", rel, err)
+	}
+	err = f.Truncate(size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chtimes(p, modified, modified)
+	}
+	if err != nil {
+		return fmt.Errorf("simulator: datastore file %s: %w", rel, err)
+	}
+	return nil
+}
+
+// Grow adds each growing snapshot's declared growth to its size, as the
+// writes of one cycle would.
+func (s *Sim) Grow() error {
+	s.mu.Lock()
+	vms := map[types.ManagedObjectReference]bool{}
+	for id, by := range s.growth {
+		s.sizes[id] += by
+		vms[s.grows[id]] = true
+	}
+	s.mu.Unlock()
+	for ref := range vms {
+		if err := s.refresh(ref); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetConsolidationNeeded sets runtime.consolidationNeeded of a VM.

@@ -39,6 +39,9 @@ type Options struct {
 	// so a slow vCenter is reported as failed for the cycle instead of
 	// holding back every other vCenter's notices; zero means 15 minutes.
 	CollectTimeout time.Duration
+	// ScanEvery is how often Pool.CollectScan searches a vCenter's
+	// datastores for orphan files; zero means 24 hours.
+	ScanEvery time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -56,6 +59,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CollectTimeout == 0 {
 		o.CollectTimeout = 15 * time.Minute
+	}
+	if o.ScanEvery == 0 {
+		o.ScanEvery = 24 * time.Hour
 	}
 	return o
 }

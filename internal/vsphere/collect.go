@@ -42,8 +42,8 @@ type node struct {
 	isDC   bool
 }
 
-// pendingVM is a VM with snapshots whose path waits for the whole inventory:
-// its folders may arrive on a later page.
+// pendingVM is a VM with snapshots or problems whose path waits for the
+// whole inventory: its folders may arrive on a later page.
 type pendingVM struct {
 	vm     *facts.VM
 	parent types.ManagedObjectReference
@@ -63,6 +63,7 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 	stores := map[types.ManagedObjectReference]facts.Datastore{}
 	fieldNames := map[int32]string{}
 	var pending []*pendingVM
+	var ch chains
 
 	err := c.retrieve(ctx, func(objs []types.ObjectContent) error {
 		var vms []mo.VirtualMachine
@@ -98,7 +99,7 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 		}
 		for i := range vms {
 			inv.VMs++
-			if p := c.addVM(inv, &vms[i]); p != nil {
+			if p := c.addVM(inv, &vms[i], &ch); p != nil {
 				pending = append(pending, p)
 			}
 		}
@@ -108,6 +109,7 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 		return nil, fmt.Errorf("vcenter %q: list snapshots: %w", c.Name, err)
 	}
 
+	inv.Problems = append(inv.Problems, ch.phantoms()...)
 	for _, p := range pending {
 		p.vm.Folder, p.vm.Datacenter = path(nodes, p.parent)
 		p.vm.Path = p.vm.Folder + "/" + p.vm.Name
@@ -125,6 +127,10 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 			}
 		}
 	}
+	for i := range inv.Problems {
+		pr := &inv.Problems[i]
+		pr.VCenter, pr.Datacenter = c.Name, pr.VM.Datacenter
+	}
 	if err := c.tags(ctx, pending); err != nil {
 		return nil, fmt.Errorf("vcenter %q: read tags: %w", c.Name, err)
 	}
@@ -138,10 +144,26 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 // to fn, so a page's layoutEx can be reduced to sizes and dropped before the
 // next one arrives.
 func (c *Client) retrieve(ctx context.Context, fn func([]types.ObjectContent) error) error {
+	kinds := []string{"VirtualMachine", "Folder", "Datacenter", "VirtualApp", "Datastore"}
+	props := []types.PropertySpec{{Type: "VirtualMachine", PathSet: vmProps}}
+	for _, t := range kinds[1:] {
+		props = append(props, types.PropertySpec{Type: t, PathSet: containerProps[t]})
+	}
+	var extra []types.ObjectSpec
+	if cfm := c.vim.ServiceContent.CustomFieldsManager; cfm != nil {
+		props = append(props, types.PropertySpec{Type: "CustomFieldsManager", PathSet: []string{"field"}})
+		extra = append(extra, types.ObjectSpec{Obj: *cfm})
+	}
+	return c.retrieveView(ctx, kinds, props, extra, fn)
+}
+
+// retrieveView reads props of every inventory object of the kinds through
+// one ContainerView, plus the extra objects, paged, handing each page to fn.
+func (c *Client) retrieveView(ctx context.Context, kinds []string, props []types.PropertySpec, extra []types.ObjectSpec,
+	fn func([]types.ObjectContent) error) error {
 	sc := c.vim.ServiceContent
 	cv, err := methods.CreateContainerView(ctx, c.vim, &types.CreateContainerView{
-		This: *sc.ViewManager, Container: sc.RootFolder, Recursive: true,
-		Type: []string{"VirtualMachine", "Folder", "Datacenter", "VirtualApp", "Datastore"},
+		This: *sc.ViewManager, Container: sc.RootFolder, Recursive: true, Type: kinds,
 	})
 	if err != nil {
 		return fmt.Errorf("create container view: %w", err)
@@ -152,18 +174,10 @@ func (c *Client) retrieve(ctx context.Context, fn func([]types.ObjectContent) er
 		_, _ = methods.DestroyView(context.WithoutCancel(ctx), c.vim, &types.DestroyView{This: view})
 	}()
 
-	props := []types.PropertySpec{{Type: "VirtualMachine", PathSet: vmProps}}
-	for _, t := range []string{"Folder", "Datacenter", "VirtualApp", "Datastore"} {
-		props = append(props, types.PropertySpec{Type: t, PathSet: containerProps[t]})
-	}
-	objects := []types.ObjectSpec{{
+	objects := append([]types.ObjectSpec{{
 		Obj: view, Skip: types.NewBool(true),
 		SelectSet: []types.BaseSelectionSpec{&types.TraversalSpec{Type: "ContainerView", Path: "view"}},
-	}}
-	if sc.CustomFieldsManager != nil {
-		props = append(props, types.PropertySpec{Type: "CustomFieldsManager", PathSet: []string{"field"}})
-		objects = append(objects, types.ObjectSpec{Obj: *sc.CustomFieldsManager})
-	}
+	}}, extra...)
 	req := types.RetrievePropertiesEx{
 		This:    sc.PropertyCollector,
 		SpecSet: []types.PropertyFilterSpec{{ObjectSet: objects, PropSet: props}},
@@ -215,20 +229,29 @@ func onlyType(objs []types.ObjectContent, t string) []types.ObjectContent {
 	return out
 }
 
-// addVM appends the VM's snapshots to the inventory, sized from its layoutEx.
-// It returns nil for a VM without snapshots (or a template), which needs
-// nothing more.
-func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine) *pendingVM {
-	if m.Snapshot == nil || len(m.Snapshot.RootSnapshotList) == 0 {
-		return nil
-	}
+// addVM appends the VM's snapshots to the inventory, sized from its layoutEx,
+// and its consolidation_needed problem. It returns nil for a VM that needs
+// nothing more: a template, or a VM without snapshots or problems. Every VM's
+// disk chains go to ch, which judges phantom deltas once all are read.
+func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine, ch *chains) *pendingVM {
 	if m.Config != nil && m.Config.Template {
+		ch.add(m, nil) // a template's disks can be a linked clone's base
 		return nil
 	}
 	vm := &facts.VM{VCenter: c.Name, Name: m.Name, MoRef: m.Self.Value,
 		PowerState: string(m.Runtime.PowerState), ConsolidationNeeded: m.Runtime.ConsolidationNeeded}
+	snapshots := m.Snapshot != nil && len(m.Snapshot.RootSnapshotList) > 0
+	if snapshots {
+		ch.add(m, nil)
+	} else if !ch.add(m, vm) && !vm.ConsolidationNeeded {
+		return nil
+	}
 	if m.Config != nil {
 		vm.InstanceUUID = m.Config.InstanceUuid
+	}
+	if vm.ConsolidationNeeded {
+		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm,
+			Detail: "runtime.consolidationNeeded is set: the VM runs on delta files a removal left behind; Consolidate the VM's disks"})
 	}
 	p := &pendingVM{vm: vm, ds: m.Datastore, first: len(inv.Snapshots)}
 	switch {
@@ -244,6 +267,9 @@ func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine) *pendingVM {
 			}
 			p.attrs[s.Key] = s.Value
 		}
+	}
+	if !snapshots {
+		return p
 	}
 	current := ""
 	if m.Snapshot.CurrentSnapshot != nil {

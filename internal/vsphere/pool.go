@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
@@ -98,6 +99,14 @@ func (p *Pool) drop(ctx context.Context, name string) {
 // Collect reads every vCenter, a bounded number at once. A vCenter that
 // fails is listed in the inventory's Errors; the others still report.
 func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
+	return p.CollectScan(ctx, known, nil)
+}
+
+// CollectScan is Collect that also searches the datastores of each vCenter
+// whose last orphan scan (in lastScan, by vCenter name) is ScanEvery old,
+// within the same collect.timeout. A scan that fails is logged and left out
+// of Scanned, so it is tried again next cycle; the snapshots still count.
+func (p *Pool) CollectScan(ctx context.Context, known Known, lastScan map[string]time.Time) *facts.Inventory {
 	p.mu.Lock()
 	targets := append([]config.VCenter(nil), p.targets...)
 	p.mu.Unlock()
@@ -119,6 +128,8 @@ func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
 				results[i], err = c.Collect(cctx, known)
 				if err != nil {
 					p.drop(ctx, t.Name)
+				} else if lastScan != nil && time.Since(lastScan[t.Name]) >= p.opt.ScanEvery {
+					p.scan(cctx, c, results[i])
 				}
 			}
 			if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
@@ -138,6 +149,13 @@ func (p *Pool) Collect(ctx context.Context, known Known) *facts.Inventory {
 		}
 		inv.VMs += results[i].VMs
 		inv.Snapshots = append(inv.Snapshots, results[i].Snapshots...)
+		inv.Problems = append(inv.Problems, results[i].Problems...)
+		for vc, at := range results[i].Scanned {
+			if inv.Scanned == nil {
+				inv.Scanned = map[string]time.Time{}
+			}
+			inv.Scanned[vc] = at
+		}
 	}
 	sort.Slice(inv.Errors, func(i, j int) bool { return inv.Errors[i].VCenter < inv.Errors[j].VCenter })
 	return inv
@@ -152,6 +170,19 @@ func Unnamed(name string, err error) string {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
+}
+
+// scan searches one vCenter's datastores for orphan files into inv.
+func (p *Pool) scan(ctx context.Context, c *Client, inv *facts.Inventory) {
+	began := time.Now()
+	orphans, err := c.Orphans(ctx)
+	if err != nil {
+		p.opt.Log.Warn().Err(err).Str("vcenter", c.Name).Msg("orphan file scan failed: the last findings stand, retried next cycle")
+		return
+	}
+	p.opt.Log.Info().Str("vcenter", c.Name).Int("orphans", len(orphans)).Dur("took", time.Since(began)).Msg("datastores searched for orphan files")
+	inv.Problems = append(inv.Problems, orphans...)
+	inv.Scanned = map[string]time.Time{c.Name: began}
 }
 
 // Close logs out of every vCenter.

@@ -162,7 +162,7 @@ func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (facts
 		return facts.Snapshot{}, false, busy, nil
 	}
 	inv := &facts.Inventory{}
-	p := c.addVM(inv, &vms[0])
+	p := c.addVM(inv, &vms[0], &chains{})
 	if p == nil {
 		return facts.Snapshot{}, false, busy, nil
 	}

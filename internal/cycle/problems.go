@@ -1,0 +1,43 @@
+package cycle
+
+import (
+	"slices"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// carryOrphans adds the last scan's orphan files of every vCenter that
+// answered but was not scanned in this collection: between scans the
+// findings stand as the ledger keeps them.
+func carryOrphans(inv *facts.Inventory, hist plan.ProblemHistory) {
+	failed := map[string]bool{}
+	for _, e := range inv.Errors {
+		failed[e.VCenter] = true
+	}
+	for _, o := range hist.Orphans {
+		if _, scanned := inv.Scanned[o.VCenter]; !failed[o.VCenter] && !scanned {
+			inv.Problems = append(inv.Problems, o)
+		}
+	}
+}
+
+// problems assembles the plan's problems: those collection found, the
+// chains too deep for their policy, each with its VM's owner and first sight.
+func problems(inv *facts.Inventory, items []plan.Item, rules []policy.Rule, hist plan.ProblemHistory, p *plan.Plan) {
+	found := append(slices.Clip(inv.Problems), plan.ChainTooDeep(items)...)
+	owners := map[*facts.VM]string{}
+	for i := range items {
+		owners[items[i].Snapshot.VM] = items[i].Customer
+	}
+	owner := func(vm *facts.VM) string {
+		id, ok := owners[vm]
+		if !ok {
+			id, _ = policy.Owner(vm, rules)
+			owners[vm] = id
+		}
+		return id
+	}
+	p.Problems = plan.Problems(found, owner, hist, p.At)
+}

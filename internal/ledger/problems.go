@@ -1,0 +1,129 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/plan"
+)
+
+// Problems returns what the ledger remembers of problems: the first sight
+// of each open one, the last orphan scan of each vCenter and the open
+// orphan files those scans found.
+func (l *Ledger) Problems(ctx context.Context) (plan.ProblemHistory, error) {
+	h := plan.ProblemHistory{FirstSeen: map[string]time.Time{}, Scans: map[string]time.Time{}}
+	if l.db == nil {
+		return h, nil
+	}
+	wrap := func(what string, err error) error {
+		return fmt.Errorf("ledger %s: problems: %s: %w", l.path, what, err)
+	}
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return h, wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	err = query(ctx, tx, `SELECT key, kind, vcenter, datacenter, datastore, path, size_bytes, detail, first_seen
+FROM problems WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
+		var (
+			key   string
+			p     facts.Problem
+			first int64
+		)
+		if err := rows.Scan(&key, &p.Kind, &p.VCenter, &p.Datacenter, &p.Datastore, &p.Path, &p.SizeBytes, &p.Detail, &first); err != nil {
+			return err
+		}
+		h.FirstSeen[key] = time.Unix(0, first).UTC()
+		if p.Kind == facts.OrphanFile {
+			h.Orphans = append(h.Orphans, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return h, wrap("open problems", err)
+	}
+	err = query(ctx, tx, `SELECT vcenter, at FROM orphan_scans`, func(rows *sql.Rows) error {
+		var (
+			vc string
+			at int64
+		)
+		if err := rows.Scan(&vc, &at); err != nil {
+			return err
+		}
+		h.Scans[vc] = time.Unix(0, at).UTC()
+		return nil
+	})
+	if err != nil {
+		return h, wrap("orphan scans", err)
+	}
+	return h, nil
+}
+
+// RecordProblems writes one cycle's problems in one transaction: each is
+// seen at at (its first sight kept); the open problems of the vCenters that
+// answered but are not among them are resolved; the orphan scans that ran
+// (by vCenter, when) are remembered.
+func (l *Ledger) RecordProblems(ctx context.Context, at time.Time, problems []plan.Problem, answered []string,
+	scans map[string]time.Time) (err error) {
+	if err := l.writable("record problems"); err != nil {
+		return err
+	}
+	wrap := func(err error) error { return fmt.Errorf("ledger %s: record problems: %w", l.path, err) }
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	stmt, err := tx.PrepareContext(ctx, `
+INSERT INTO problems(key, kind, vcenter, datacenter, vm, vm_id, datastore, path, size_bytes, customer, detail,
+	first_seen, last_seen, resolved_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+ON CONFLICT(key) DO UPDATE SET
+	datacenter = excluded.datacenter,
+	vm = excluded.vm,
+	datastore = excluded.datastore,
+	size_bytes = excluded.size_bytes,
+	customer = excluded.customer,
+	detail = excluded.detail,
+	first_seen = CASE WHEN problems.resolved_at IS NULL THEN problems.first_seen ELSE excluded.first_seen END,
+	last_seen = excluded.last_seen,
+	resolved_at = NULL`)
+	if err != nil {
+		return wrap(fmt.Errorf("prepare problem upsert: %w", err))
+	}
+	defer stmt.Close()
+	ns := at.UnixNano()
+	for _, p := range problems {
+		vm, vmID := "", ""
+		if p.VM != nil {
+			vm, vmID = p.VM.Name, p.VM.MoRef
+		}
+		if _, err = stmt.ExecContext(ctx, p.Key(), string(p.Kind), p.VCenter, p.Datacenter, vm, vmID, p.Datastore, p.Path,
+			p.SizeBytes, p.Customer, p.Detail, p.FirstSeen.UnixNano(), ns); err != nil {
+			return wrap(fmt.Errorf("problem %s: %w", p.Key(), err))
+		}
+	}
+	for _, vc := range answered {
+		if _, err = tx.ExecContext(ctx, `UPDATE problems SET resolved_at = ? WHERE vcenter = ? AND resolved_at IS NULL AND last_seen <> ?`,
+			ns, vc, ns); err != nil {
+			return wrap(fmt.Errorf("resolve problems of %s: %w", vc, err))
+		}
+	}
+	for vc, t := range scans {
+		if _, err = tx.ExecContext(ctx, `INSERT INTO orphan_scans(vcenter, at) VALUES (?, ?)
+ON CONFLICT(vcenter) DO UPDATE SET at = excluded.at`, vc, t.UnixNano()); err != nil {
+			return wrap(fmt.Errorf("orphan scan of %s: %w", vc, err))
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return wrap(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package vsphere
+
+import (
+	"fmt"
+
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// link is one link of a disk chain: its descriptor's name and the size of
+// all its files.
+type link struct {
+	name string
+	size int64
+}
+
+// chains finds phantom deltas over one retrieval. A linked clone runs on a
+// delta too, but the links below its own belong to its source VM, whose
+// layoutEx names them as well: only links no other VM names count, so
+// users are counted over the whole inventory before anything is judged.
+type chains struct {
+	users      map[string]int // descriptor of a chain link -> VMs naming it
+	candidates []candidate
+}
+
+// candidate is a VM without snapshots with a disk chain longer than 1.
+type candidate struct {
+	vm    *facts.VM
+	disks [][]link // base first
+}
+
+// add counts the chain links of m; vm is the VM's facts when it has no
+// snapshot (the only kind that can hold a phantom), nil otherwise. It
+// reports whether the VM became a candidate.
+func (ch *chains) add(m *mo.VirtualMachine, vm *facts.VM) bool {
+	le := m.LayoutEx
+	if le == nil || len(le.Disk) == 0 {
+		return false
+	}
+	files := make(map[int32]types.VirtualMachineFileLayoutExFileInfo, len(le.File))
+	for _, f := range le.File {
+		files[f.Key] = f
+	}
+	var disks [][]link
+	for _, d := range le.Disk {
+		chain := make([]link, 0, len(d.Chain))
+		for _, unit := range d.Chain {
+			if len(unit.FileKey) == 0 {
+				continue
+			}
+			l := link{name: files[unit.FileKey[0]].Name}
+			for _, k := range unit.FileKey {
+				l.size += files[k].Size
+			}
+			if ch.users == nil {
+				ch.users = map[string]int{}
+			}
+			ch.users[l.name]++
+			chain = append(chain, l)
+		}
+		if len(chain) > 1 {
+			disks = append(disks, chain)
+		}
+	}
+	if vm == nil || len(disks) == 0 {
+		return false
+	}
+	ch.candidates = append(ch.candidates, candidate{vm: vm, disks: disks})
+	return true
+}
+
+// phantoms returns a phantom_delta problem per disk of a VM without
+// snapshots that runs on deltas of its own: its top link, and the size of
+// its own links above the lowest one (its base, or a linked clone's child).
+func (ch *chains) phantoms() []facts.Problem {
+	var out []facts.Problem
+	for _, c := range ch.candidates {
+		for _, chain := range c.disks {
+			own := chain[:0:0]
+			for _, l := range chain {
+				if ch.users[l.name] <= 1 {
+					own = append(own, l)
+				}
+			}
+			if len(own) < 2 {
+				continue
+			}
+			var size int64
+			for _, l := range own[1:] {
+				size += l.size
+			}
+			top := own[len(own)-1].name
+			out = append(out, facts.Problem{
+				Kind: facts.PhantomDelta, VM: c.vm, Datastore: facts.DatastoreOf(top), Path: top, SizeBytes: size,
+				Detail: fmt.Sprintf("no snapshot, but the disk runs on %d delta %s over its base %s",
+					len(own)-1, plural(len(own)-1, "file", "files"), own[0].name),
+			})
+		}
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
