@@ -55,6 +55,7 @@ func (a *app) reportCmd() *cobra.Command {
 			if err != nil {
 				return usageErr(err)
 			}
+			planner.Log = log
 			ctx := cmd.Context()
 			// A reader: report runs beside a serving snapwarden and never writes.
 			led, err := ledger.OpenReader(ctx, cfg.State)

@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Schedule != "@every 1h" || c.Listen != "127.0.0.1:9469" || c.Enforcement.Mode != "dry-run" ||
 		c.Policy.Deadline != 48*time.Hour || c.Policy.WarnAfter != 24*time.Hour || c.SMTP.TLS != "starttls" ||
-		c.Enforcement.MaxPerRun != 10 || c.Enforcement.TaskTimeout != 24*time.Hour {
+		c.Enforcement.MaxPerRun != 10 || c.Enforcement.TaskTimeout != 24*time.Hour || c.Enforcement.MinNotice != 24*time.Hour {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 	if c.VCenters[0].Password.Reveal() != "hunter2-vc" {
@@ -144,6 +144,7 @@ support: {email: s@p.example}`, "vcenters[0].url"},
 		{"bad mode", minimal + "enforcement: {mode: yolo}\n", "enforcement.mode \"yolo\""},
 		{"bad window", minimal + "enforcement: {window: {start: '0 22 * * *', duration: 30h}}\n", "enforcement.window.duration"},
 		{"wrong type", minimal + "enforcement: {max_per_run: lots}\n", "max_per_run"},
+		{"no notice before a removal", minimal + "enforcement: {min_notice: 0s}\n", "enforcement.min_notice must be a positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,7 @@ func defaults() map[string]any {
 		"templates":        "",
 		"enforcement.mode": "dry-run", "enforcement.max_per_run": 10, "enforcement.max_concurrent": 2,
 		"enforcement.min_free_percent": 10.0, "enforcement.max_attempts": 3, "enforcement.task_timeout": 24 * time.Hour,
+		"enforcement.min_notice": 24 * time.Hour,
 	}
 }
 

@@ -135,6 +135,9 @@ type Enforcement struct {
 	MinFreePercent float64       `mapstructure:"min_free_percent"`
 	MaxAttempts    int           `mapstructure:"max_attempts"`
 	TaskTimeout    time.Duration `mapstructure:"task_timeout"`
+	// MinNotice is how long before a consolidation its owner must have
+	// received a notice naming the snapshot.
+	MinNotice time.Duration `mapstructure:"min_notice"`
 }
 
 // Window is a maintenance window: it opens at each cron Start and lasts Duration.

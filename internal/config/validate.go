@@ -206,6 +206,9 @@ func (c *Config) validateEnforcement(e *Error) {
 	if en.TaskTimeout <= 0 {
 		e.add("enforcement.task_timeout must be a positive duration such as 24h")
 	}
+	if en.MinNotice <= 0 {
+		e.add("enforcement.min_notice must be a positive duration such as 24h, got %s", en.MinNotice)
+	}
 	if w := en.Window; w != nil {
 		if _, err := cron.ParseStandard(w.Start); err != nil {
 			e.add("enforcement.window.start %q is not a cron spec such as \"0 22 * * *\": %v", w.Start, err)

@@ -15,7 +15,7 @@ import (
 func EnforceSettings(cfg *config.Config, set *Planner) enforce.Settings {
 	e := cfg.Enforcement
 	return enforce.Settings{Mode: e.Mode, MaxConcurrent: e.MaxConcurrent, MinFreePercent: e.MinFreePercent,
-		Window: set.Settings.Window, TaskTimeout: e.TaskTimeout}
+		Window: set.Settings.Window, TaskTimeout: e.TaskTimeout, MinNotice: e.MinNotice, Rules: set.Rules}
 }
 
 // ActionNotices turns the act stage's outcomes into notices: each customer

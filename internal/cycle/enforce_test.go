@@ -11,8 +11,10 @@ import (
 )
 
 // In enforce mode, a consolidate customer's overdue snapshot is committed
-// only after a cycle has warned the customer, exactly where the dry-run plan
-// said "consolidate", and the customer and support are told.
+// only min_notice after a notice naming it reached the customer (which
+// states that time), never at the next cycle or a restart's first one; then
+// exactly where the dry-run plan said "consolidate", and the customer and
+// support are told.
 func TestEnforceCycle(t *testing.T) {
 	e := newEnv(t, "demo.yaml")
 	e.cfg.Enforcement.Mode = "enforce"
@@ -22,14 +24,37 @@ func TestEnforceCycle(t *testing.T) {
 	if res.Actions["success"] != 0 {
 		t.Fatalf("first contact: %v consolidations, want none before the customer was warned", res.Actions)
 	}
+	commitAt := t0.Add(e.cfg.Enforcement.MinNotice)
 	for _, d := range res.Plan.Decisions {
-		if d.Snapshot.VM.Name == "globex-web01" && (d.Action != plan.ActionBlocked || d.Reason != plan.ReasonGuardNotWarned) {
-			t.Errorf("globex-web01 at first sight: %s/%s, want blocked by guard-not-warned", d.Action, d.Reason)
+		if d.Snapshot.VM.Name == "globex-web01" && (d.CustomerNotice != plan.ActionWarn || !d.CommitAt.Equal(commitAt)) {
+			t.Errorf("globex-web01 at first sight: notice %s, commit at %s; want a first notice and commit at %s (min_notice after it)",
+				d.CustomerNotice, d.CommitAt, commitAt)
+		}
+	}
+	var told bool
+	for _, m := range messages(t, e.sink, 0) {
+		told = told || (m.to[0] == "noc@globex.example" && strings.Contains(m.body, "no earlier than "+commitAt.UTC().Format("2006-01-02 15:04 UTC")))
+	}
+	if !told {
+		t.Errorf("globex's first notice does not state the earliest commit time %s", commitAt)
+	}
+
+	// A second later (serve restarted, say), and an hour later: still nothing.
+	for _, at := range []time.Time{t0.Add(time.Second), t0.Add(time.Hour)} {
+		if res := cycle(t, r, at); res.Actions["success"] != 0 {
+			t.Fatalf("at %s, before min_notice passed: committed %v", at, res.Outcomes)
+		}
+	}
+	p := r.mustPlan(t, t0.Add(2*time.Hour))
+	for _, d := range p.Decisions {
+		if d.Snapshot.VM.Name == "globex-web01" && (d.Action != plan.ActionConsolidate || d.Due || !d.At.Equal(commitAt) || d.Reason != plan.ReasonMinNotice) {
+			t.Errorf("report of globex-web01 after its notice: %s due=%v at %s (%s), want consolidate at %s for min-notice",
+				d.Action, d.Due, d.At, d.Reason, commitAt)
 		}
 	}
 
 	// The dry-run plan of the next cycle is what the enforce cycle executes.
-	at := t0.Add(10 * time.Minute)
+	at := commitAt
 	want := map[string]bool{}
 	for _, d := range r.mustPlan(t, at).Decisions {
 		if d.Action == plan.ActionConsolidate && d.Due {
@@ -37,7 +62,7 @@ func TestEnforceCycle(t *testing.T) {
 		}
 	}
 	if !want["globex-web01/before-cms-migration"] {
-		t.Fatalf("dry-run plan at +10m consolidates %v, want globex-web01's overdue snapshot", want)
+		t.Fatalf("dry-run plan at +min_notice consolidates %v, want globex-web01's overdue snapshot", want)
 	}
 	n := len(e.sink.Messages())
 	res = cycle(t, r, at)

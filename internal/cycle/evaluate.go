@@ -34,7 +34,7 @@ func Rules(cfg *config.Config) ([]policy.Rule, error) {
 // Settings converts the enforcement config for the planner.
 func Settings(cfg *config.Config) (plan.Settings, error) {
 	e := cfg.Enforcement
-	s := plan.Settings{MaxPerRun: e.MaxPerRun, MaxAttempts: e.MaxAttempts, MinFreePercent: e.MinFreePercent}
+	s := plan.Settings{MaxPerRun: e.MaxPerRun, MaxAttempts: e.MaxAttempts, MinFreePercent: e.MinFreePercent, MinNotice: e.MinNotice}
 	if e.Window != nil && e.Window.Start != "" {
 		sched, err := cron.ParseStandard(e.Window.Start)
 		if err != nil {
@@ -46,16 +46,28 @@ func Settings(cfg *config.Config) (plan.Settings, error) {
 }
 
 // Evaluate resolves the owner of every snapshot's VM, picks the customer's
-// policy and judges the snapshot at now.
-func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now time.Time) []plan.Item {
+// policy and judges the snapshot at now. firstSeen gives the ledger's first
+// sight of a snapshot (zero for a new one): a create time in the future
+// counts age from it. A VM the first matching rule gives two owners is
+// disputed: no owner, the default policy, and support decides.
+func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now time.Time, firstSeen func(facts.Key) time.Time) []plan.Item {
 	items := make([]plan.Item, len(inv.Snapshots))
-	owners := make(map[*facts.VM]string)
+	owners := make(map[*facts.VM][]string)
 	for i := range inv.Snapshots {
 		s := &inv.Snapshots[i]
-		id, seen := owners[s.VM]
+		ids, seen := owners[s.VM]
 		if !seen {
-			id, _ = policy.Owner(s.VM, rules)
-			owners[s.VM] = id
+			ids, _ = policy.Owner(s.VM, rules)
+			owners[s.VM] = ids
+		}
+		var id string
+		var disputed []string
+		switch len(ids) {
+		case 0:
+		case 1:
+			id = ids[0]
+		default:
+			disputed = ids
 		}
 		c, known := cfg.Customer(id)
 		p := cfg.PolicyFor(id)
@@ -64,7 +76,8 @@ func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now
 			Customer:  id,
 			Reachable: known && len(c.Contacts) > 0,
 			Policy:    p,
-			Verdict:   policy.Evaluate(s, p, now),
+			Verdict:   policy.EvaluateSeen(s, p, now, firstSeen(s.Key())),
+			Disputed:  disputed,
 		}
 	}
 	return items

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
@@ -31,6 +33,9 @@ type Planner struct {
 	Config   *config.Config
 	Rules    []policy.Rule
 	Settings plan.Settings
+	// Log receives what planning finds wrong in vCenter's data (clock
+	// skew); the zero Logger discards it.
+	Log zerolog.Logger
 }
 
 // NewPlanner prepares the config's ownership rules and enforcement limits.
@@ -79,14 +84,23 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
-	return p.Decide(inv, hist, ph, samples, now), nil
+	pl := p.Decide(inv, hist, ph, samples, now)
+	for _, d := range pl.Decisions {
+		// Logged when support is told, so once per snapshot, not every cycle.
+		if d.Reason == plan.ReasonClockSkew && d.EscalateNow {
+			p.Log.Warn().Str("vcenter", d.Snapshot.VM.VCenter).Str("vm", d.Snapshot.VM.Name).Str("snapshot_id", d.Snapshot.ID).
+				Time("created", d.Snapshot.Created).Time("first_seen", d.Verdict.Since).
+				Msg("snapshot create time is in the future (clock skew): age counted from first sight")
+		}
+	}
+	return pl, nil
 }
 
 // Decide is Plan's pure part: evaluate every snapshot, build the plan, its
 // growth forecast and its problems.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory,
 	samples map[facts.Key][]plan.Sample, now time.Time) *plan.Plan {
-	items := Evaluate(inv, p.Config, p.Rules, now)
+	items := Evaluate(inv, p.Config, p.Rules, now, func(k facts.Key) time.Time { return hist[k].FirstSeen })
 	decisions := plan.Build(items, hist, p.Settings, now)
 	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
 	plan.Growth(pl, samples)

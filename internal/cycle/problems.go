@@ -34,7 +34,10 @@ func problems(inv *facts.Inventory, items []plan.Item, rules []policy.Rule, hist
 	owner := func(vm *facts.VM) string {
 		id, ok := owners[vm]
 		if !ok {
-			id, _ = policy.Owner(vm, rules)
+			// A disputed VM has no single owner, as in the plan.
+			if ids, _ := policy.Owner(vm, rules); len(ids) == 1 {
+				id = ids[0]
+			}
 			owners[vm] = id
 		}
 		return id

@@ -78,6 +78,7 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	planner.Log = r.log
 	renderer, err := notify.NewRenderer(cfg.Templates)
 	if err != nil {
 		return fmt.Errorf("%s: templates: %w", cfg.File, err)

@@ -252,6 +252,13 @@ func TestHostileNames(t *testing.T) {
 // htmlOf returns the decoded HTML part of a delivered message.
 func htmlOf(t *testing.T, m delivered) string {
 	t.Helper()
+	return partOf(t, m, "text/html")
+}
+
+// partOf returns the decoded part of a delivered message whose Content-Type
+// starts with mediaType.
+func partOf(t *testing.T, m delivered, mediaType string) string {
+	t.Helper()
 	msg, err := mail.ReadMessage(strings.NewReader(m.body))
 	if err != nil {
 		t.Fatal(err)
@@ -264,9 +271,9 @@ func htmlOf(t *testing.T, m delivered) string {
 	for {
 		p, err := mr.NextPart() // decodes quoted-printable
 		if err != nil {
-			t.Fatalf("no HTML part: %v", err)
+			t.Fatalf("no %s part: %v", mediaType, err)
 		}
-		if strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+		if strings.HasPrefix(p.Header.Get("Content-Type"), mediaType) {
 			b, err := io.ReadAll(p)
 			if err != nil {
 				t.Fatal(err)

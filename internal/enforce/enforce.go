@@ -48,7 +48,8 @@ const (
 	GuardInFlight  = "in-flight"  // another consolidation of the VM is in flight
 	GuardExempt    = "exempt"     // the re-read snapshot is exempt (tag, keep-until)
 	GuardManaged   = "managed"    // the re-read snapshot belongs to backup software
-	GuardNotWarned = "not-warned" // the customer was not warned in an earlier cycle
+	GuardMinNotice = "min-notice" // the current owner was not told min_notice before
+	GuardOwner     = "owner"      // the re-read VM has another owner (or two) than the plan's
 	GuardWindow    = "window"     // outside the maintenance window
 	GuardDatastore = "datastore"  // the datastore lacks room for the merge
 	GuardMode      = "mode"       // the plan was made in dry-run mode
@@ -70,6 +71,13 @@ type Settings struct {
 	// TaskTimeout bounds the wait on one task; zero means DefaultTaskTimeout.
 	// A task still running then is left to Resume, never abandoned.
 	TaskTimeout time.Duration
+	// MinNotice is how long before the task a notice naming the snapshot
+	// must have reached its current owner (enforcement.min_notice).
+	MinNotice time.Duration
+	// Rules are the ownership rules, applied again to the re-read VM: a VM
+	// retagged since the plan (tasks can queue for hours) has an owner who
+	// was not told. Nil skips the check.
+	Rules []policy.Rule
 }
 
 // Outcome is what happened to one decision (or one resumed action).
@@ -310,8 +318,8 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	if inFlight != "" {
 		return refuse(GuardInFlight, "another consolidation of the VM is in flight: "+inFlight, "")
 	}
-	if w := d.History.WarnedAt; w.IsZero() || !w.Before(now) {
-		return refuse(GuardNotWarned, "the customer has not been warned in an earlier cycle: no first-contact deletion", "")
+	if short := minNotice(d, s.MinNotice, now); short != "" {
+		return refuse(GuardMinNotice, short, "")
 	}
 	c, err := e.Pool.Client(ctx, vm.VCenter)
 	if err != nil {
@@ -330,6 +338,15 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	}
 	if g, detail := judge(&fresh, d, now); g != "" {
 		return refuse(g, detail, "")
+	}
+	if s.Rules != nil {
+		var ids []string
+		if fresh.VM != nil {
+			ids, _ = policy.Owner(fresh.VM, s.Rules)
+		}
+		if len(ids) != 1 || ids[0] != d.Customer {
+			return refuse(GuardOwner, fmt.Sprintf("the VM now belongs to %q, not %q as planned: its owner must be told first", ids, d.Customer), "")
+		}
 	}
 	if busy != "" {
 		return refuse(GuardBusy, "the VM is busy: "+busy, "")
@@ -354,16 +371,36 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	return out
 }
 
-// judge evaluates the policy on the re-read snapshot. The VM's ownership
-// and the customer's policy are the plan's; name, description, tags and
-// create time are vCenter's of now.
+// minNotice is the min_notice guard, checked again at the moment of the
+// task: the plan's history is the current owner's own (a notice to a
+// previous owner or to support never counts), and its first delivered notice
+// must be at least min (never less than an instant) old. It returns why the
+// removal must wait, or "".
+func minNotice(d plan.Decision, min time.Duration, now time.Time) string {
+	w := d.History.WarnedAt
+	switch {
+	case d.Customer == "" || !d.Reachable:
+		return "the snapshot has no reachable owner to warn: no removal without notice"
+	case w.IsZero():
+		return fmt.Sprintf("no notice about it has reached its owner %q yet: no removal without notice", d.Customer)
+	case !now.After(w) || now.Before(w.Add(min)):
+		return fmt.Sprintf("its owner %q was first told at %s, less than min_notice (%s) ago", d.Customer,
+			w.UTC().Format(time.RFC3339), min)
+	}
+	return ""
+}
+
+// judge evaluates the policy on the re-read snapshot. The customer's policy
+// is the plan's; name, description, tags and create time are vCenter's of
+// now (attempt applies the ownership rules to them too). A create time in
+// the future counts from the plan's first sight, as the planner counted it.
 func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, string) {
 	if fresh.VM != nil && d.Snapshot.VM != nil {
 		// What was not read again is taken from the collection.
 		fresh.VM.Folder, fresh.VM.Path, fresh.VM.Datacenter = d.Snapshot.VM.Folder, d.Snapshot.VM.Path, d.Snapshot.VM.Datacenter
 		fresh.VM.CustomAttributes = d.Snapshot.VM.CustomAttributes
 	}
-	v := policy.Evaluate(fresh, d.Policy, now)
+	v := policy.EvaluateSeen(fresh, d.Policy, now, d.History.FirstSeen)
 	switch {
 	case v.State == policy.StateManaged:
 		return GuardManaged, "the snapshot now belongs to backup software: " + v.Detail

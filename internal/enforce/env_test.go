@@ -74,7 +74,7 @@ customers:
   - {id: initech, name: Initech, contacts: [it@initech.example]}
 support: {email: support@provider.example}
 smtp: {host: 127.0.0.1, port: 2525, from: "snapwarden <noreply@provider.example>", tls: none}
-enforcement: {mode: enforce, max_per_run: 100, max_concurrent: 2, min_free_percent: 10, max_attempts: 3, task_timeout: 1m}
+enforcement: {mode: enforce, max_per_run: 100, max_concurrent: 2, min_free_percent: 10, max_attempts: 3, task_timeout: 1m, min_notice: 1h}
 `, sim.URL, user, pass, sim.CAFile)
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -23,8 +23,8 @@ func TestGuards(t *testing.T) {
 	ctx := context.Background()
 	e.warn(t, t0.Add(-time.Hour), nil)
 	p := e.plan(t, t0)
-	if n := len(due(p)); n != 10 {
-		t.Fatalf("the plan has %d due, want all 10: %v", n, due(p))
+	if n := len(due(p)); n != 12 {
+		t.Fatalf("the plan has %d due, want all 12: %v", n, due(p))
 	}
 
 	// What happens between planning and execution.
@@ -48,13 +48,19 @@ func TestGuards(t *testing.T) {
 	must(e.sim.RenameSnapshot("backup01", "s1", "VEEAM BACKUP TEMPORARY SNAPSHOT", ""))
 	must(e.sim.FailRemove("fail01", &types.FileLocked{}, 0, 1))
 	must(e.sim.FailRemove("inprog01", &types.TaskInProgress{}, 0, 1))
+	must(e.sim.AttachTag("retagged01", "Customer", "globex")) // now disputed
 	for i := range p.Decisions {
-		if d := &p.Decisions[i]; d.Snapshot.VM.Name == "unwarned01" {
+		switch d := &p.Decisions[i]; d.Snapshot.VM.Name {
+		case "unwarned01":
 			d.History.WarnedAt = time.Time{} // as if the notice had never been delivered
+		case "toldlate01":
+			d.History.WarnedAt = t0.Add(-59 * time.Minute) // delivered less than min_notice ago
 		}
 	}
 
-	out := e.executor(t0).Run(ctx, p, settings())
+	s := settings()
+	s.MinNotice, s.Rules = time.Hour, e.planner.Rules
+	out := e.executor(t0).Run(ctx, p, s)
 	got := byName(out)
 	want := map[string]struct{ result, reason, fault string }{
 		"ok01/s1":        {enforce.ResultSuccess, "", ""},
@@ -64,7 +70,9 @@ func TestGuards(t *testing.T) {
 		"reject01/s1":    {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
 		"keep01/s1":      {enforce.ResultRefused, enforce.GuardExempt, ""},
 		"backup01/s1":    {enforce.ResultRefused, enforce.GuardManaged, ""},
-		"unwarned01/s1":  {enforce.ResultRefused, enforce.GuardNotWarned, ""},
+		"unwarned01/s1":  {enforce.ResultRefused, enforce.GuardMinNotice, ""},
+		"toldlate01/s1":  {enforce.ResultRefused, enforce.GuardMinNotice, ""},
+		"retagged01/s1":  {enforce.ResultRefused, enforce.GuardOwner, ""},
 		"fail01/s1":      {enforce.ResultError, "", "FileLocked"},
 		"inprog01/s1":    {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
 	}

@@ -4,16 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
-// The item actions History counts as customer notices and as escalations.
-const (
-	warnish    = `i.action IN ('warn', 'remind') AND n.kind IN ('customer', 'support')`
-	escalation = `i.action IN ('escalate', 'managed-stale', 'unowned')`
-)
+// The item actions History counts as escalations.
+const escalation = `i.action IN ('escalate', 'managed-stale', 'unowned')`
 
 // History returns the plan.History of every snapshot not resolved, keyed by
 // facts.Key. It runs a handful of aggregate queries grouped by key in one
@@ -41,16 +39,18 @@ func (l *Ledger) History(ctx context.Context) (map[facts.Key]plan.History, error
 	}
 	byText := map[string]*entry{}
 
-	err = query(ctx, tx, `SELECT key, vcenter, vm_uuid, snapshot_id, created, first_seen, creator
+	// The customer column is the owner at the last cycle that saw it.
+	err = query(ctx, tx, `SELECT key, vcenter, vm_uuid, snapshot_id, created, first_seen, creator, customer
 FROM snapshots WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
 		var (
-			text, vc, uuid, snap, creator string
-			created, first                sql.NullInt64
+			text, vc, uuid, snap, creator, owner string
+			created, first                       sql.NullInt64
 		)
-		if err := rows.Scan(&text, &vc, &uuid, &snap, &created, &first, &creator); err != nil {
+		if err := rows.Scan(&text, &vc, &uuid, &snap, &created, &first, &creator, &owner); err != nil {
 			return err
 		}
-		byText[text] = &entry{key: keyOf(vc, uuid, snap, created), h: plan.History{FirstSeen: fromNanos(first), Creator: creator}}
+		byText[text] = &entry{key: keyOf(vc, uuid, snap, created),
+			h: plan.History{FirstSeen: fromNanos(first), Creator: creator, Owner: owner}}
 		return nil
 	})
 	if err != nil {
@@ -60,41 +60,76 @@ FROM snapshots WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
 		return out, nil
 	}
 
-	// One pass over the notice items of open snapshots gives both the
-	// customer notices (warn and remind items, queued or delivered; a
-	// support notice counts too, since an unreachable customer's notices go
-	// there) and the escalations. Items are counted, not notices: a notice
-	// names a snapshot once per action, and COUNT(DISTINCT) costs a sort.
-	// The join on snapshots keeps the items of resolved snapshots (most of
-	// the table, in time) inside SQLite.
+	// Warn and remind items per snapshot and addressee: a customer notice
+	// counts for the customer it was addressed to, and only for them (a VM
+	// that changes hands starts again with the new owner); a support notice
+	// (the owner unknown or unreachable) is a relay that paces further
+	// relays and never counts as warning anyone. Issued counts notices
+	// queued or delivered, so a notice awaiting delivery is not issued
+	// twice; the first delivery is the first non-NULL sent_at, which is set
+	// once any recipient accepted the notice. Items are counted, not
+	// notices: a notice names a snapshot once per action, and
+	// COUNT(DISTINCT) costs a sort. The join on snapshots keeps the items of
+	// resolved snapshots (most of the table, in time) inside SQLite.
 	err = query(ctx, tx, `
-SELECT i.key,
-	SUM(CASE WHEN `+warnish+` THEN 1 ELSE 0 END),
-	MAX(CASE WHEN `+warnish+` THEN n.created_at END),
-	MIN(CASE WHEN `+warnish+` AND n.state = 'sent' THEN n.sent_at END),
-	SUM(CASE WHEN `+escalation+` THEN 1 ELSE 0 END),
-	MAX(CASE WHEN `+escalation+` THEN n.created_at END)
+SELECT i.key, n.kind, n.customer, COUNT(*), MAX(n.created_at), MIN(n.sent_at)
 FROM notice_items i
 JOIN notices n ON n.id = i.notice_id
 JOIN snapshots s ON s.key = i.key
-WHERE s.resolved_at IS NULL AND i.action IN ('warn', 'remind', 'escalate', 'managed-stale', 'unowned')
-GROUP BY i.key`, func(rows *sql.Rows) error {
+WHERE s.resolved_at IS NULL AND i.action IN ('warn', 'remind') AND n.kind IN ('customer', 'support')
+GROUP BY i.key, n.kind, n.customer`, func(rows *sql.Rows) error {
 		var (
-			text                      string
-			notices, escalations      int
-			lastNotice, warned, lastE sql.NullInt64
+			text, kind, customer string
+			count                int
+			last, delivered      sql.NullInt64
 		)
-		if err := rows.Scan(&text, &notices, &lastNotice, &warned, &escalations, &lastE); err != nil {
+		if err := rows.Scan(&text, &kind, &customer, &count, &last, &delivered); err != nil {
 			return err
 		}
-		if e := byText[text]; e != nil {
-			e.h.CustomerNotices, e.h.LastCustomerNotice, e.h.WarnedAt = notices, fromNanos(lastNotice), fromNanos(warned)
-			e.h.Escalations, e.h.LastEscalation = escalations, fromNanos(lastE)
+		e := byText[text]
+		if e == nil {
+			return nil
 		}
+		n := plan.Notices{Count: count, Last: fromNanos(last), FirstDelivered: fromNanos(delivered)}
+		if kind == KindSupport {
+			// Support notices carry no customer: one series per snapshot.
+			n.FirstDelivered = time.Time{}
+			e.h.Relayed = n
+			return nil
+		}
+		if e.h.ByCustomer == nil {
+			e.h.ByCustomer = map[string]plan.Notices{}
+		}
+		e.h.ByCustomer[customer] = n
 		return nil
 	})
 	if err != nil {
 		return nil, wrap("notices", err)
+	}
+
+	// Escalations, and whether support was told of clock skew (once).
+	err = query(ctx, tx, `
+SELECT i.key, COUNT(*), MAX(n.created_at), MAX(CASE WHEN i.reason = 'clock-skew' THEN 1 ELSE 0 END)
+FROM notice_items i
+JOIN notices n ON n.id = i.notice_id
+JOIN snapshots s ON s.key = i.key
+WHERE s.resolved_at IS NULL AND `+escalation+`
+GROUP BY i.key`, func(rows *sql.Rows) error {
+		var (
+			text        string
+			count, skew int
+			last        sql.NullInt64
+		)
+		if err := rows.Scan(&text, &count, &last, &skew); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.Escalations, e.h.LastEscalation, e.h.SkewReported = count, fromNanos(last), skew == 1
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("escalations", err)
 	}
 
 	// The guard support was last told of; the planner escalates a blocked
@@ -187,6 +222,10 @@ SELECT key, task_id FROM (
 	}
 
 	for _, e := range byText {
+		// The owner's view, for readers that do not plan: the planner
+		// takes the entry of the owner it resolves this cycle.
+		n := e.h.ByCustomer[e.h.Owner]
+		e.h.CustomerNotices, e.h.LastCustomerNotice, e.h.WarnedAt = n.Count, n.Last, n.FirstDelivered
 		out[e.key] = e.h
 	}
 	return out, nil

@@ -784,3 +784,56 @@ func BenchmarkHistory20000(b *testing.B) {
 		}
 	}
 }
+
+// A notice counts for the customer it was addressed to, and for no one else:
+// not for the next owner of a VM that changed hands, and a notice relayed to
+// support (owner unknown) warns no customer even once delivered.
+func TestHistoryNoticesPerCustomer(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	c := t0.Add(-100 * time.Hour)
+	moved := snap("vc1", "uuid-m", "snapshot-1", c)
+	relayed := snap("vc1", "uuid-r", "snapshot-2", c)
+	skewed := snap("vc1", "uuid-s", "snapshot-3", c)
+	record(t, l, Record{Started: t0, Finished: t0,
+		Snapshots: []Seen{seen(moved, "acme", "", 1), seen(relayed, "", "", 1), seen(skewed, "acme", "", 1)},
+		Notices: []Notice{
+			notice("acme-1", "customer", "acme", item(moved, "warn", "first-notice")),
+			notice("sup-1", "support", "", item(relayed, "warn", "unowned"), item(skewed, "escalate", "clock-skew")),
+			// "action" notices (what was committed) are no warning either.
+			notice("acme-act", "action", "acme", item(moved, "consolidated", "task-1")),
+		}})
+	for _, n := range pendingByMessageID(t, l) {
+		if err := l.MarkSent(ctx, n.ID, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Next cycle: the VM moved to globex; the unknown owner became acme.
+	t1 := t0.Add(time.Hour)
+	record(t, l, Record{Started: t1, Finished: t1, Snapshots: []Seen{seen(moved, "globex", "", 1), seen(relayed, "acme", "", 1), seen(skewed, "acme", "", 1)}})
+	hist, err := l.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := hist[moved.Key()]
+	if a := hm.ByCustomer["acme"]; a.Count != 1 || !a.FirstDelivered.Equal(t0.Add(time.Minute)) || !a.Last.Equal(t0) {
+		t.Errorf("acme's notices about the moved snapshot = %+v, want 1 delivered at t0+1m", a)
+	}
+	if g, ok := hm.ByCustomer["globex"]; ok || hm.Owner != "globex" || hm.CustomerNotices != 0 || !hm.WarnedAt.IsZero() {
+		t.Errorf("moved snapshot: owner %q, globex entry %+v (%v), owner's view %d notices warned %v; want globex with none",
+			hm.Owner, g, ok, hm.CustomerNotices, hm.WarnedAt)
+	}
+	hr := hist[relayed.Key()]
+	if len(hr.ByCustomer) != 0 || hr.CustomerNotices != 0 || !hr.WarnedAt.IsZero() {
+		t.Errorf("a support relay counted as a customer notice: %+v", hr)
+	}
+	if hr.Relayed.Count != 1 || !hr.Relayed.FirstDelivered.IsZero() {
+		t.Errorf("relays = %+v, want one, never a delivery to a customer", hr.Relayed)
+	}
+	if hs := hist[skewed.Key()]; !hs.SkewReported || hs.Escalations != 1 {
+		t.Errorf("skewed: %+v, want SkewReported after its clock-skew escalation", hs)
+	}
+	if hist[moved.Key()].SkewReported {
+		t.Error("SkewReported set for a snapshot support was never told of")
+	}
+}

@@ -89,6 +89,8 @@ func customerDigest() CustomerDigest {
 		size: 12 * gib, depth: 2, customer: "acme", policy: consolidatePolicy(), state: policy.StateWarning, detail: "age 30h >= warn_after 24h"})
 	chained.Action, chained.At = plan.ActionConsolidate, chained.Verdict.ActAt
 	chained.CustomerNotice = plan.ActionWarn
+	// Deadline + grace lies beyond a day's min_notice from this first notice.
+	chained.CommitAt = chained.Verdict.ActAt
 	chained.Why = "first notice to the customer; then consolidate at " + chained.Verdict.ActAt.Format(time.RFC3339)
 	chained.FillsFirst = &plan.DatastoreGrowth{VCenter: "vc-east", Name: "ds-gold-01", FullAt: cycleAt.Add(20 * time.Hour)}
 

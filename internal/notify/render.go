@@ -117,8 +117,8 @@ type Entry struct {
 	Creator     string
 	// Customer is the owner's id, empty where no ownership rule matched.
 	Customer string
-	// Owner is Customer, or "unknown owner", with a note when the customer
-	// has no reachable contact.
+	// Owner is Customer, or "unknown owner", or the disputed candidates,
+	// with a note when the customer has no reachable contact.
 	Owner     string
 	Created   time.Time
 	Age       time.Duration
@@ -504,6 +504,8 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		e.VCenter, e.Datacenter, e.VM, e.Folder = oneLine(s.VM.VCenter), oneLine(s.VM.Datacenter), oneLine(s.VM.Name), oneLine(s.VM.Folder)
 	}
 	switch {
+	case len(d.Disputed) > 0:
+		e.Owner = "disputed: " + oneLine(strings.Join(d.Disputed, " or "))
 	case d.Customer == "":
 		e.Owner = "unknown owner"
 	case !d.Reachable:
@@ -528,14 +530,13 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	return e
 }
 
-// consequence says in plain words what happens when the deadline comes.
+// consequence says in plain words what happens when the deadline comes. A
+// snapshot to be committed names the plan's earliest commit time, which
+// counts min_notice from the first notice that reached the customer: this
+// notice, when it is the first, states the time its own delivery sets.
 func consequence(d plan.Decision, at time.Time) string {
-	if d.Policy.Action == policy.ActionConsolidate {
-		act := d.Verdict.ActAt
-		if !act.IsZero() && !at.Before(act) {
-			return "it will be committed automatically at the next opportunity (the grace period ended " + utc(act) + ")."
-		}
-		return "it will be committed automatically after " + utc(act) + "."
+	if d.Policy.Action == policy.ActionConsolidate && !d.CommitAt.IsZero() {
+		return "it will be committed automatically, no earlier than " + utc(d.CommitAt) + "."
 	}
 	return "our support team will contact you."
 }

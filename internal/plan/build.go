@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -19,6 +20,9 @@ type Settings struct {
 	MaxPerRun      int
 	MaxAttempts    int
 	MinFreePercent float64
+	// MinNotice is how long before a consolidation the owner must have
+	// received a notice naming the snapshot (enforcement.min_notice).
+	MinNotice time.Duration
 	// Window is the maintenance window; nil means consolidation may run at any time.
 	Window *Window
 }
@@ -52,7 +56,7 @@ func Build(items []Item, history map[facts.Key]History, set Settings, now time.T
 	for i := range items {
 		d := &out[i]
 		d.Item = items[i]
-		d.History = history[items[i].Snapshot.Key()]
+		d.History = history[items[i].Snapshot.Key()].owned(items[i])
 		decide(d, set, now)
 		if d.Action == ActionConsolidate && d.Due {
 			consolidations = append(consolidations, i)
@@ -64,28 +68,34 @@ func Build(items []Item, history map[facts.Key]History, set Settings, now time.T
 
 func decide(d *Decision, set Settings, now time.Time) {
 	v, p := d.Verdict, d.Policy
-	switch v.State {
-	case policy.StateManaged:
+	if p.Action == policy.ActionConsolidate && d.Reachable && len(d.Disputed) == 0 &&
+		(v.State == policy.StateOK || v.State == policy.StateWarning || v.State == policy.StateOverdue) {
+		d.CommitAt = d.earliestCommit(set, now)
+	}
+	switch {
+	case len(d.Disputed) > 0 && v.State != policy.StateManaged && v.State != policy.StateExempt:
+		d.dispute(now)
+	case v.State == policy.StateManaged:
 		if v.Reason != policy.ReasonManagedStale {
-			d.set(ActionEscalate, false, d.Snapshot.Created.Add(p.ManagedStaleAfter), ReasonNotYetDue,
+			d.set(ActionEscalate, false, v.Since.Add(p.ManagedStaleAfter), ReasonNotYetDue,
 				"never removed by snapwarden; support is told if it is still here after managed_stale_after")
-			return
+			break
 		}
 		d.escalation(now, ReasonManagedStale, "backup snapshot older than managed_stale_after: support should check the backup job")
-	case policy.StateExempt:
+	case v.State == policy.StateExempt:
 		if v.ExemptUntil.IsZero() {
 			d.set(ActionNone, false, time.Time{}, ReasonNothingToDo, "exempt: never notified or removed")
-			return
+			break
 		}
 		d.set(ActionNone, false, v.ExemptUntil, ReasonNotYetDue, "exempt until the keep-until marker ends; judged by age again then")
-	case policy.StateOK:
+	case v.State == policy.StateOK:
 		d.set(ActionWarn, false, v.WarnAt, ReasonNotYetDue, "first notice when the snapshot reaches warn_after")
-	case policy.StateWarning:
+	case v.State == policy.StateWarning:
 		d.customerNotice(now)
 		if !d.Due {
 			d.set(ActionRemind, false, d.At, ReasonNotYetDue, "next reminder after reminder_every")
 		}
-	case policy.StateOverdue:
+	case v.State == policy.StateOverdue:
 		d.customerNotice(now)
 		notice := *d
 		if p.Action == policy.ActionConsolidate && d.Reachable {
@@ -98,6 +108,80 @@ func decide(d *Decision, set Settings, now time.Time) {
 			d.set(notice.Action, true, notice.At, notice.Reason, notice.Why+"; then "+d.Action.String()+" at "+d.At.UTC().Format(time.RFC3339))
 		}
 	}
+	d.ownerChange()
+	d.clockSkew(now)
+}
+
+// earliestCommit is max(deadline + grace, first notice delivered to the
+// current owner + min_notice). Before any notice was delivered, the clock
+// can start no earlier than the next notice (now, or warn_after for a young
+// snapshot), so that is the projection reports and notices show.
+func (d *Decision) earliestCommit(set Settings, now time.Time) time.Time {
+	from := d.History.WarnedAt
+	if from.IsZero() {
+		from = now
+		if d.Verdict.WarnAt.After(now) {
+			from = d.Verdict.WarnAt
+		}
+	}
+	at := from.Add(set.MinNotice)
+	if d.Verdict.ActAt.After(at) {
+		return d.Verdict.ActAt
+	}
+	return at
+}
+
+// dispute hands a VM with two owners to support: no customer notice (which
+// one would it be?), no consolidation, and an escalation every escalate_every.
+func (d *Decision) dispute(now time.Time) {
+	why := fmt.Sprintf("owner disputed: the first ownership rule that matches gives %s; no customer is told and nothing is committed until support settles it",
+		quoteAll(d.Disputed))
+	if d.Verdict.State == policy.StateOK {
+		d.set(ActionEscalate, false, d.Verdict.WarnAt, ReasonOwnerDisputed, why+"; support is told when it reaches warn_after")
+		return
+	}
+	d.escalation(now, ReasonOwnerDisputed, why)
+	if !d.Due {
+		d.Reason, d.Why = ReasonOwnerDisputed, why+"; support was told, again after escalate_every"
+	}
+}
+
+// ownerChange says so when the VM's owner is not the one of the last cycle:
+// notices to the previous owner do not count, the new owner's clock starts
+// at its own first notice.
+func (d *Decision) ownerChange() {
+	prev := d.History.Owner
+	if prev == "" || prev == d.Customer {
+		return
+	}
+	to := fmt.Sprintf("%q", d.Customer)
+	if d.Customer == "" {
+		to = "no single owner"
+	}
+	if d.Reason == ReasonFirstNotice {
+		d.Reason = ReasonOwnerChanged
+	}
+	d.Why = fmt.Sprintf("owner changed from %q to %s: notices to %q do not count; %s", prev, to, prev, d.Why)
+}
+
+// clockSkew tells support, once, of a create time in the future, unless a
+// consolidation decision (due or blocked) must keep its reason this cycle.
+func (d *Decision) clockSkew(now time.Time) {
+	if !d.Verdict.ClockSkew || d.History.SkewReported || d.Action == ActionConsolidate || d.Action == ActionBlocked {
+		return
+	}
+	d.EscalateNow = true
+	d.set(ActionEscalate, true, now, ReasonClockSkew, fmt.Sprintf(
+		"create time %s is in the future (a host or vCenter clock is wrong): age counts from first sight at %s; support is told once",
+		d.Snapshot.Created.UTC().Format(time.RFC3339), d.Verdict.Since.UTC().Format(time.RFC3339)))
+}
+
+func quoteAll(ids []string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = fmt.Sprintf("%q", id)
+	}
+	return strings.Join(q, " and ")
 }
 
 func (d *Decision) set(a Action, due bool, at time.Time, r Reason, why string) {
@@ -141,8 +225,19 @@ func (d *Decision) escalation(now time.Time, r Reason, why string) {
 // once, not every cycle.
 func (d *Decision) consolidation(set Settings, now time.Time) {
 	v, h := d.Verdict, d.History
-	if now.Before(v.ActAt) {
-		d.set(ActionConsolidate, false, v.ActAt, ReasonNotYetDue, "committed automatically after deadline + grace")
+	switch at := d.CommitAt; {
+	case now.Before(at) && at.Equal(v.ActAt):
+		d.set(ActionConsolidate, false, at, ReasonNotYetDue, "committed automatically after deadline + grace")
+		return
+	case h.WarnedAt.IsZero():
+		// Never due before a notice reached the owner, whatever min_notice says.
+		d.set(ActionConsolidate, false, at, ReasonMinNotice, fmt.Sprintf(
+			"no notice has reached the owner yet: committed no earlier than min_notice (%s) after the first one is delivered",
+			set.MinNotice))
+		return
+	case now.Before(at):
+		d.set(ActionConsolidate, false, at, ReasonMinNotice, fmt.Sprintf(
+			"committed min_notice (%s) after the first notice delivered to the owner at %s", set.MinNotice, h.WarnedAt.UTC().Format(time.RFC3339)))
 		return
 	}
 	if h.InFlight {
@@ -151,10 +246,6 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 	}
 	if set.MaxAttempts > 0 && h.Attempts >= set.MaxAttempts {
 		d.block(now, ReasonGuardAttempts, fmt.Sprintf("consolidation failed %d times (last: %s); left to support", h.Attempts, h.LastFault))
-		return
-	}
-	if h.WarnedAt.IsZero() || !h.WarnedAt.Before(now) {
-		d.block(now, ReasonGuardNotWarned, "the customer has not been warned in an earlier cycle: no first-contact deletion")
 		return
 	}
 	if open, next := set.Window.Open(now); !open {

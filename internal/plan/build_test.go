@@ -38,12 +38,34 @@ func evaluate(it Item, now time.Time) Item {
 func decideOne(t *testing.T, it Item, h History, set Settings, now time.Time) Decision {
 	t.Helper()
 	it = evaluate(it, now)
-	return Build([]Item{it}, map[facts.Key]History{it.Snapshot.Key(): h}, set, now)[0]
+	return Build([]Item{it}, map[facts.Key]History{it.Snapshot.Key(): ownedBy(h, it.Customer)}, set, now)[0]
+}
+
+// ownedBy files the owner's notices of a test history (written in the
+// top-level fields, as Build hands them on) where the ledger puts them: the
+// customer's own entry, and the relays for an item without a reachable owner.
+func ownedBy(h History, customer string) History {
+	if h.CustomerNotices == 0 && h.WarnedAt.IsZero() {
+		return h
+	}
+	h.Owner = customer
+	h.ByCustomer = map[string]Notices{customer: {Count: h.CustomerNotices, Last: h.LastCustomerNotice, FirstDelivered: h.WarnedAt}}
+	h.Relayed = Notices{Count: h.CustomerNotices, Last: h.LastCustomerNotice}
+	return h
+}
+
+func disputed(it Item, owners ...string) Item {
+	it.Customer, it.Reachable, it.Disputed = "", false, owners
+	return it
 }
 
 func TestDecisions(t *testing.T) {
-	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10}
-	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-20 * time.Hour), WarnedAt: t0.Add(-20 * time.Hour)}
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10, MinNotice: 24 * time.Hour}
+	warned := History{CustomerNotices: 2, LastCustomerNotice: t0.Add(-20 * time.Hour), WarnedAt: t0.Add(-30 * time.Hour)}
+	skewed := func(it Item) Item {
+		it.Snapshot.Created = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+		return it
+	}
 	tests := []struct {
 		name     string
 		it       Item
@@ -70,25 +92,46 @@ func TestDecisions(t *testing.T) {
 		{"consolidate: within grace", item("a", 50*time.Hour, policy.ActionConsolidate, true), warned, set,
 			ActionRemind, true, ReasonReminderDue, false, ActionRemind},
 		{"consolidate: due", item("a", 61*time.Hour, policy.ActionConsolidate, true), warned, set, ActionConsolidate, true, ReasonConsolidateDue, false, ActionRemind},
-		{"consolidate: never warned", item("a", 61*time.Hour, policy.ActionConsolidate, true), History{}, set,
-			ActionBlocked, true, ReasonGuardNotWarned, true, ActionWarn},
+		{"consolidate: never warned, the notice starts the clock", item("a", 61*time.Hour, policy.ActionConsolidate, true), History{}, set,
+			ActionWarn, true, ReasonFirstNotice, false, ActionWarn},
 		{"consolidate: warned only this cycle", item("a", 61*time.Hour, policy.ActionConsolidate, true),
-			History{CustomerNotices: 1, LastCustomerNotice: t0, WarnedAt: t0}, set, ActionBlocked, true, ReasonGuardNotWarned, true, ActionNone},
-		{"consolidate: support already told of this guard", item("a", 61*time.Hour, policy.ActionConsolidate, true),
-			History{BlockedReason: "guard-not-warned", CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour)}, set,
-			ActionBlocked, true, ReasonGuardNotWarned, false, ActionNone},
+			History{CustomerNotices: 1, LastCustomerNotice: t0, WarnedAt: t0}, set, ActionConsolidate, false, ReasonMinNotice, false, ActionNone},
+		{"consolidate: delivered 23h ago waits for min_notice", item("a", 100*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 2, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-23 * time.Hour)}, set,
+			ActionConsolidate, false, ReasonMinNotice, false, ActionNone},
+		{"consolidate: queued but never delivered", item("a", 61*time.Hour, policy.ActionConsolidate, true),
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour)}, set,
+			ActionConsolidate, false, ReasonMinNotice, false, ActionNone},
+		{"consolidate: notices to the previous owner do not count", item("a", 100*time.Hour, policy.ActionConsolidate, true),
+			History{Owner: "globex", ByCustomer: map[string]Notices{"globex": {Count: 5, Last: t0.Add(-time.Hour), FirstDelivered: t0.Add(-90 * time.Hour)}}}, set,
+			ActionWarn, true, ReasonOwnerChanged, false, ActionWarn},
+		{"consolidate: support relays never count as a warning", item("a", 100*time.Hour, policy.ActionConsolidate, true),
+			History{Relayed: Notices{Count: 4, Last: t0.Add(-time.Hour), FirstDelivered: t0.Add(-90 * time.Hour)}}, set,
+			ActionWarn, true, ReasonFirstNotice, false, ActionWarn},
+		{"unreachable: relays to support are paced by earlier relays", item("a", 30*time.Hour, policy.ActionConsolidate, false),
+			History{Relayed: Notices{Count: 1, Last: t0.Add(-time.Hour)}}, set, ActionRemind, false, ReasonNotYetDue, false, ActionNone},
+		{"disputed: support told, no customer, nothing committed", disputed(item("a", 100*time.Hour, policy.ActionConsolidate, true), "acme", "zeta"),
+			warned, set, ActionEscalate, true, ReasonOwnerDisputed, true, ActionNone},
+		{"disputed: support told recently", disputed(item("a", 100*time.Hour, policy.ActionConsolidate, true), "acme", "zeta"),
+			History{Escalations: 1, LastEscalation: t0.Add(-time.Hour)}, set, ActionEscalate, false, ReasonOwnerDisputed, false, ActionNone},
+		{"disputed young", disputed(item("a", time.Hour, policy.ActionConsolidate, true), "acme", "zeta"),
+			History{}, set, ActionEscalate, false, ReasonOwnerDisputed, false, ActionNone},
+		{"clock skew: support told once", skewed(item("a", 0, policy.ActionConsolidate, true)), History{}, set,
+			ActionEscalate, true, ReasonClockSkew, true, ActionNone},
+		{"clock skew: already told", skewed(item("a", 0, policy.ActionConsolidate, true)), History{SkewReported: true}, set,
+			ActionWarn, false, ReasonNotYetDue, false, ActionNone},
 		{"consolidate: attempts exhausted", item("a", 61*time.Hour, policy.ActionConsolidate, true),
-			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour), Attempts: 3, LastFault: "TaskInProgress"}, set,
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour), Attempts: 3, LastFault: "TaskInProgress"}, set,
 			ActionBlocked, true, ReasonGuardAttempts, true, ActionNone},
 		{"consolidate: in flight", item("a", 61*time.Hour, policy.ActionConsolidate, true),
-			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour), InFlight: true, TaskID: "task-7"}, set,
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour), InFlight: true, TaskID: "task-7"}, set,
 			ActionConsolidate, false, ReasonInFlight, false, ActionNone},
 		{"consolidate: outside window", item("a", 61*time.Hour, policy.ActionConsolidate, true),
-			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)},
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour)},
 			Settings{MaxPerRun: 10, MaxAttempts: 3, Window: &Window{Start: fixed(t0.Add(2 * time.Hour)), Duration: time.Hour}},
 			ActionBlocked, true, ReasonGuardWindow, true, ActionNone},
 		{"consolidate: inside window", item("a", 61*time.Hour, policy.ActionConsolidate, true),
-			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)},
+			History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour)},
 			Settings{MaxPerRun: 10, MaxAttempts: 3, Window: &Window{Start: fixed(t0.Add(-30 * time.Minute)), Duration: time.Hour}},
 			ActionConsolidate, true, ReasonConsolidateDue, false, ActionNone},
 		{"consolidate: datastore too full", func() Item {
@@ -142,7 +185,7 @@ func fixed(t time.Time) cron.Schedule {
 }
 
 func TestMaxPerRunKeepsTheOldest(t *testing.T) {
-	warned := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-time.Hour)}
+	warned := ownedBy(History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour)}, "acme")
 	var items []Item
 	hist := map[facts.Key]History{}
 	for i, age := range []time.Duration{70, 90, 65, 80} {
@@ -187,11 +230,14 @@ func TestWindowOpen(t *testing.T) {
 // escalating and a consolidating customer, feeding each cycle's decisions back
 // into the history as the service does, and pins the sequence of actions.
 func TestGoldenTimeline(t *testing.T) {
-	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10}
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinFreePercent: 10, MinNotice: 24 * time.Hour}
 	base := []Item{
 		item("esc", 0, policy.ActionEscalate, true),
 		item("cons", 0, policy.ActionConsolidate, true),
 		item("orphan", 0, policy.ActionConsolidate, false),
+		// Found already 100h old (a first deployment): committed min_notice
+		// after its first notice, not at the next cycle.
+		item("found-old", 100*time.Hour, policy.ActionConsolidate, true),
 	}
 	hist := map[facts.Key]History{}
 	removed := map[string]bool{}
@@ -211,28 +257,51 @@ func TestGoldenTimeline(t *testing.T) {
 			fmt.Fprintf(&b, "+%3dh %-6s %-8s %-11s notice=%-6s escalate=%-5v %s: %s\n", h, d.Snapshot.Name, d.Verdict.State,
 				d.Action, d.CustomerNotice, d.EscalateNow, d.Reason, d.Why)
 			k := d.Snapshot.Key()
-			hh := hist[k]
-			if d.CustomerNotice != ActionNone {
-				hh.CustomerNotices++
-				hh.LastCustomerNotice = now
-				if hh.WarnedAt.IsZero() {
-					hh.WarnedAt = now
-				}
-			}
-			if d.EscalateNow {
-				hh.Escalations++
-				hh.LastEscalation = now
-				if d.Action == ActionBlocked {
-					hh.BlockedReason = d.Reason.String()
-				}
-			}
-			hist[k] = hh
+			hist[k] = remember(hist[k], d, now, now)
 			if d.Action == ActionConsolidate {
 				removed[d.Snapshot.Name] = true
 			}
 		}
 	}
 	goldenFile(t, "timeline.golden", b.String())
+}
+
+// remember is what the ledger records of decision d of a cycle at now,
+// with its customer notice delivered at delivered (zero: not delivered):
+// the owner, notices per customer (relays to support apart) and escalations.
+func remember(h History, d Decision, now, delivered time.Time) History {
+	if h.FirstSeen.IsZero() {
+		h.FirstSeen = now
+	}
+	h.Owner = d.Customer
+	if d.CustomerNotice != ActionNone {
+		if d.Reachable {
+			by := make(map[string]Notices, len(h.ByCustomer)+1)
+			for c, n := range h.ByCustomer {
+				by[c] = n
+			}
+			n := by[d.Customer]
+			n.Count++
+			n.Last = now
+			if n.FirstDelivered.IsZero() {
+				n.FirstDelivered = delivered
+			}
+			by[d.Customer] = n
+			h.ByCustomer = by
+		} else {
+			h.Relayed.Count++
+			h.Relayed.Last = now
+		}
+	}
+	if d.EscalateNow {
+		h.Escalations++
+		h.LastEscalation = now
+		if d.Action == ActionBlocked {
+			h.BlockedReason = d.Reason.String()
+		}
+		h.SkewReported = h.SkewReported || d.Reason == ReasonClockSkew
+	}
+	return h
 }
 
 func goldenFile(t *testing.T, name, got string) {
@@ -252,5 +321,48 @@ func goldenFile(t *testing.T, name, got string) {
 	}
 	if string(want) != got {
 		t.Errorf("%s differs from the golden file; review and run go test -update:\n--- got\n%s", path, got)
+	}
+}
+
+// CommitAt is max(deadline + grace, first delivered notice + min_notice),
+// projected from the next notice while none was delivered; an overdue
+// snapshot waiting for min_notice shows that time as its next action.
+func TestCommitAt(t *testing.T) {
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3, MinNotice: 24 * time.Hour}
+	tests := []struct {
+		name   string
+		age    time.Duration
+		warned time.Duration // before t0; 0: never delivered
+		commit time.Duration // after t0
+		at     time.Duration // the decision's At after t0, when its action is consolidate
+	}{
+		{"overdue, never told: a day after this notice", 100 * time.Hour, 0, 24 * time.Hour, -1},
+		{"overdue, told 10h ago", 100 * time.Hour, 10 * time.Hour, 14 * time.Hour, 14 * time.Hour},
+		{"within grace, never told: min_notice binds", 50 * time.Hour, 0, 24 * time.Hour, -1},
+		{"within grace, told long ago: deadline + grace binds", 50 * time.Hour, 30 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		{"warning, never told: deadline + grace binds", 30 * time.Hour, 0, 30 * time.Hour, -1},
+		{"young: from its first notice at warn_after", time.Hour, 0, 59 * time.Hour, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := History{}
+			if tt.warned > 0 {
+				h = History{CustomerNotices: 3, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-tt.warned)}
+			}
+			d := decideOne(t, item("a", tt.age, policy.ActionConsolidate, true), h, set, t0)
+			if want := t0.Add(tt.commit); !d.CommitAt.Equal(want) {
+				t.Errorf("CommitAt %s, want %s", d.CommitAt, want)
+			}
+			if tt.at >= 0 && (d.Action != ActionConsolidate || d.Due || !d.At.Equal(t0.Add(tt.at))) {
+				t.Errorf("got %s due=%v at %s (%s), want consolidate at %s", d.Action, d.Due, d.At, d.Reason, t0.Add(tt.at))
+			}
+		})
+	}
+	// No commit time where nothing is committed.
+	for _, it := range []Item{item("e", 100*time.Hour, policy.ActionEscalate, true), item("u", 100*time.Hour, policy.ActionConsolidate, false),
+		disputed(item("d", 100*time.Hour, policy.ActionConsolidate, true), "a", "b")} {
+		if d := decideOne(t, it, History{}, set, t0); !d.CommitAt.IsZero() {
+			t.Errorf("%s: CommitAt %s, want none", it.Snapshot.Name, d.CommitAt)
+		}
 	}
 }

@@ -16,18 +16,21 @@ const (
 	ReasonManagedStale                      // a backup snapshot older than managed_stale_after
 	ReasonConsolidateDue                    // past deadline + grace, every planner guard passes
 	ReasonInFlight                          // a consolidation task is running
-	ReasonGuardNotWarned                    // the customer has not been warned in an earlier cycle
+	ReasonMinNotice                         // consolidation waits for min_notice after the owner's first delivered notice
 	ReasonGuardWindow                       // outside the maintenance window
 	ReasonGuardDatastore                    // the datastore lacks room for the merge
 	ReasonGuardMaxPerRun                    // max_per_run consolidations already planned
 	ReasonGuardAttempts                     // max_attempts failed attempts
+	ReasonOwnerChanged                      // first notice to a new owner: the VM's owner changed
+	ReasonOwnerDisputed                     // the first matching ownership rule gives two owners
+	ReasonClockSkew                         // the create time lies in the future; support is told once
 	ReasonDatastoreFillsFirst               // the datastore is forecast to fill before the deadline
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
-	"consolidate-due", "in-flight", "guard-not-warned", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts", "datastore-fills-first",
+	"consolidate-due", "in-flight", "min-notice", "guard-window", "guard-datastore", "guard-max-per-run",
+	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first",
 }
 
 // String returns a short stable name of the reason.

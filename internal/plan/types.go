@@ -18,6 +18,10 @@ type Item struct {
 	Reachable bool
 	Policy    policy.Policy
 	Verdict   policy.Verdict
+	// Disputed lists the owners the first matching ownership rule gives when
+	// it gives more than one (two tags in the owner category); Customer is
+	// then empty. No customer is told and nothing is committed: support is.
+	Disputed []string
 }
 
 // History is what the ledger remembers of one snapshot from earlier cycles.
@@ -26,16 +30,32 @@ type History struct {
 	FirstSeen time.Time
 	// Creator recorded at first sight; survives vCenter's event purge.
 	Creator string
-	// CustomerNotices counts warn and remind notices issued to the customer
-	// (queued in the ledger's outbox, whether delivered yet or not), so a
-	// notice awaiting delivery is never issued twice.
+	// Owner is the customer the snapshot belonged to at the last cycle; ""
+	// when it had none (unknown or disputed) or was never seen.
+	Owner string
+	// ByCustomer holds the customer notices about the snapshot per customer
+	// id: only notices of kind customer addressed to that customer, never a
+	// support notice, count as telling that customer.
+	ByCustomer map[string]Notices
+	// Relayed are the warn and remind notices relayed to support for want
+	// of a reachable owner. They pace those relays; they warn no customer.
+	Relayed Notices
+	// CustomerNotices, LastCustomerNotice and WarnedAt are the notices of the
+	// snapshot's owner: the ledger fills them for Owner, and Build for the
+	// owner of this cycle, so a new owner starts with none (its clock starts
+	// at its own first notice). CustomerNotices counts warn and remind
+	// notices issued (queued in the ledger's outbox, whether delivered yet
+	// or not), so a notice awaiting delivery is never issued twice.
 	CustomerNotices    int
 	LastCustomerNotice time.Time
-	// WarnedAt is when the first customer notice was actually delivered; a
-	// consolidation requires it (no first-contact deletions).
+	// WarnedAt is when the first of those notices was delivered (accepted by
+	// at least one contact); consolidation waits min_notice after it.
 	WarnedAt       time.Time
 	Escalations    int
 	LastEscalation time.Time
+	// SkewReported is set once support was told the create time lies in the
+	// future, so clock skew is reported once, not every cycle.
+	SkewReported bool
 	// Attempts counts consolidation attempts that ended in failure.
 	Attempts      int
 	LastAttemptAt time.Time
@@ -47,6 +67,30 @@ type History struct {
 	// BlockedReason is the guard refusal support was last told of, so a
 	// blocked consolidation is escalated once per reason, not every cycle.
 	BlockedReason string
+}
+
+// Notices are the notices about one snapshot to one recipient.
+type Notices struct {
+	// Count of notices issued: queued, delivered or refused.
+	Count int
+	// Last is when the last one was queued.
+	Last time.Time
+	// FirstDelivered is when the first one was accepted by at least one
+	// recipient; zero until then.
+	FirstDelivered time.Time
+}
+
+// owned is h as the item's owner of this cycle sees it: that customer's own
+// notices, or for an item without a reachable owner the relays to support,
+// which never count as a warning.
+func (h History) owned(it Item) History {
+	n := h.ByCustomer[it.Customer]
+	if !it.Reachable {
+		n = h.Relayed
+		n.FirstDelivered = time.Time{}
+	}
+	h.CustomerNotices, h.LastCustomerNotice, h.WarnedAt = n.Count, n.Last, n.FirstDelivered
+	return h
 }
 
 // Action is the decision for one snapshot, `next_action` in reports.
@@ -94,6 +138,12 @@ type Decision struct {
 	// EscalateNow is set when support must be told this cycle (escalation,
 	// blocked consolidation, stale managed snapshot, unknown owner).
 	EscalateNow bool
+	// CommitAt is the earliest time the snapshot can be committed, for a
+	// reachable owner whose action is consolidate (zero otherwise):
+	// max(deadline + grace, first notice delivered to the owner +
+	// min_notice), projected from the next notice while none was delivered.
+	// Customer notices state it.
+	CommitAt time.Time
 	// Growth is the snapshot's growth forecast (see Growth); FillsFirst is
 	// set when its datastore is forecast to fill before its deadline.
 	Growth     SnapshotGrowth

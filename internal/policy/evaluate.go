@@ -19,21 +19,38 @@ var keepUntilRE = regexp.MustCompile(`(?i)keep-until\s*=\s*(\S*)`)
 var managedDescriptions = []string{"please do not delete", "veeam backup"}
 
 // Evaluate judges one snapshot under policy p at time now. It is pure: the
-// same facts, policy and now always give the same verdict.
+// same facts, policy and now always give the same verdict. A create time in
+// the future counts age from now; EvaluateSeen counts it from first sight.
 func Evaluate(s *facts.Snapshot, p Policy, now time.Time) Verdict {
-	v := Verdict{
-		WarnAt:     s.Created.Add(p.WarnAfter),
-		DeadlineAt: s.Created.Add(p.Deadline),
-		ActAt:      s.Created.Add(p.Deadline + p.Grace),
+	return EvaluateSeen(s, p, now, time.Time{})
+}
+
+// EvaluateSeen is Evaluate for a snapshot the ledger first saw at firstSeen
+// (zero for one never seen). Under clock skew (a create time after now) the
+// create time says nothing, so age, deadline and action time count from
+// first sight instead: a snapshot stamped 2099 would otherwise stay young
+// for ever and never be told or removed.
+func EvaluateSeen(s *facts.Snapshot, p Policy, now, firstSeen time.Time) Verdict {
+	origin := s.Created
+	skew := s.Created.After(now)
+	if skew {
+		origin = firstSeen
+		if origin.IsZero() || origin.After(now) {
+			origin = now
+		}
 	}
-	if s.Created.After(now) {
-		v.ClockSkew = true
-	} else {
-		v.Age = now.Sub(s.Created)
+	v := Verdict{
+		Since:      origin,
+		WarnAt:     origin.Add(p.WarnAfter),
+		DeadlineAt: origin.Add(p.Deadline),
+		ActAt:      origin.Add(p.Deadline + p.Grace),
+		Age:        now.Sub(origin),
+		ClockSkew:  skew,
 	}
 	v.State, v.Reason, v.Detail = judge(s, p, now, &v)
 	if v.ClockSkew {
-		v.Detail += " (create time is in the future: clock skew, age counted as 0)"
+		v.Detail += fmt.Sprintf(" (create time %s is in the future: clock skew, age counted from first sight at %s)",
+			s.Created.UTC().Format(time.RFC3339), origin.UTC().Format(time.RFC3339))
 	}
 	return v
 }
@@ -58,7 +75,7 @@ func judge(s *facts.Snapshot, p Policy, now time.Time, v *Verdict) (State, Reaso
 			// The marker keeps the snapshot through the whole named day (UTC).
 			until, reason := day.AddDate(0, 0, 1), ReasonKeepUntil
 			detail := "keep-until " + day.Format("2006-01-02") + " in the description"
-			if limit := s.Created.Add(p.MaxKeep); until.After(limit) {
+			if limit := v.Since.Add(p.MaxKeep); until.After(limit) {
 				until, reason = limit, ReasonKeepUntilCapped
 				detail = fmt.Sprintf("keep-until %s capped at max_keep %s after creation (until %s)",
 					day.Format("2006-01-02"), fmtDuration(p.MaxKeep), limit.UTC().Format(time.RFC3339))

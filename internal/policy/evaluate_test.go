@@ -58,7 +58,7 @@ func TestEvaluateStates(t *testing.T) {
 		{"managed description", snap("snap", "Please do not delete this snapshot. It is being used by Veeam Backup.", 2*time.Hour), StateManaged, ReasonManagedDesc, "backup software", time.Time{}},
 		{"managed stale", snap("Cohesity_123", "", 30*time.Hour), StateManaged, ReasonManagedStale, "stuck backup snapshot", time.Time{}},
 		{"managed beats exempt", snap("Cohesity_123", "", 30*time.Hour, "snapwarden-exempt"), StateManaged, ReasonManagedStale, "", time.Time{}},
-		{"future create time", snap("skewed", "", -3*time.Hour), StateOK, ReasonYoung, "clock skew", time.Time{}},
+		{"future create time", snap("skewed", "", -3*time.Hour), StateOK, ReasonYoung, "clock skew, age counted from first sight", time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +72,11 @@ func TestEvaluateStates(t *testing.T) {
 			if !v.ExemptUntil.Equal(tt.exemptTill) {
 				t.Errorf("exempt until %s, want %s", v.ExemptUntil, tt.exemptTill)
 			}
-			if want := tt.s.Created.Add(p.Deadline); !v.DeadlineAt.Equal(want) {
+			since := tt.s.Created
+			if since.After(now) {
+				since = now // clock skew, never seen before: from first sight, now
+			}
+			if want := since.Add(p.Deadline); !v.DeadlineAt.Equal(want) {
 				t.Errorf("deadline %s, want %s", v.DeadlineAt, want)
 			}
 		})
@@ -83,6 +87,29 @@ func TestEvaluateFutureCreateTimeHasZeroAge(t *testing.T) {
 	v := Evaluate(snap("x", "", -time.Hour), Default(), now)
 	if v.Age != 0 || !v.ClockSkew {
 		t.Fatalf("age %s skew %v, want 0 and true", v.Age, v.ClockSkew)
+	}
+}
+
+// A create time in 2099 must not keep a snapshot young for ever: its age
+// counts from the ledger's first sight, so it becomes overdue like any other.
+func TestEvaluateClockSkewCountsFromFirstSight(t *testing.T) {
+	p := Default()
+	s := &facts.Snapshot{VM: &facts.VM{Name: "web01"}, Name: "skewed", Created: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
+	first := now.Add(-50 * time.Hour)
+	v := EvaluateSeen(s, p, now, first)
+	if !v.ClockSkew || v.State != StateOverdue || v.Age != 50*time.Hour || !v.Since.Equal(first) {
+		t.Fatalf("first seen 50h ago: %s age %s since %s skew %v, want overdue 50h from first sight", v.State, v.Age, v.Since, v.ClockSkew)
+	}
+	if want := first.Add(p.Deadline + p.Grace); !v.ActAt.Equal(want) {
+		t.Errorf("ActAt %s, want %s (from first sight)", v.ActAt, want)
+	}
+	if !strings.Contains(v.Detail, "2099-01-01T00:00:00Z") || !strings.Contains(v.Detail, "first sight") {
+		t.Errorf("detail %q does not name the future create time and first sight", v.Detail)
+	}
+	// A normal create time ignores first sight.
+	s.Created = now.Add(-time.Hour)
+	if v := EvaluateSeen(s, p, now, first); v.ClockSkew || v.Age != time.Hour {
+		t.Errorf("no skew: age %s skew %v, want 1h from the create time", v.Age, v.ClockSkew)
 	}
 }
 
@@ -115,11 +142,16 @@ func TestOwnerFirstRuleWins(t *testing.T) {
 		{"folder first group", facts.VM{Path: "/DC0/vm/Tenants/umbrella/db"}, "umbrella", 3},
 		{"vm directly in Customers is no match", facts.VM{Path: "/DC0/vm/Customers"}, "", -1},
 		{"unowned", facts.VM{Path: "/DC0/vm/Lab/test01"}, "", -1},
+		{"two tags in the owner category are disputed, whatever sorts first",
+			facts.VM{Tags: []facts.Tag{{Category: "Customer", Name: "zeta"}, {Category: "Customer", Name: "acme"}, {Category: "Customer", Name: "zeta"}},
+				Path: "/DC0/vm/Customers/initech/web01"}, "acme,zeta", 0},
+		{"a later rule never settles a dispute", facts.VM{Tags: []facts.Tag{{Category: "Customer", Name: "b"}, {Category: "Customer", Name: "a"}},
+			CustomAttributes: map[string]string{"Customer": "a"}}, "a,b", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, rule := Owner(&tt.vm, rules)
-			if got != tt.want || rule != tt.rule {
+			ids, rule := Owner(&tt.vm, rules)
+			if got := strings.Join(ids, ","); got != tt.want || rule != tt.rule {
 				t.Fatalf("Owner = %q (rule %d), want %q (rule %d)", got, rule, tt.want, tt.rule)
 			}
 		})

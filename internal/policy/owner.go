@@ -2,6 +2,7 @@ package policy
 
 import (
 	"regexp"
+	"slices"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
@@ -17,38 +18,53 @@ type Rule struct {
 	FolderRegex *regexp.Regexp
 }
 
-// Owner returns the customer id of the first rule that matches the VM and the
-// index of that rule, or "" and -1 when no rule matches.
-func Owner(vm *facts.VM, rules []Rule) (string, int) {
+// Owner returns the customer ids the first rule that matches gives the VM,
+// and the index of that rule; nil and -1 when no rule matches. Rules keep
+// their order: a later rule never overrides an earlier one. The first rule
+// gives more than one id only for a VM with several tags in the owner
+// category: the VM is then disputed, and which tag sorts first must not
+// decide whose restore points are removed. The ids are sorted.
+func Owner(vm *facts.VM, rules []Rule) ([]string, int) {
 	for i, r := range rules {
-		if id := r.match(vm); id != "" {
-			return id, i
+		if ids := r.match(vm); len(ids) > 0 {
+			return ids, i
 		}
 	}
-	return "", -1
+	return nil, -1
 }
 
-func (r Rule) match(vm *facts.VM) string {
+func (r Rule) match(vm *facts.VM) []string {
 	switch {
 	case r.TagCategory != "":
+		var ids []string
 		for _, t := range vm.Tags {
-			if t.Category == r.TagCategory {
-				return t.Name
+			if t.Category == r.TagCategory && t.Name != "" && !slices.Contains(ids, t.Name) {
+				ids = append(ids, t.Name)
 			}
 		}
+		slices.Sort(ids)
+		return ids
 	case r.CustomAttribute != "":
-		return vm.CustomAttributes[r.CustomAttribute]
+		return one(vm.CustomAttributes[r.CustomAttribute])
 	case r.FolderRegex != nil:
 		m := r.FolderRegex.FindStringSubmatch(vm.Path)
 		if m == nil {
-			return ""
+			return nil
 		}
 		if i := r.FolderRegex.SubexpIndex("customer"); i > 0 {
-			return m[i]
+			return one(m[i])
 		}
 		if len(m) > 1 {
-			return m[1]
+			return one(m[1])
 		}
 	}
-	return ""
+	return nil
+}
+
+// one is the list of a single id; none for "" (the rule did not match).
+func one(id string) []string {
+	if id == "" {
+		return nil
+	}
+	return []string{id}
 }

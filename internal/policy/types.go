@@ -161,12 +161,15 @@ type Verdict struct {
 	// Detail is the human sentence of the report's `reason` column,
 	// e.g. "age 50.5h >= deadline 48h".
 	Detail string
-	// Age at now; zero for a create time in the future.
+	// Since is when the age counts from: the create time, or under clock
+	// skew the ledger's first sight of the snapshot (now for a new one).
+	Since time.Time
+	// Age at now, counted from Since.
 	Age time.Duration
 	// ClockSkew is set when the create time lies after now.
 	ClockSkew bool
 	// WarnAt, DeadlineAt and ActAt (deadline + grace) are absolute times
-	// from the create time and the policy.
+	// from Since and the policy.
 	WarnAt     time.Time
 	DeadlineAt time.Time
 	ActAt      time.Time

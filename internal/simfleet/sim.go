@@ -53,6 +53,7 @@ type Sim struct {
 
 	server *simulator.Server
 	client *govmomi.Client
+	tags   *tags.Manager // the seeding session's, for tests that retag VMs
 	tmpDir string
 	dsRef  types.ManagedObjectReference
 	// authzOnce installs Restrict's privilege checks; roles counts its roles.
@@ -263,6 +264,7 @@ func (b *builder) prepareMetadata(ctx context.Context, f *Fleet, o Options) erro
 		return fmt.Errorf("simulator: vapi login: %w", err)
 	}
 	b.tags = tags.NewManager(rc)
+	b.sim.tags = b.tags
 	b.tagIDs, b.fields = map[string]string{}, map[string]int32{}
 	cfm, err := object.GetCustomFieldsManager(b.c.Client)
 	if err != nil {

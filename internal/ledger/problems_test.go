@@ -1,0 +1,76 @@
+package ledger
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/plan"
+)
+
+func TestProblemsAcrossCycles(t *testing.T) {
+	l, _ := openT(t)
+	ctx := context.Background()
+	vm := &facts.VM{VCenter: "vc1", Name: "web01", MoRef: "vm-1", InstanceUUID: "uuid-1"}
+	stuck := facts.Problem{Kind: facts.ConsolidationNeeded, VCenter: "vc1", VM: vm}
+	orphan := facts.Problem{Kind: facts.OrphanFile, VCenter: "vc1", Datacenter: "DC0", Datastore: "ds1",
+		Path: "[ds1] gone/gone-000001.vmdk", SizeBytes: 512, Detail: "left behind"}
+	west := facts.Problem{Kind: facts.ConsolidationNeeded, VCenter: "vc2", VM: &facts.VM{VCenter: "vc2", Name: "db", MoRef: "vm-9"}}
+	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
+	put := func(now time.Time, answered []string, scans map[string]time.Time, ps ...facts.Problem) plan.ProblemHistory {
+		t.Helper()
+		h, err := l.Problems(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RecordProblems(ctx, now, plan.Problems(ps, func(*facts.VM) string { return "acme" }, h, now), answered, scans); err != nil {
+			t.Fatal(err)
+		}
+		if h, err = l.Problems(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	h := put(at(0), []string{"vc1", "vc2"}, map[string]time.Time{"vc1": at(0)}, stuck, orphan, west)
+	if len(h.FirstSeen) != 3 || !h.FirstSeen[stuck.Key()].Equal(at(0)) || !h.Scans["vc1"].Equal(at(0)) {
+		t.Fatalf("after one cycle: %+v", h)
+	}
+	if len(h.Orphans) != 1 || h.Orphans[0] != orphan {
+		t.Errorf("orphans = %+v, want the one recorded, as recorded", h.Orphans)
+	}
+
+	// vc2 does not answer: its problem stays open; vc1's consolidation is
+	// done: resolved; the orphan, carried between scans, stays with its
+	// first sight.
+	h = put(at(1), []string{"vc1"}, nil, orphan)
+	if _, open := h.FirstSeen[stuck.Key()]; open {
+		t.Error("a problem no longer seen in a vCenter that answered is still open")
+	}
+	if !h.FirstSeen[west.Key()].Equal(at(0)) || !h.FirstSeen[orphan.Key()].Equal(at(0)) || !h.Scans["vc1"].Equal(at(0)) {
+		t.Errorf("after the second cycle: %+v", h)
+	}
+
+	// It comes back: first seen again now.
+	h = put(at(2), []string{"vc1"}, map[string]time.Time{"vc1": at(2)}, stuck, orphan)
+	if !h.FirstSeen[stuck.Key()].Equal(at(2)) || !h.Scans["vc1"].Equal(at(2)) {
+		t.Errorf("a problem that came back: first seen %s, scan %s", h.FirstSeen[stuck.Key()], h.Scans["vc1"])
+	}
+}
+
+func TestSamples(t *testing.T) {
+	l, _ := openT(t)
+	s := snap("vc1", "uuid-1", "snapshot-1", t0)
+	for i, size := range []int64{1, 1, 2, 2, 5} { // sampled on change: at 0, 2 and 4h
+		record(t, l, Record{Started: t0.Add(time.Duration(i) * time.Hour), Mode: "dry-run", Snapshots: []Seen{seen(s, "acme", "", size)}})
+	}
+	got, err := l.Samples(context.Background(), t0.Add(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []plan.Sample{{At: t0.Add(2 * time.Hour), Bytes: 2}, {At: t0.Add(4 * time.Hour), Bytes: 5}}
+	if g := got[s.Key()]; len(g) != 2 || g[0] != want[0] || g[1] != want[1] {
+		t.Errorf("samples since 3h = %+v, want the size at 3h (sampled at 2h) and the change at 4h: %+v", g, want)
+	}
+}
