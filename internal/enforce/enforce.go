@@ -37,6 +37,7 @@ const (
 	ResultSuccess = ledger.ResultSuccess
 	ResultError   = ledger.ResultError
 	ResultRefused = ledger.ResultRefused
+	ResultGone    = ledger.ResultGone
 	ResultRunning = "running"
 )
 
@@ -55,6 +56,7 @@ const (
 	GuardMode      = "mode"       // the plan was made in dry-run mode
 	GuardVCenter   = "vcenter"    // vCenter could not be asked, so no guard could be checked
 	GuardNotDue    = "not-due"    // the re-read snapshot is not past deadline + grace
+	GuardBackup    = "backup"     // a backup (managed) snapshot is on the re-read VM
 )
 
 // Settings are the enforcement settings of the config.
@@ -101,6 +103,11 @@ type Outcome struct {
 	Fault string
 	// At is when the attempt finished (for running: when the wait ended).
 	At time.Time
+	// Err is set when the ledger could not record the attempt or its result
+	// (or the notices telling of it could not be rendered): the cycle must
+	// then fail closed. An unrecorded result stays unfinished in the ledger
+	// for Resume to record and tell.
+	Err error
 }
 
 // Executor runs consolidations. One Executor serves a process: it
@@ -114,6 +121,11 @@ type Executor struct {
 	// Now is the clock; nil means time.Now. Run counts from the plan's time
 	// and adds what Now says has elapsed since Run began.
 	Now func() time.Time
+	// Tell renders the notices of a finished outcome (a commit, a failure,
+	// a VM gone); FinishAction queues them in the transaction that records
+	// the result, so no result is recorded untold. Rendering stays with the
+	// caller; nil queues none.
+	Tell func(Outcome) ([]ledger.Notice, error)
 
 	// watching holds the ledger ids of the actions this Executor waits on
 	// or has finished, so Resume can be called every cycle (even while an
@@ -144,9 +156,10 @@ func (e *Executor) watch(id int64) bool {
 	return true
 }
 
-// release lets a later Resume watch an action again, unless o finished it.
+// release lets a later Resume watch an action again, unless o finished it
+// and the ledger recorded that.
 func (e *Executor) release(id int64, o *Outcome) {
-	if o.Result != ResultRunning {
+	if o.Result != ResultRunning && o.Err == nil {
 		return
 	}
 	e.mu.Lock()
@@ -158,6 +171,9 @@ func (e *Executor) release(id int64, o *Outcome) {
 type run struct {
 	e *Executor
 	s Settings
+	// creators are the plan's snapshot creators by scoped snapshot id, for
+	// judging the other snapshots of a re-read VM.
+	creators map[string]string
 	// clock is the time guards and ledger stamps use. In Run it is the
 	// plan's time plus the time elapsed since Run began, so a test's fixed
 	// clock and a cycle judged "as of" another time agree with the plan,
@@ -204,7 +220,16 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	if s.TaskTimeout <= 0 {
 		s.TaskTimeout = DefaultTaskTimeout
 	}
-	r := &run{e: e, s: s, clock: e.now}
+	if p.Window != nil {
+		// The plan's window carries the removal rate the planner expected.
+		s.Window = p.Window
+	}
+	r := &run{e: e, s: s, clock: e.now, creators: map[string]string{}}
+	for _, d := range p.Decisions {
+		if d.Snapshot.VM != nil {
+			r.creators[scoped(d.Snapshot.VM.VCenter, d.Snapshot.ID)] = d.Creator()
+		}
+	}
 	if !p.At.IsZero() {
 		began := e.now()
 		r.clock = func() time.Time { return p.At.Add(e.now().Sub(began)) }
@@ -239,6 +264,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 		busyDS   = map[string]bool{}
 		finished = make(chan done)
 		active   = 0
+		// unrecorded is set once the ledger failed to record an attempt:
+		// fail closed, start no more (the running ones end normally).
+		unrecorded = false
 	)
 	resources := func(d plan.Decision) (string, []string) {
 		vm := scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.MoRef)
@@ -269,7 +297,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	}
 	pending := len(due)
 	for pending > 0 || active > 0 {
-		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil; i++ {
+		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil && !unrecorded; i++ {
 			if started[i] || !free(due[i]) {
 				continue
 			}
@@ -278,16 +306,20 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			active++
 			take(due[i], true)
 			go func(i int, d plan.Decision) {
-				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.InstanceUUID)])}
+				k := d.Snapshot.Key() // the ledger's identity of the VM, as in inFlight
+				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
 			}(i, due[i])
 		}
 		if active == 0 {
-			break // ctx ended: the rest are left for the next cycle
+			break // ctx ended or the ledger failed: the rest are left for the next cycle
 		}
 		r := <-finished
 		active--
 		take(due[r.i], false)
 		results[r.i] = r.out
+		for _, o := range r.out {
+			unrecorded = unrecorded || o.Err != nil
+		}
 	}
 	var out []Outcome
 	for _, r := range results {
@@ -312,8 +344,8 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 		return []Outcome{r.refuse(ctx, d, KindRemove, guard, detail, fault)}
 	}
 	now := r.clock()
-	if open, next := s.Window.Open(now); !open {
-		return refuse(GuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339), "")
+	if why, _ := s.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
+		return refuse(GuardWindow, why, "")
 	}
 	if inFlight != "" {
 		return refuse(GuardInFlight, "another consolidation of the VM is in flight: "+inFlight, "")
@@ -326,11 +358,12 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 		return refuse(GuardVCenter, "vCenter could not be reached: "+err.Error(), "")
 	}
 	// One retrieval answers the snapshot, datastore and busy guards.
-	fresh, ok, busy, err := c.Recheck(ctx, vm.MoRef, d.Snapshot.ID)
+	rr, err := c.Recheck(ctx, vm.MoRef, d.Snapshot.ID)
+	fresh, busy := rr.Snapshot, rr.Busy
 	switch {
 	case err != nil:
 		return refuse(GuardVCenter, "the snapshot could not be read again: "+err.Error(), vsphere.FaultOf(err))
-	case !ok:
+	case !rr.Exists:
 		return refuse(GuardGone, "the snapshot no longer exists", "")
 	case !fresh.Created.Equal(d.Snapshot.Created):
 		return refuse(GuardRecreated, fmt.Sprintf("snapshot %s now has create time %s, not %s: it is another snapshot",
@@ -338,6 +371,9 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	}
 	if g, detail := judge(&fresh, d, now); g != "" {
 		return refuse(g, detail, "")
+	}
+	if name := r.backup(rr.Tree, d, now); name != "" {
+		return refuse(GuardBackup, plan.BackupRefusal(name), "")
 	}
 	if s.Rules != nil {
 		var ids []string
@@ -400,6 +436,7 @@ func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, strin
 		fresh.VM.Folder, fresh.VM.Path, fresh.VM.Datacenter = d.Snapshot.VM.Folder, d.Snapshot.VM.Path, d.Snapshot.VM.Datacenter
 		fresh.VM.CustomAttributes = d.Snapshot.VM.CustomAttributes
 	}
+	fresh.Creator = d.Creator() // creators are not read again
 	v := policy.EvaluateSeen(fresh, d.Policy, now, d.History.FirstSeen)
 	switch {
 	case v.State == policy.StateManaged:
@@ -410,6 +447,23 @@ func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, strin
 		return GuardNotDue, "the snapshot is not past deadline + grace any more: " + v.Detail
 	}
 	return "", ""
+}
+
+// backup names a snapshot of the re-read tree that the policy judges
+// managed (backup software's), "" when there is none. Creators are the
+// plan's; a snapshot the plan did not see has none, which the policy takes
+// as managed when its name or description looks like a backup's.
+func (r *run) backup(tree []facts.Snapshot, d plan.Decision, now time.Time) string {
+	for _, s := range tree {
+		if s.ID == d.Snapshot.ID {
+			continue
+		}
+		s.Creator = r.creators[scoped(d.Snapshot.VM.VCenter, s.ID)]
+		if policy.Evaluate(&s, d.Policy, now).State == policy.StateManaged {
+			return s.Name
+		}
+	}
+	return ""
 }
 
 // consolidateIfNeeded runs ConsolidateVMDisks_Task as a second recorded
@@ -451,9 +505,10 @@ func (r *run) refuse(ctx context.Context, d plan.Decision, kind, guard, detail, 
 	wctx := context.WithoutCancel(ctx) // a refusal found is recorded even while stopping
 	id, err := e.Ledger.StartAction(wctx, action(d, kind, now))
 	if err == nil {
-		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault))
+		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), nil)
 	}
 	if err != nil {
+		o.Err = err
 		e.Log.Error().Err(err).Str("guard", guard).Msg("enforce: record refusal")
 	}
 	e.log(o)
@@ -484,6 +539,7 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 	if err != nil {
 		// Without the record a restart could not find the task: do not start it.
 		o.Result, o.Detail, o.At = ResultError, "the attempt could not be recorded, so no task was started: "+err.Error(), r.clock()
+		o.Err = err
 		e.log(o)
 		return o
 	}
@@ -508,6 +564,7 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 	}
 	o.TaskID = taskID
 	if err := e.Ledger.SetTask(wctx, id, taskID); err != nil {
+		o.Err = err
 		e.Log.Error().Err(err).Str("task", taskID).Msg("enforce: record task id; a restart cannot resume this task")
 	}
 	return r.wait(ctx, wctx, id, o, gone)
@@ -516,7 +573,8 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 // wait watches a recorded task to its end and finishes its ledger entry.
 func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(context.Context) (bool, error)) Outcome {
 	e, timeout := r.e, r.s.TaskTimeout
-	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.VM.VCenter)
+	// By identity: a resumed action's vCenter may have been renamed since.
+	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.Key().VCenter)
 	if err != nil {
 		o.Result, o.Detail, o.At = ResultRunning, "vCenter could not be reached to watch the task: "+err.Error(), r.clock()
 		e.log(o)
@@ -561,7 +619,9 @@ func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(con
 	return r.finish(wctx, id, o, ResultError, "", "the task failed: "+res.Fault)
 }
 
-// finish writes the result of action id and logs the outcome.
+// finish writes the result of action id together with the notices that
+// tell of it, and logs the outcome. When the notices cannot be rendered the
+// result is still recorded (it is a fact), and o.Err fails the cycle.
 func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, detail string) Outcome {
 	e := r.e
 	o.Result, o.Reason, o.Detail, o.At = result, guard, detail, r.clock()
@@ -569,8 +629,17 @@ func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, d
 	if result == ResultRefused {
 		fault = refusal(guard, detail, o.Fault)
 	}
-	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault); err != nil {
-		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action")
+	var notices []ledger.Notice
+	if e.Tell != nil {
+		var err error
+		if notices, err = e.Tell(o); err != nil {
+			o.Err = errors.Join(o.Err, fmt.Errorf("notices of action %d: %w", id, err))
+			e.Log.Error().Err(err).Int64("action", id).Msg("enforce: the notices of the result could not be rendered")
+		}
+	}
+	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault, notices); err != nil {
+		o.Err = errors.Join(o.Err, err)
+		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action; Resume records it next time")
 	}
 	e.log(o)
 	return o
