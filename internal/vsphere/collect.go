@@ -42,6 +42,20 @@ type node struct {
 	isDC   bool
 }
 
+// nodeOf reads a folder, datacenter or vApp retrieved with its name and parent.
+func nodeOf(oc types.ObjectContent) node {
+	n := node{isDC: oc.Obj.Type == "Datacenter"}
+	for _, p := range oc.PropSet {
+		switch v := p.Val.(type) {
+		case string:
+			n.name = v
+		case types.ManagedObjectReference:
+			n.parent = v
+		}
+	}
+	return n
+}
+
 // pendingVM is a VM with snapshots or problems whose path waits for the
 // whole inventory: its folders may arrive on a later page.
 type pendingVM struct {
@@ -72,16 +86,7 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 			case "VirtualMachine":
 				continue
 			case "Folder", "Datacenter", "VirtualApp":
-				n := node{isDC: oc.Obj.Type == "Datacenter"}
-				for _, p := range oc.PropSet {
-					switch v := p.Val.(type) {
-					case string:
-						n.name = v
-					case types.ManagedObjectReference:
-						n.parent = v
-					}
-				}
-				nodes[oc.Obj] = n
+				nodes[oc.Obj] = nodeOf(oc)
 			case "Datastore":
 				stores[oc.Obj] = datastoreOf(oc)
 			case "CustomFieldsManager":
