@@ -1,0 +1,156 @@
+package vsphere
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// flatten renders an inventory in a stable order, each snapshot with its
+// VM, so two inventories compare as text.
+func flatten(t *testing.T, inv *facts.Inventory) string {
+	t.Helper()
+	type row struct {
+		VM *facts.VM
+		S  facts.Snapshot
+	}
+	var rows []string
+	for _, s := range inv.Snapshots {
+		b, err := json.Marshal(row{s.VM, s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, string(b))
+	}
+	for _, p := range inv.Problems {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, string(b))
+	}
+	slices.Sort(rows)
+	return fmt.Sprintf("vms=%d\n%s", inv.VMs, strings.Join(rows, "\n"))
+}
+
+// TestWatcherPatchedEqualsFullRead churns the fleet at random and checks
+// after every round that the watcher's patched inventory is what a full
+// read returns, and that it reported each new snapshot.
+func TestWatcherPatchedEqualsFullRead(t *testing.T) {
+	s := startSim(t, "problems.yaml")
+	c := dial(t, target(s), Options{})
+	ctx := context.Background()
+	w, err := c.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	check := func(round int) {
+		t.Helper()
+		got, err := w.Inventory(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.Collect(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, w := flatten(t, got), flatten(t, want); g != w {
+			t.Fatalf("round %d: patched inventory differs from a full read:\n%s", round, lineDiff(g, w))
+		}
+	}
+	check(0)
+
+	rng := rand.New(rand.NewSource(7))
+	names := s.VMNames()
+	taken := 0
+	for round := 1; round <= 12; round++ {
+		made := map[string]string{} // snapshot -> VM, of this round
+		for i := 0; i < 3; i++ {
+			vm := names[rng.Intn(len(names))]
+			switch rng.Intn(5) {
+			case 0, 1:
+				taken++
+				name := fmt.Sprintf("churn-%d", taken)
+				if err := s.CreateSnapshot(vm, name, now.Add(-time.Duration(taken)*time.Minute), int64(taken)<<20); err != nil {
+					t.Fatal(err)
+				}
+				made[name] = vm
+			case 2:
+				if snaps := snapshotNames(t, c, vm); len(snaps) > 0 {
+					gone := snaps[rng.Intn(len(snaps))]
+					if err := s.RemoveSnapshot(vm, gone); err != nil {
+						t.Fatal(err)
+					}
+					delete(made, gone) // born and gone between two polls: nothing to tell
+
+				}
+			case 3:
+				if err := s.SetConsolidationNeeded(vm, rng.Intn(2) == 0); err != nil {
+					t.Fatal(err)
+				}
+			case 4:
+				if err := s.SetAttribute(vm, "Customer", fmt.Sprintf("cust-%d", rng.Intn(3))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		ch, err := w.Poll(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ch.NewSnapshots) != len(made) {
+			t.Errorf("round %d: %d new snapshots reported (%v), %d taken on %v", round, len(ch.NewSnapshots), ch.NewSnapshots, len(made), made)
+		}
+		check(round)
+	}
+}
+
+// lineDiff lists the lines only in the patched (-) or only in the full
+// read (+).
+func lineDiff(patched, full string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	p, f := in(patched), in(full)
+	var out []string
+	for l := range p {
+		if !f[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range f {
+		if !p[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+// snapshotNames lists a VM's snapshots through a full read.
+func snapshotNames(t *testing.T, c *Client, vm string) []string {
+	t.Helper()
+	inv, err := c.Collect(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range inv.Snapshots {
+		if s.VM.Name == vm {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
