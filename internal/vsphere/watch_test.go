@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
 
@@ -153,4 +154,46 @@ func snapshotNames(t *testing.T, c *Client, vm string) []string {
 		}
 	}
 	return out
+}
+
+// TestPoolWatchedCycles is serve's use: the first cycle reads in full, a
+// wait between cycles reports a new snapshot, and the next cycle costs a
+// handful of calls yet equals a full read.
+func TestPoolWatchedCycles(t *testing.T) {
+	s := startSim(t, "small.yaml")
+	var calls Counter
+	p := NewPool([]config.VCenter{target(s)}, Options{Watch: true, Counter: &calls})
+	ctx := context.Background()
+	defer func() { _ = p.Close(ctx) }()
+	first := p.Collect(ctx, nil)
+	if len(first.Errors) > 0 || len(first.Snapshots) != 8 {
+		t.Fatalf("first cycle: %d snapshots, errors %v", len(first.Snapshots), first.Errors)
+	}
+	if err := s.CreateSnapshot("db01", "between", now, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	seen := p.Wait(ctx, 5*time.Second)
+	if len(seen["vc-test"]) != 1 {
+		t.Fatalf("wait between cycles saw %v, want db01's new snapshot", seen)
+	}
+	if err := s.RemoveSnapshot("web01", "try-2"); err != nil {
+		t.Fatal(err)
+	}
+	before := calls.SOAP() + calls.HTTP()
+	got := p.Collect(ctx, nil)
+	steady := calls.SOAP() + calls.HTTP() - before
+	c := dial(t, target(s), Options{})
+	want, err := c.Collect(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := flatten(t, got), flatten(t, want); g != w {
+		t.Fatalf("watched cycle differs from a full read:\n%s", lineDiff(g, w))
+	}
+	// One wait, one tag read (plus its session check), the creators of the
+	// one new snapshot: nothing grows with the fleet.
+	if steady > 10 {
+		t.Errorf("steady cycle made %d vCenter calls, want at most 10", steady)
+	}
+	t.Logf("steady cycle: %d calls", steady)
 }
