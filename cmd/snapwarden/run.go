@@ -75,7 +75,8 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "run cycles on the schedule, with /healthz, /metrics and /report; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, r, err := a.runner(cmd, vsphere.Options{})
+			// serve keeps a Watcher per vCenter: steady cycles read only what changed.
+			cfg, log, r, err := a.runner(cmd, vsphere.Options{Watch: true})
 			if err != nil {
 				return err
 			}

@@ -40,6 +40,9 @@ type Runner struct {
 	ledger *ledger.Ledger
 	poster *notify.Poster
 	exec   *enforce.Executor
+	// pass keeps a heads-up pass and a cycle from running at once: both
+	// write the ledger and deliver the outbox.
+	pass sync.Mutex
 
 	mu       sync.Mutex // guards the config-derived fields against Reload
 	cfg      *config.Config
@@ -125,6 +128,8 @@ func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify
 // tell customers and support what was done. A delivery failure leaves the
 // notice pending for the next cycle; nothing is lost or sent twice.
 func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
+	r.pass.Lock()
+	defer r.pass.Unlock()
 	cfg, planner, renderer, mailer := r.settings()
 	res := newResult(now)
 	began := time.Now() // now may be a test's clock; the duration is real

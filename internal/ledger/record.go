@@ -54,7 +54,8 @@ const (
 
 	KindCustomer = "customer"
 	KindSupport  = "support"
-	KindAction   = "action" // a customer told of a consolidation
+	KindAction   = "action"   // a customer told of a consolidation
+	KindHeadsUp  = "heads-up" // an owner told a snapshot appeared
 
 	ItemWarn         = "warn"
 	ItemRemind       = "remind"
@@ -64,6 +65,7 @@ const (
 	ItemUnowned      = "unowned"
 	ItemConsolidated = "consolidated"
 	ItemFailed       = "failed"
+	ItemHeadsUp      = "heads-up" // not a warning: History does not count it
 )
 
 // Notice states.
@@ -92,7 +94,7 @@ type Record struct {
 
 var (
 	validChannels = map[string]bool{ChannelEmail: true, ChannelWebhook: true}
-	validKinds    = map[string]bool{KindCustomer: true, KindSupport: true, KindAction: true}
+	validKinds    = map[string]bool{KindCustomer: true, KindSupport: true, KindAction: true, KindHeadsUp: true}
 )
 
 // Record writes one cycle: the snapshots seen (first sight, last sight,
@@ -242,7 +244,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		if body == nil {
 			body = []byte{} // NOT NULL: an empty body is still a body
 		}
-		res, err := nstmt.ExecContext(ctx, cycleID, n.MessageID, n.Channel, n.Kind, n.Customer, string(rcpt),
+		// A heads-up is queued between cycles, by no cycle.
+		cycle := sql.NullInt64{Int64: cycleID, Valid: cycleID != 0}
+		res, err := nstmt.ExecContext(ctx, cycle, n.MessageID, n.Channel, n.Kind, n.Customer, string(rcpt),
 			n.Subject, body, created.UnixNano())
 		if err != nil {
 			return fmt.Errorf("notice %s: %w", n.MessageID, err)
@@ -288,7 +292,7 @@ func nonNil(s []string) []string {
 
 // Queue adds notices to the outbox of a recorded cycle, in one transaction:
 // the notices a cycle writes after acting (what was committed, what failed)
-// come after its Record.
+// come after its Record. cycleID 0 queues notices of no cycle (heads-ups).
 func (l *Ledger) Queue(ctx context.Context, cycleID int64, notices []Notice) (err error) {
 	if err := l.writable("queue notices"); err != nil {
 		return err

@@ -126,6 +126,11 @@ func (w *Watcher) Poll(ctx context.Context, wait time.Duration) (Changes, error)
 	for {
 		req.Version = w.version
 		res, err := methods.WaitForUpdatesEx(ctx, w.c.vim, &req)
+		if err != nil && ctx.Err() != nil {
+			// Abandoned: vCenter would hold the wait (and vcsim its
+			// shutdown) until MaxWaitSeconds.
+			_ = w.pc.CancelWaitForUpdates(context.WithoutCancel(ctx))
+		}
 		if err != nil {
 			if fault.Is(err, &types.InvalidCollectorVersion{}) {
 				return ch, fmt.Errorf("vcenter %q: %w", w.c.Name, ErrResync)
