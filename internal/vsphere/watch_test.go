@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/vim25/types"
+
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
@@ -45,7 +47,16 @@ func flatten(t *testing.T, inv *facts.Inventory) string {
 // after every round that the watcher's patched inventory is what a full
 // read returns, and that it reported each new snapshot.
 func TestWatcherPatchedEqualsFullRead(t *testing.T) {
+	t.Run("vcsim", func(t *testing.T) { testWatcherPatched(t, false) })
+	// The benchmarks' collector must be as right as vcsim's.
+	t.Run("fast", func(t *testing.T) { testWatcherPatched(t, true) })
+}
+
+func testWatcherPatched(t *testing.T, fast bool) {
 	s := startSim(t, "problems.yaml")
+	if fast {
+		s.FastWait()
+	}
 	c := dial(t, target(s), Options{})
 	ctx := context.Background()
 	w, err := c.Watch(ctx)
@@ -196,4 +207,32 @@ func TestPoolWatchedCycles(t *testing.T) {
 		t.Errorf("steady cycle made %d vCenter calls, want at most 10", steady)
 	}
 	t.Logf("steady cycle: %d calls", steady)
+}
+
+// TestPoolResync: when vCenter no longer knows the watcher's version
+// (InvalidCollectorVersion, injected: vcsim never sends it), the cycle
+// reads everything again instead of failing or trusting a stale copy.
+func TestPoolResync(t *testing.T) {
+	s := startSim(t, "small.yaml")
+	p := NewPool([]config.VCenter{target(s)}, Options{Watch: true})
+	ctx := context.Background()
+	defer func() { _ = p.Close(ctx) }()
+	if inv := p.Collect(ctx, nil); len(inv.Errors) > 0 {
+		t.Fatal(inv.Errors)
+	}
+	if err := s.CreateSnapshot("lab01", "after-resync", now, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	s.FailWait(new(types.InvalidCollectorVersion))
+	got := p.Collect(ctx, nil)
+	if len(got.Errors) > 0 {
+		t.Fatalf("a lost version failed the cycle: %v", got.Errors)
+	}
+	want, err := dial(t, target(s), Options{}).Collect(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := flatten(t, got), flatten(t, want); g != w {
+		t.Fatalf("cycle after a resync differs from a full read:\n%s", lineDiff(g, w))
+	}
 }
