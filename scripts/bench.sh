@@ -60,4 +60,11 @@ measure "report (ledger knows)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml
 measure "run (steady cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
 [ -n "$floor" ] && printf 'collect/floor ratio: %.2f   with +2 ms per call: per-VM %.2f s vs snapwarden %.2f s (%.1fx)\n' \
   "$(calc "$ours/$floor")" "$pervm" "$ours2" "$(calc "$pervm/$ours2")"
+watched=$(grep -E "^BenchmarkWatchedCycle/vms=$VMS/changed" "$OUT/vsphere.txt" | awk '{print $3/1e9, $5, $7}' || true)
+notice=$(grep -E "^BenchmarkWatchedCycle/vms=$VMS/notice" "$OUT/vsphere.txt" | awk '{print $5}' || true)
+if [ -n "$floor" ] && [ -n "$watched" ]; then
+  read -r wsecs wcalls wcopy <<<"$watched"
+  printf 'watched steady cycle (1%% of VMs changed, simfleet.FastWait collector): %.3f s = %.3fx floor, %s calls, copy %s MiB; new snapshot noticed in %s ms at worst\n' \
+    "$wsecs" "$(calc "$wsecs/$floor")" "$wcalls" "$wcopy" "${notice:--}"
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"
