@@ -43,7 +43,7 @@ type Watcher struct {
 	view    types.ManagedObjectReference
 	version string
 
-	vms    map[types.ManagedObjectReference]*mo.VirtualMachine
+	vms    map[types.ManagedObjectReference]*slimVM
 	others map[types.ManagedObjectReference]types.ObjectContent
 	// stale VMs had a change the copy cannot apply (a keyed sub-property,
 	// as vCenter may send for arrays): they are read again before use.
@@ -90,7 +90,7 @@ func (w *Watcher) start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("vcenter %q: create property filter: %w", w.c.Name, err)
 	}
-	w.vms = map[types.ManagedObjectReference]*mo.VirtualMachine{}
+	w.vms = map[types.ManagedObjectReference]*slimVM{}
 	w.others = map[types.ManagedObjectReference]types.ObjectContent{}
 	w.stale = map[types.ManagedObjectReference]bool{}
 	w.version = ""
@@ -182,18 +182,18 @@ func (w *Watcher) apply(u types.ObjectUpdate, ch *Changes) {
 	default:
 		ch.Modified++
 	}
-	m := w.vms[u.Obj]
+	m := &mo.VirtualMachine{}
 	before := map[string]bool{}
-	if m == nil {
-		m = &mo.VirtualMachine{}
-		m.Self = u.Obj
-		w.vms[u.Obj] = m
-	} else {
+	if s := w.vms[u.Obj]; s != nil {
+		s.fat(m, &types.VirtualMachineConfigInfo{})
 		eachSnapshot(m, func(id string) { before[id] = true })
+	} else {
+		m.Self = u.Obj
 	}
 	if !applyChanges(m, u.ChangeSet) {
 		w.stale[u.Obj] = true
 	}
+	w.vms[u.Obj] = slim(m)
 	eachSnapshot(m, func(id string) {
 		if !before[id] {
 			ch.NewSnapshots = append(ch.NewSnapshots, u.Obj.Value+"/"+id)
@@ -267,8 +267,12 @@ func (w *Watcher) Inventory(ctx context.Context, known Known) (*facts.Inventory,
 	for _, oc := range w.others {
 		b.object(oc)
 	}
-	for _, m := range w.vms {
-		b.vm(m)
+	// addVM keeps nothing of m itself, so one scratch value serves all.
+	var m mo.VirtualMachine
+	var cfg types.VirtualMachineConfigInfo
+	for _, s := range w.vms {
+		s.fat(&m, &cfg)
+		b.vm(&m)
 	}
 	return b.finish(ctx, known)
 }
@@ -287,7 +291,7 @@ func (w *Watcher) refresh(ctx context.Context) error {
 		return fmt.Errorf("vcenter %q: read changed VMs again: %w", w.c.Name, err)
 	}
 	for i := range vms {
-		w.vms[vms[i].Self] = &vms[i]
+		w.vms[vms[i].Self] = slim(&vms[i])
 	}
 	clear(w.stale)
 	return nil

@@ -83,7 +83,9 @@ func BenchmarkWatchedCycle(b *testing.B) {
 			made++
 			began := time.Now()
 			errc := make(chan error, 1)
-			go func() { errc <- s.CreateSnapshot(names[(made*97)%len(names)], fmt.Sprintf("notice-%d", made), now, 1<<20) }()
+			go func() {
+				errc <- s.CreateSnapshot(names[(made*97)%len(names)], fmt.Sprintf("notice-%d", made), now, 1<<20)
+			}()
 			var got []string
 			for len(got) == 0 && time.Since(began) < time.Minute {
 				got = p.Wait(ctx, 20*time.Second)["vc-test"]
