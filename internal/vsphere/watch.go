@@ -135,6 +135,9 @@ func (w *Watcher) Poll(ctx context.Context, wait time.Duration) (Changes, error)
 			if fault.Is(err, &types.InvalidCollectorVersion{}) {
 				return ch, fmt.Errorf("vcenter %q: %w", w.c.Name, ErrResync)
 			}
+			if fault.Is(err, &types.RequestCanceled{}) && ctx.Err() == nil {
+				return ch, nil // interrupted for a cycle: the version stands
+			}
 			return ch, fmt.Errorf("vcenter %q: wait for updates: %w", w.c.Name, err)
 		}
 		set := res.Returnval
@@ -295,6 +298,12 @@ func (w *Watcher) refresh(ctx context.Context) error {
 	}
 	clear(w.stale)
 	return nil
+}
+
+// interrupt cancels a wait in flight on vCenter's side (Pool: a cycle is
+// due); the waiting Poll returns what it had, or nothing.
+func (w *Watcher) interrupt(ctx context.Context) {
+	_ = w.pc.CancelWaitForUpdates(ctx)
 }
 
 // Close destroys the collector (and so its filter) and the view; vCenter

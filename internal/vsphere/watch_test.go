@@ -236,3 +236,33 @@ func TestPoolResync(t *testing.T) {
 		t.Fatalf("cycle after a resync differs from a full read:\n%s", lineDiff(g, w))
 	}
 }
+
+// TestCycleInterruptsWait: a cycle due while a wait between cycles is in
+// flight cancels it on vCenter's side instead of waiting it out, and the
+// watcher survives for the next wait.
+func TestCycleInterruptsWait(t *testing.T) {
+	s := startSim(t, "small.yaml")
+	p := NewPool([]config.VCenter{target(s)}, Options{Watch: true})
+	ctx := context.Background()
+	defer func() { _ = p.Close(ctx) }()
+	if inv := p.Collect(ctx, nil); len(inv.Errors) > 0 {
+		t.Fatal(inv.Errors)
+	}
+	waited := make(chan map[string][]string)
+	go func() { waited <- p.Wait(ctx, 60*time.Second) }()
+	time.Sleep(200 * time.Millisecond) // let the wait reach vcsim; a cycle may come at any time
+	began := time.Now()
+	if inv := p.Collect(ctx, nil); len(inv.Errors) > 0 {
+		t.Fatal(inv.Errors)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("the cycle waited %s for the wait between cycles", took)
+	}
+	<-waited
+	if err := s.CreateSnapshot("lab01", "later", now, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Wait(ctx, 5*time.Second); len(got["vc-test"]) != 1 {
+		t.Errorf("after an interrupted wait the watcher saw %v, want lab01's new snapshot", got)
+	}
+}

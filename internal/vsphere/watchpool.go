@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
@@ -16,6 +17,34 @@ type watched struct {
 	mu     sync.Mutex
 	w      *Watcher
 	cycles int // watched cycles since the last full read
+
+	// A cycle does not wait for a wait between cycles to time out: it
+	// raises want (so no new wait starts) and cancels the one in flight
+	// (waiter) on vCenter's side, whose answer, changes or a
+	// RequestCanceled fault, then arrives intact.
+	want   atomic.Int32
+	wmu    sync.Mutex
+	waiter *Watcher
+}
+
+// lock takes the entry for a cycle, cutting short a wait between cycles.
+func (ws *watched) lock(ctx context.Context) {
+	ws.want.Add(1)
+	defer ws.want.Add(-1)
+	for !ws.mu.TryLock() {
+		ws.wmu.Lock()
+		w := ws.waiter
+		ws.wmu.Unlock()
+		if w != nil {
+			w.interrupt(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			ws.mu.Lock() // the wait ends with ctx too
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // watchedFor returns the vCenter's entry, creating an empty one.
@@ -39,7 +68,7 @@ func (p *Pool) collect(ctx context.Context, c *Client, known Known) (*facts.Inve
 		return c.Collect(ctx, known)
 	}
 	ws := p.watchedFor(c.Name)
-	ws.mu.Lock()
+	ws.lock(ctx)
 	defer ws.mu.Unlock()
 	if ws.w != nil && (ws.w.c != c || ws.cycles >= p.opt.FullEvery) {
 		ws.w.Close(ctx)
@@ -94,10 +123,16 @@ func (p *Pool) Wait(ctx context.Context, wait time.Duration) map[string][]string
 			defer wg.Done()
 			ws.mu.Lock()
 			defer ws.mu.Unlock()
-			if ws.w == nil {
+			if ws.w == nil || ws.want.Load() > 0 {
 				return
 			}
+			ws.wmu.Lock()
+			ws.waiter = ws.w
+			ws.wmu.Unlock()
 			ch, err := ws.w.Poll(ctx, wait)
+			ws.wmu.Lock()
+			ws.waiter = nil
+			ws.wmu.Unlock()
 			if err != nil {
 				if ctx.Err() == nil {
 					p.opt.Log.Warn().Err(err).Str("vcenter", name).Msg("waiting for snapshot changes failed: the next cycle reads the whole inventory")
