@@ -58,9 +58,7 @@ func (a *app) runCmd() *cobra.Command {
 				return runtimeErr(err)
 			}
 			log.Info().Int64("soap_calls", calls.SOAP()).Int64("http_requests", calls.HTTP()).Msg(res.Summary())
-			for _, e := range res.Plan.Errors {
-				log.Error().Str("vcenter", e.VCenter).Msg(e.Error)
-			}
+			res.LogVCenterErrors(log)
 			if !res.OK() {
 				return runtimeErr(fmt.Errorf("cycle finished with errors: %s", res.Summary()))
 			}
@@ -72,7 +70,7 @@ func (a *app) runCmd() *cobra.Command {
 func (a *app) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "run cycles on the schedule, with /healthz, /metrics and /report; SIGHUP reloads the config",
+		Short: "run cycles on the schedule, with /healthz, /metrics, /report and the support console; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// serve keeps a Watcher per vCenter: steady cycles read only what changed.
@@ -107,6 +105,7 @@ func (a *app) serveCmd() *cobra.Command {
 				Log:     log,
 				Reload:  reload,
 				Version: buildVersion(),
+				Ledger:  r.Ledger(),
 			})
 			if err != nil {
 				return runtimeErr(err)
