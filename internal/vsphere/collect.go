@@ -82,8 +82,9 @@ type builder struct {
 }
 
 func (c *Client) newBuilder() *builder {
-	return &builder{c: c, inv: &facts.Inventory{VCenterIDs: map[string]string{c.Name: c.InstanceUUID}}, nodes: map[types.ManagedObjectReference]node{},
-		stores: map[types.ManagedObjectReference]facts.Datastore{}, fieldNames: map[int32]string{}}
+	return &builder{c: c, inv: &facts.Inventory{VCenterIDs: map[string]string{c.Name: c.InstanceUUID}},
+		nodes: map[types.ManagedObjectReference]node{}, stores: map[types.ManagedObjectReference]facts.Datastore{},
+		fieldNames: map[int32]string{}}
 }
 
 // page takes one page of a retrieval: containers, datastores and custom
