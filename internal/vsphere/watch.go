@@ -29,9 +29,6 @@ type Changes struct {
 	NewSnapshots []string
 }
 
-// Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return c.Entered+c.Modified+c.Left == 0 }
-
 // Watcher keeps a copy of one vCenter's inventory objects, patched from
 // PropertyCollector updates, so a cycle reads only what changed. It owns a
 // PropertyCollector of its own with one filter on a ContainerView, both

@@ -75,7 +75,11 @@ func (p *Pool) collect(ctx context.Context, c *Client, known Known) (*facts.Inve
 		ws.w = nil
 	}
 	if ws.w != nil {
-		_, err := ws.w.Poll(ctx, 0)
+		ch, err := ws.w.Poll(ctx, 0)
+		if err == nil {
+			p.opt.Log.Debug().Str("vcenter", c.Name).Int("entered", ch.Entered).Int("modified", ch.Modified).
+				Int("left", ch.Left).Int("new_snapshots", len(ch.NewSnapshots)).Msg("inventory patched from vCenter's updates")
+		}
 		if errors.Is(err, ErrResync) {
 			p.opt.Log.Warn().Err(err).Str("vcenter", c.Name).Msg("update version lost: reading the whole inventory again")
 			ws.w.Close(ctx)
