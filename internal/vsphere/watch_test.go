@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/snapwarden/snapwarden/internal/config"
@@ -123,6 +124,32 @@ func testWatcherPatched(t *testing.T, fast bool) {
 		}
 		check(round)
 	}
+
+	// A VM that goes: the linked clone, whose chain links its source's
+	// files, so the source's phantom judgement must change with it.
+	ref, ok := s.VMRef("clone01")
+	if !ok {
+		t.Fatal("clone01 not in the fleet")
+	}
+	vm := object.NewVirtualMachine(c.vim, ref)
+	if task, err := vm.PowerOff(ctx); err == nil {
+		_ = task.Wait(ctx)
+	}
+	task, err := vm.Destroy(ctx)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := w.Poll(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Left != 1 {
+		t.Errorf("%d VMs left the view, want clone01", ch.Left)
+	}
+	check(13)
 }
 
 // lineDiff lists the lines only in the patched (-) or only in the full
