@@ -18,7 +18,7 @@ import (
 
 // runner loads the config and opens what run and serve share: the ledger
 // (for writing), the vCenter sessions and the mailer.
-func (a *app) runner(cmd *cobra.Command, vopt vsphere.Options) (*config.Config, zerolog.Logger, *cycle.Runner, error) {
+func (a *app) runner(cmd *cobra.Command, opt cycle.Options) (*config.Config, zerolog.Logger, *cycle.Runner, error) {
 	cfg, log, err := a.load()
 	if err != nil {
 		return nil, log, nil, err
@@ -26,7 +26,8 @@ func (a *app) runner(cmd *cobra.Command, vopt vsphere.Options) (*config.Config, 
 	if err := cfg.CheckNotify(); err != nil {
 		return nil, log, nil, usageErr(err)
 	}
-	r, err := cycle.New(cmd.Context(), cfg, cycle.Options{Log: log, VSphere: vopt})
+	opt.Log = log
+	r, err := cycle.New(cmd.Context(), cfg, opt)
 	if err != nil {
 		return nil, log, nil, runtimeErr(err)
 	}
@@ -40,7 +41,7 @@ func (a *app) runCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var calls vsphere.Counter
-			_, log, r, err := a.runner(cmd, vsphere.Options{Counter: &calls})
+			_, log, r, err := a.runner(cmd, cycle.Options{VSphere: vsphere.Options{Counter: &calls}})
 			if err != nil {
 				return err
 			}
@@ -73,8 +74,9 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "run cycles on the schedule, with /healthz, /metrics, /report and the support console; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// serve keeps a Watcher per vCenter: steady cycles read only what changed.
-			cfg, log, r, err := a.runner(cmd, vsphere.Options{Watch: true})
+			// Removals are watched outside the cycles; a Watcher per vCenter
+			// lets steady cycles read only what changed.
+			cfg, log, r, err := a.runner(cmd, cycle.Options{Detach: true, VSphere: vsphere.Options{Watch: true}})
 			if err != nil {
 				return err
 			}

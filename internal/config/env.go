@@ -13,7 +13,7 @@ const envPrefix = "SNAPWARDEN_"
 
 // notKeys are SNAPWARDEN_ variables that are not config keys: the CLI's
 // config path and the benchmarks' fleet size.
-var notKeys = map[string]bool{"SNAPWARDEN_CONFIG": true, "SNAPWARDEN_BENCH_VMS": true}
+var notKeys = map[string]bool{"SNAPWARDEN_CONFIG": true, "SNAPWARDEN_BENCH_VMS": true, "SNAPWARDEN_FAILPOINT": true}
 
 // envSetting is one SNAPWARDEN_ variable resolved to the key it sets.
 type envSetting struct {

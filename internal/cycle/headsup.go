@@ -106,15 +106,13 @@ func (r *Runner) Watch(ctx context.Context) {
 
 // HeadsUp is the small pass between cycles: the inventory from the
 // watchers' copies, the plan, a heads-up for each new snapshot that has
-// none in the ledger, queued in the outbox and delivered. It runs while no
-// cycle does. It returns the number of heads-up notices queued.
+// none in the ledger, queued in the outbox and delivered (one delivery at a
+// time, with the cycles'). It returns the number of heads-up notices queued.
 func (r *Runner) HeadsUp(ctx context.Context, appeared map[string][]string, now time.Time) (int, error) {
 	cfg, planner, renderer, mailer := r.settings()
 	if !headsUpAnywhere(cfg) {
 		return 0, nil
 	}
-	r.pass.Lock()
-	defer r.pass.Unlock()
 	known, err := r.ledger.Known(ctx)
 	if err != nil {
 		return 0, err
@@ -138,10 +136,14 @@ func (r *Runner) HeadsUp(ctx context.Context, appeared map[string][]string, now 
 	if err != nil || len(notices) == 0 {
 		return 0, err
 	}
-	if err := r.ledger.Queue(ctx, 0, notices); err != nil {
+	if err := r.ledger.QueueHeadsUps(ctx, notices, now); err != nil {
 		return 0, err
 	}
-	r.deliver(ctx, cfg, mailer, newResult(now), now)
+	// Queued is what counts: a delivery that fails now is retried with
+	// the outbox's other notices.
+	if err := r.deliver(ctx, cfg, mailer, newResult(now), now); err != nil {
+		r.log.Warn().Err(err).Msg("heads-up delivery: left in the outbox for the next delivery")
+	}
 	return len(notices), nil
 }
 

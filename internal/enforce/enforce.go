@@ -37,6 +37,7 @@ const (
 	ResultSuccess = ledger.ResultSuccess
 	ResultError   = ledger.ResultError
 	ResultRefused = ledger.ResultRefused
+	ResultGone    = ledger.ResultGone
 	ResultRunning = "running"
 )
 
@@ -102,6 +103,11 @@ type Outcome struct {
 	Fault string
 	// At is when the attempt finished (for running: when the wait ended).
 	At time.Time
+	// Err is set when the ledger could not record the attempt or its result
+	// (or the notices telling of it could not be rendered): the cycle must
+	// then fail closed. An unrecorded result stays unfinished in the ledger
+	// for Resume to record and tell.
+	Err error
 }
 
 // Executor runs consolidations. One Executor serves a process: it
@@ -115,6 +121,11 @@ type Executor struct {
 	// Now is the clock; nil means time.Now. Run counts from the plan's time
 	// and adds what Now says has elapsed since Run began.
 	Now func() time.Time
+	// Tell renders the notices of a finished outcome (a commit, a failure,
+	// a VM gone); FinishAction queues them in the transaction that records
+	// the result, so no result is recorded untold. Rendering stays with the
+	// caller; nil queues none.
+	Tell func(Outcome) ([]ledger.Notice, error)
 
 	// watching holds the ledger ids of the actions this Executor waits on
 	// or has finished, so Resume can be called every cycle (even while an
@@ -122,6 +133,94 @@ type Executor struct {
 	// action again. An action left running is released for a later Resume.
 	mu       sync.Mutex
 	watching map[int64]bool
+	// The scheduler's state is the Executor's, not one Run's: in serve the
+	// act stage runs outside the cycle, so a Run can start while an earlier
+	// one still watches hours-long tasks. Across all of them at most
+	// MaxConcurrent tasks run, one per VM and per datastore, and a snapshot
+	// queued or running in one Run is left out of the others (claimed).
+	busy    map[string]bool // scoped VMs and datastores with a task underway
+	active  int
+	claimed map[facts.Key]bool
+	// freed is closed (and replaced) whenever an attempt ends, waking Runs
+	// that wait for a VM, a datastore or a slot another Run holds.
+	freed chan struct{}
+}
+
+// claim keeps the decisions whose snapshots no other Run holds and marks
+// them held.
+func (e *Executor) claim(due []plan.Decision) []plan.Decision {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.claimed == nil {
+		e.claimed = map[facts.Key]bool{}
+	}
+	var out []plan.Decision
+	for _, d := range due {
+		if k := d.Snapshot.Key(); !e.claimed[k] {
+			e.claimed[k] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// unclaim lets later Runs take a snapshot again.
+func (e *Executor) unclaim(d plan.Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.claimed, d.Snapshot.Key())
+}
+
+// resources are the scheduler's names of d's VM and datastores.
+func resources(d plan.Decision) []string {
+	vm := d.Snapshot.VM
+	out := []string{"vm:" + scoped(vm.VCenter, vm.MoRef)}
+	for _, x := range vm.Datastores {
+		out = append(out, "ds:"+scoped(vm.VCenter, x.MoRef))
+	}
+	return out
+}
+
+// take reserves a slot and d's VM and datastores when all are free. It also
+// returns the channel closed at the next release, taken under the same lock
+// so a Run that could not start anything never misses the release it waits for.
+func (e *Executor) take(d plan.Decision, max int) (bool, <-chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.busy == nil {
+		e.busy = map[string]bool{}
+	}
+	if e.freed == nil {
+		e.freed = make(chan struct{})
+	}
+	if e.active >= max {
+		return false, e.freed
+	}
+	res := resources(d)
+	for _, r := range res {
+		if e.busy[r] {
+			return false, e.freed
+		}
+	}
+	for _, r := range res {
+		e.busy[r] = true
+	}
+	e.active++
+	return true, e.freed
+}
+
+// put releases what take reserved and wakes the Runs waiting for it.
+func (e *Executor) put(d plan.Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range resources(d) {
+		delete(e.busy, r)
+	}
+	e.active--
+	if e.freed != nil {
+		close(e.freed)
+	}
+	e.freed = make(chan struct{})
 }
 
 func (e *Executor) now() time.Time {
@@ -145,9 +244,10 @@ func (e *Executor) watch(id int64) bool {
 	return true
 }
 
-// release lets a later Resume watch an action again, unless o finished it.
+// release lets a later Resume watch an action again, unless o finished it
+// and the ledger recorded that.
 func (e *Executor) release(id int64, o *Outcome) {
-	if o.Result != ResultRunning {
+	if o.Result != ResultRunning && o.Err == nil {
 		return
 	}
 	e.mu.Lock()
@@ -238,9 +338,11 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	}
 
 	// The scheduler starts the oldest pending decision whose VM and
-	// datastores are free, while fewer than MaxConcurrent run. A decision
-	// whose VM or datastore is taken waits without holding back younger
-	// ones elsewhere.
+	// datastores are free, while fewer than MaxConcurrent tasks run in this
+	// process. A decision whose VM or datastore is taken waits without
+	// holding back younger ones elsewhere; one whose snapshot another Run
+	// holds is that Run's.
+	due = e.claim(due)
 	type done struct {
 		i   int
 		out []Outcome
@@ -248,60 +350,62 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	var (
 		results  = make([][]Outcome, len(due))
 		started  = make([]bool, len(due))
-		busyVM   = map[string]bool{}
-		busyDS   = map[string]bool{}
 		finished = make(chan done)
 		active   = 0
+		// unrecorded is set once the ledger failed to record an attempt:
+		// fail closed, start no more (the running ones end normally).
+		unrecorded = false
 	)
-	resources := func(d plan.Decision) (string, []string) {
-		vm := scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.MoRef)
-		var ds []string
-		for _, x := range d.Snapshot.VM.Datastores {
-			ds = append(ds, scoped(d.Snapshot.VM.VCenter, x.MoRef))
-		}
-		return vm, ds
-	}
-	free := func(d plan.Decision) bool {
-		vm, ds := resources(d)
-		if busyVM[vm] {
-			return false
-		}
-		for _, x := range ds {
-			if busyDS[x] {
-				return false
+	defer func() {
+		for i, d := range due {
+			if !started[i] {
+				e.unclaim(d)
 			}
 		}
-		return true
-	}
-	take := func(d plan.Decision, v bool) {
-		vm, ds := resources(d)
-		busyVM[vm] = v
-		for _, x := range ds {
-			busyDS[x] = v
-		}
-	}
+	}()
 	pending := len(due)
 	for pending > 0 || active > 0 {
-		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil; i++ {
-			if started[i] || !free(due[i]) {
+		var freed <-chan struct{}
+		for i := 0; i < len(due) && ctx.Err() == nil && !unrecorded; i++ {
+			if started[i] {
+				continue
+			}
+			ok, ch := e.take(due[i], s.MaxConcurrent)
+			freed = ch
+			if !ok {
 				continue
 			}
 			started[i] = true
 			pending--
 			active++
-			take(due[i], true)
 			go func(i int, d plan.Decision) {
 				k := d.Snapshot.Key() // the ledger's identity of the VM, as in inFlight
 				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
 			}(i, due[i])
 		}
-		if active == 0 {
-			break // ctx ended: the rest are left for the next cycle
+		stopping := ctx.Err() != nil || unrecorded
+		if active == 0 && (stopping || pending == 0) {
+			break // ctx ended or the ledger failed: the rest are left for the next cycle
 		}
-		r := <-finished
+		var r done
+		if stopping {
+			r = <-finished // nothing new starts: only this Run's own tasks are awaited
+		} else {
+			select {
+			case r = <-finished:
+			case <-freed:
+				continue // another Run's attempt ended: its VM, datastore or slot may be free
+			case <-ctx.Done():
+				continue // loop once more: nothing new starts, the running tasks are awaited
+			}
+		}
 		active--
-		take(due[r.i], false)
+		e.put(due[r.i])
+		e.unclaim(due[r.i])
 		results[r.i] = r.out
+		for _, o := range r.out {
+			unrecorded = unrecorded || o.Err != nil
+		}
 	}
 	var out []Outcome
 	for _, r := range results {
@@ -487,9 +591,10 @@ func (r *run) refuse(ctx context.Context, d plan.Decision, kind, guard, detail, 
 	wctx := context.WithoutCancel(ctx) // a refusal found is recorded even while stopping
 	id, err := e.Ledger.StartAction(wctx, action(d, kind, now))
 	if err == nil {
-		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault))
+		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), nil)
 	}
 	if err != nil {
+		o.Err = err
 		e.Log.Error().Err(err).Str("guard", guard).Msg("enforce: record refusal")
 	}
 	e.log(o)
@@ -520,6 +625,7 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 	if err != nil {
 		// Without the record a restart could not find the task: do not start it.
 		o.Result, o.Detail, o.At = ResultError, "the attempt could not be recorded, so no task was started: "+err.Error(), r.clock()
+		o.Err = err
 		e.log(o)
 		return o
 	}
@@ -544,6 +650,7 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 	}
 	o.TaskID = taskID
 	if err := e.Ledger.SetTask(wctx, id, taskID); err != nil {
+		o.Err = err
 		e.Log.Error().Err(err).Str("task", taskID).Msg("enforce: record task id; a restart cannot resume this task")
 	}
 	return r.wait(ctx, wctx, id, o, gone)
@@ -598,7 +705,9 @@ func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(con
 	return r.finish(wctx, id, o, ResultError, "", "the task failed: "+res.Fault)
 }
 
-// finish writes the result of action id and logs the outcome.
+// finish writes the result of action id together with the notices that
+// tell of it, and logs the outcome. When the notices cannot be rendered the
+// result is still recorded (it is a fact), and o.Err fails the cycle.
 func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, detail string) Outcome {
 	e := r.e
 	o.Result, o.Reason, o.Detail, o.At = result, guard, detail, r.clock()
@@ -606,8 +715,17 @@ func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, d
 	if result == ResultRefused {
 		fault = refusal(guard, detail, o.Fault)
 	}
-	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault); err != nil {
-		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action")
+	var notices []ledger.Notice
+	if e.Tell != nil {
+		var err error
+		if notices, err = e.Tell(o); err != nil {
+			o.Err = errors.Join(o.Err, fmt.Errorf("notices of action %d: %w", id, err))
+			e.Log.Error().Err(err).Int64("action", id).Msg("enforce: the notices of the result could not be rendered")
+		}
+	}
+	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault, notices); err != nil {
+		o.Err = errors.Join(o.Err, err)
+		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action; Resume records it next time")
 	}
 	e.log(o)
 	return o

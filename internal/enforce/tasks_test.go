@@ -2,7 +2,9 @@ package enforce_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +293,126 @@ func (e *env) busy(t *testing.T, vm string) string {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A VM that vanished under an unfinished removal is no commit: Resume
+// records it "gone" and tells (through Tell, in the same ledger write), and
+// a commit found by Resume is told as Run's would be.
+func TestResumeVMGoneIsNotACommit(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	ctx := context.Background()
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	d := decision(p, "web01/old")
+	gone := d.Snapshot.Key()
+	gone.VMUUID = "4211dead-0000-0000-0000-000000000000"
+	for _, k := range []facts.Key{gone, d.Snapshot.Key()} {
+		if _, err := e.led.StartAction(ctx, ledger.Action{Key: k, VM: d.Snapshot.VM.Name, Snapshot: d.Snapshot.Name,
+			Customer: "acme", Kind: enforce.KindRemove, StartedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.sim.RemoveSnapshot("web01", "old"); err != nil {
+		t.Fatal(err)
+	}
+	x := e.executor(t0)
+	var mu sync.Mutex // Resume tells from one goroutine per action
+	told := map[string]string{}
+	x.Tell = func(o enforce.Outcome) ([]ledger.Notice, error) {
+		id := fmt.Sprintf("<%s-%s@test>", o.Decision.Snapshot.VM.InstanceUUID, o.Result)
+		mu.Lock()
+		told[o.Decision.Snapshot.VM.InstanceUUID] = o.Result
+		mu.Unlock()
+		return []ledger.Notice{{MessageID: id, Channel: ledger.ChannelEmail, Kind: ledger.KindSupport,
+			Recipients: []string{"support@provider.example"}, Subject: o.Result, Body: []byte("x")}}, nil
+	}
+	out := x.Resume(ctx)
+	if len(out) != 2 {
+		t.Fatalf("resumed %s", describe(out))
+	}
+	if told[gone.VMUUID] != enforce.ResultGone || told[d.Snapshot.Key().VMUUID] != enforce.ResultSuccess {
+		t.Errorf("told %v; want the vanished VM gone, the removed snapshot success", told)
+	}
+	pending, err := e.led.Pending(ctx)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending notices %d (%v), want the 2 Tell rendered", len(pending), err)
+	}
+	if running, err := e.led.Running(ctx); err != nil || len(running) != 0 {
+		t.Errorf("still running after Resume: %v %v", running, err)
+	}
+}
+
+// Fail closed: once the ledger cannot record a result, Run starts no more
+// removals; the unrecorded one stays unfinished for Resume.
+func TestRunStopsWhenTheLedgerFails(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	db, err := sql.Open("sqlite", filepath.Join(e.dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER disk_full BEFORE UPDATE OF finished_at ON actions
+BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	s := settings()
+	s.MaxConcurrent = 1
+	out := e.executor(t0).Run(context.Background(), p, s)
+	if len(out) != 1 || out[0].Err == nil || !strings.Contains(out[0].Err.Error(), "disk is full") {
+		t.Fatalf("Run on a failing ledger:%s\nwant one attempt whose result could not be recorded", describe(out))
+	}
+	if running, err := e.led.Running(context.Background()); err != nil || len(running) != 1 {
+		t.Errorf("unfinished actions %d (%v), want the one unrecorded", len(running), err)
+	}
+}
+
+// In serve the act stage runs outside the cycle, so a second Run can start
+// while the first still watches a task: the two share max_concurrent and
+// the per-VM rule, and a snapshot the first holds is not attempted again.
+func TestOverlappingRunsShareTheLimits(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	ctx := context.Background()
+	if err := e.sim.SlowRemove("db01", 800*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	if len(due(p)) < 2 {
+		t.Fatalf("due %v: the fleet needs two due consolidations", due(p))
+	}
+	x := e.executor(t0)
+	s := settings()
+	s.MaxConcurrent = 1
+
+	first := make(chan []enforce.Outcome)
+	go func() { first <- x.Run(ctx, only(p, "db01/nightly"), s) }()
+	waitFor(t, func() bool {
+		running, err := e.led.Running(ctx)
+		return err == nil && len(running) == 1 && running[0].TaskID != ""
+	})
+	second := make(chan []enforce.Outcome)
+	go func() { second <- x.Run(ctx, p, s) }()
+	// While the first Run's task goes on, the second starts nothing.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if running, err := e.led.Running(ctx); err != nil || len(running) > 1 {
+			t.Fatalf("%d actions running at once with max_concurrent 1 (%v)", len(running), err)
+		}
+	}
+	a, b := <-first, <-second
+	if got := byName(a); got["db01/nightly remove"].Result != enforce.ResultSuccess {
+		t.Errorf("first run:%s", describe(a))
+	}
+	for _, o := range b {
+		if o.Decision.Snapshot.VM.Name == "db01" {
+			t.Errorf("the second run attempted db01, which the first held:%s", describe(b))
+		}
+	}
+	if len(b) == 0 {
+		t.Error("the second run attempted nothing once the slot was free")
+	}
+	if n := e.sim.Removals("db01"); n != 1 {
+		t.Errorf("%d removal calls on db01, want 1", n)
+	}
 }

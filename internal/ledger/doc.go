@@ -9,6 +9,10 @@
 // pending together with the facts that caused them, and delivery marks them
 // sent or failed afterwards, so a crash between the two re-delivers the very
 // same bytes under the same Message-ID rather than losing or re-planning them.
+// Delivery is tracked per recipient (notice_recipients): each is marked
+// "sending" before SMTP starts and settled after, and a rejected contact
+// never settles the others. The result of a consolidation and the notices
+// telling of it are written together by FinishAction.
 //
 // Times are stored as Unix nanoseconds and returned in UTC; snapshot keys are
 // stored both as facts.Key.String() (the primary key) and as their parts, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
@@ -31,4 +32,37 @@ func (l *Ledger) HeadsUpSent(ctx context.Context, keys []facts.Key) (map[facts.K
 		}
 	}
 	return out, nil
+}
+
+// QueueHeadsUps adds heads-up notices to the outbox in one transaction. No
+// cycle planned them: the pass between cycles did.
+func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Time) (err error) {
+	if err := l.writable("queue heads-ups"); err != nil {
+		return err
+	}
+	wrap := func(err error) error { return fmt.Errorf("ledger %s: queue heads-ups: %w", l.path, err) }
+	for i, n := range notices {
+		if err := checkNotice(n); err != nil {
+			return wrap(fmt.Errorf("notice %d: %w", i, err))
+		}
+	}
+	if len(notices) == 0 {
+		return nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = insertNotices(ctx, tx, notices, at, nil); err != nil {
+		return wrap(err)
+	}
+	if err = tx.Commit(); err != nil {
+		return wrap(fmt.Errorf("commit: %w", err))
+	}
+	return nil
 }
