@@ -18,8 +18,7 @@ import (
 // changed objects only, as vCenter costs): vcsim's own collector re-reads
 // the whole filter per update. copy-MiB is the heap the Watcher's copy of
 // the inventory holds (the simulator shares the process, so RSS would not
-// tell). It runs after the other benchmarks: it adds snapshots to the
-// shared fleet.
+// tell). The snapshots it takes are removed at the end.
 func BenchmarkWatchedCycle(b *testing.B) {
 	s := benchFleet(b)
 	s.FastWait()
@@ -49,6 +48,20 @@ func BenchmarkWatchedCycle(b *testing.B) {
 	names := s.VMNames()
 	changed := len(names) / 100
 	made := 0
+	type taken struct{ vm, name string }
+	var all []taken
+	take := func(vm, name string) error {
+		all = append(all, taken{vm, name})
+		return s.CreateSnapshot(vm, name, now, 1<<20)
+	}
+	// The benchmarks of package vsphere_test run next on the same fleet.
+	b.Cleanup(func() {
+		for i := len(all) - 1; i >= 0; i-- {
+			if err := s.RemoveSnapshot(all[i].vm, all[i].name); err != nil {
+				b.Error(err)
+			}
+		}
+	})
 
 	b.Run(fmt.Sprintf("vms=%d/changed=1%%", benchVMs()), func(b *testing.B) {
 		var spent int64
@@ -56,7 +69,7 @@ func BenchmarkWatchedCycle(b *testing.B) {
 			b.StopTimer()
 			for j := 0; j < changed; j++ {
 				made++
-				if err := s.CreateSnapshot(names[(made*97)%len(names)], fmt.Sprintf("steady-%d", made), now, 1<<20); err != nil {
+				if err := take(names[(made*97)%len(names)], fmt.Sprintf("steady-%d", made)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -83,9 +96,9 @@ func BenchmarkWatchedCycle(b *testing.B) {
 			made++
 			began := time.Now()
 			errc := make(chan error, 1)
-			go func() {
-				errc <- s.CreateSnapshot(names[(made*97)%len(names)], fmt.Sprintf("notice-%d", made), now, 1<<20)
-			}()
+			vm, name := names[(made*97)%len(names)], fmt.Sprintf("notice-%d", made)
+			all = append(all, taken{vm, name})
+			go func() { errc <- s.CreateSnapshot(vm, name, now, 1<<20) }()
 			var got []string
 			for len(got) == 0 && time.Since(began) < time.Minute {
 				got = p.Wait(ctx, 20*time.Second)["vc-test"]
