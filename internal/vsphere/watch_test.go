@@ -234,6 +234,17 @@ func TestPoolWatchedCycles(t *testing.T) {
 		t.Errorf("steady cycle made %d vCenter calls, want at most 10", steady)
 	}
 	t.Logf("steady cycle: %d calls", steady)
+
+	// Taken just before a cycle, seen by the cycle's read: the next wait
+	// reports it all the same, at once.
+	if err := s.CreateSnapshot("lab01", "just-before", now, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	p.Collect(ctx, nil)
+	began := time.Now()
+	if seen := p.Wait(ctx, 30*time.Second); len(seen["vc-test"]) != 1 || time.Since(began) > 10*time.Second {
+		t.Errorf("the wait after a cycle reported %v after %s, want lab01's new snapshot at once", seen, time.Since(began))
+	}
 }
 
 // TestPoolResync: when vCenter no longer knows the watcher's version

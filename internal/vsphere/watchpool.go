@@ -17,6 +17,10 @@ type watched struct {
 	mu     sync.Mutex
 	w      *Watcher
 	cycles int // watched cycles since the last full read
+	// fresh holds the snapshots a cycle's read saw appear, for the next
+	// Wait to report: a snapshot taken just before a cycle gets its
+	// heads-up too.
+	fresh []string
 
 	// A cycle does not wait for a wait between cycles to time out: it
 	// raises want (so no new wait starts) and cancels the one in flight
@@ -77,6 +81,7 @@ func (p *Pool) collect(ctx context.Context, c *Client, known Known) (*facts.Inve
 	if ws.w != nil {
 		ch, err := ws.w.Poll(ctx, 0)
 		if err == nil {
+			ws.fresh = append(ws.fresh, ch.NewSnapshots...)
 			p.opt.Log.Debug().Str("vcenter", c.Name).Int("entered", ch.Entered).Int("modified", ch.Modified).
 				Int("left", ch.Left).Int("new_snapshots", len(ch.NewSnapshots)).Msg("inventory patched from vCenter's updates")
 		}
@@ -127,13 +132,26 @@ func (p *Pool) Wait(ctx context.Context, wait time.Duration) map[string][]string
 			defer wg.Done()
 			ws.mu.Lock()
 			defer ws.mu.Unlock()
+			carried := ws.fresh
+			ws.fresh = nil
+			defer func() {
+				if len(carried) > 0 {
+					mu.Lock()
+					out[name] = append(carried, out[name]...)
+					mu.Unlock()
+				}
+			}()
 			if ws.w == nil || ws.want.Load() > 0 {
 				return
+			}
+			d := wait
+			if len(carried) > 0 {
+				d = 0 // report these now; later changes come next time
 			}
 			ws.wmu.Lock()
 			ws.waiter = ws.w
 			ws.wmu.Unlock()
-			ch, err := ws.w.Poll(ctx, wait)
+			ch, err := ws.w.Poll(ctx, d)
 			ws.wmu.Lock()
 			ws.waiter = nil
 			ws.wmu.Unlock()
