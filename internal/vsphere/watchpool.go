@@ -35,11 +35,13 @@ type watched struct {
 func (ws *watched) lock(ctx context.Context) {
 	ws.want.Add(1)
 	defer ws.want.Add(-1)
-	for !ws.mu.TryLock() {
+	// Again every half second: a wait whose request had not reached
+	// vCenter yet was not cancelled by the first.
+	for i := 0; !ws.mu.TryLock(); i++ {
 		ws.wmu.Lock()
 		w := ws.waiter
 		ws.wmu.Unlock()
-		if w != nil {
+		if w != nil && i%10 == 0 {
 			w.interrupt(ctx)
 		}
 		select {
