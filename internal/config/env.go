@@ -12,7 +12,7 @@ import (
 const envPrefix = "SNAPWARDEN_"
 
 // notKeys are SNAPWARDEN_ variables that are not config keys: the CLI's
-// config path and the benchmarks' fleet size.
+// config path, the benchmarks' fleet size and the crash tests' failpoint.
 var notKeys = map[string]bool{"SNAPWARDEN_CONFIG": true, "SNAPWARDEN_BENCH_VMS": true, "SNAPWARDEN_FAILPOINT": true}
 
 // envSetting is one SNAPWARDEN_ variable resolved to the key it sets.

@@ -39,6 +39,14 @@ func TestCustomerLinks(t *testing.T) {
 			}
 		}
 	}
+	// A heads-up carries the same links.
+	hu, err := r.HeadsUp(HeadsUp{Customer: d.Customer, At: d.At, Snapshots: d.Attention[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hu.Text, "Keep it 24 h longer: https://snapshots.example/s/"+first) {
+		t.Errorf("heads-up lacks the link:\n%s", hu.Text)
+	}
 	r.Links = nil
 	msg, err = r.Customer(customerDigest())
 	if err != nil {

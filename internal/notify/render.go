@@ -29,9 +29,12 @@ const (
 	CustomerHTMLTemplate = "customer.html.tmpl"
 	SupportTextTemplate  = "support.txt.tmpl"
 	SupportHTMLTemplate  = "support.html.tmpl"
+	HeadsUpTextTemplate  = "headsup.txt.tmpl"
+	HeadsUpHTMLTemplate  = "headsup.html.tmpl"
 )
 
-var templateNames = []string{CustomerTextTemplate, CustomerHTMLTemplate, SupportTextTemplate, SupportHTMLTemplate}
+var templateNames = []string{CustomerTextTemplate, CustomerHTMLTemplate, SupportTextTemplate, SupportHTMLTemplate,
+	HeadsUpTextTemplate, HeadsUpHTMLTemplate}
 
 // Customer is the recipient of a customer digest, from the customer directory.
 type Customer struct {
@@ -111,9 +114,6 @@ type Failure struct {
 	Fault    string
 	Attempts int
 }
-
-// Link is one self-service link of a customer digest.
-type Link struct{ Label, URL string }
 
 // LinkFunc returns the self-service links of one snapshot of a customer's,
 // valid from at.
@@ -270,6 +270,8 @@ type Renderer struct {
 	customerHTML *htmltemplate.Template
 	supportText  *texttemplate.Template
 	supportHTML  *htmltemplate.Template
+	headsUpText  *texttemplate.Template
+	headsUpHTML  *htmltemplate.Template
 
 	// Links, when set, adds self-service links to customer digests.
 	Links LinkFunc
@@ -328,6 +330,12 @@ func NewRenderer(dir string) (*Renderer, error) {
 	if r.supportHTML, err = parseHTML(SupportHTMLTemplate, sources, origin); err != nil {
 		return nil, err
 	}
+	if r.headsUpText, err = parseText(HeadsUpTextTemplate, sources, origin); err != nil {
+		return nil, err
+	}
+	if r.headsUpHTML, err = parseHTML(HeadsUpHTMLTemplate, sources, origin); err != nil {
+		return nil, err
+	}
 	if err := r.selfTest(origin); err != nil {
 		return nil, err
 	}
@@ -359,6 +367,8 @@ func (r *Renderer) selfTest(origin map[string]string) error {
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
 	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
 		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1}
+	h := HeadsUpData{Customer: c.Customer, SupportEmail: "s@example.com",
+		Snapshots: []HeadsUpEntry{{Entry: e}}}
 	var buf bytes.Buffer
 	checks := []struct {
 		name string
@@ -368,6 +378,8 @@ func (r *Renderer) selfTest(origin map[string]string) error {
 		{CustomerHTMLTemplate, func() error { return r.customerHTML.Execute(&buf, c) }},
 		{SupportTextTemplate, func() error { return r.supportText.Execute(&buf, s) }},
 		{SupportHTMLTemplate, func() error { return r.supportHTML.Execute(&buf, s) }},
+		{HeadsUpTextTemplate, func() error { return r.headsUpText.Execute(&buf, h) }},
+		{HeadsUpHTMLTemplate, func() error { return r.headsUpHTML.Execute(&buf, h) }},
 	}
 	for _, ch := range checks {
 		buf.Reset()
@@ -414,13 +426,11 @@ func (r *Renderer) Customer(d CustomerDigest) (Message, error) {
 	for _, dec := range d.Attention {
 		e := entryOf(dec, d.At, d.MaxKeep)
 		e.Confirmation = dec.Confirmation()
-		if r.Links != nil {
-			links, err := r.Links(d.Customer.ID, dec.Snapshot.Key(), d.At)
-			if err != nil {
-				return Message{}, fmt.Errorf("customer digest for %q: %w", d.Customer.ID, err)
-			}
-			e.Links = links
+		links, err := r.links(d.Customer.ID, dec, d.At)
+		if err != nil {
+			return Message{}, fmt.Errorf("customer digest for %q: %w", d.Customer.ID, err)
 		}
+		e.Links = links
 		data.Attention = append(data.Attention, e)
 	}
 	sortEntries(data.Attention, true)
@@ -438,6 +448,14 @@ func (r *Renderer) Customer(d CustomerDigest) (Message, error) {
 		return Message{}, fmt.Errorf("render %s for customer %q: %w", CustomerHTMLTemplate, d.Customer.ID, err)
 	}
 	return Message{To: to, Subject: subject, Text: text.String(), HTML: html.String(), ReplyTo: data.SupportEmail}, nil
+}
+
+// links returns a snapshot's self-service links, none while links are off.
+func (r *Renderer) links(customer string, d plan.Decision, at time.Time) ([]Link, error) {
+	if r.Links == nil {
+		return nil, nil
+	}
+	return r.Links(customer, d.Snapshot.Key(), at)
 }
 
 // Support renders the support desk's digest for the addresses in to;

@@ -121,7 +121,16 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	stopWatchdog := watchdog(opt.Log)
 	defer stopWatchdog()
 
+	// Between cycles the runner waits for vCenter's updates (heads-ups);
+	// it stops with ctx, before the runner closes.
+	watched := make(chan struct{})
+	if w, ok := runner.(interface{ Watch(context.Context) }); ok {
+		go func() { defer close(watched); w.Watch(ctx) }()
+	} else {
+		close(watched)
+	}
 	s.loop(ctx)
+	<-watched
 
 	notify(opt.Log, daemon.SdNotifyStopping, "STATUS=stopping")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
