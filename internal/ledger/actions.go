@@ -53,15 +53,11 @@ func (l *Ledger) StartAction(ctx context.Context, a Action) (int64, error) {
 		vc = a.Key.VCenter
 	}
 	k := a.Key
-	res, err := l.db.ExecContext(ctx, `
+	id, err := l.insertID(ctx, l.db, `
 INSERT INTO actions(key, key_vcenter, vm_uuid, snapshot_id, created, vcenter, vm, snapshot, customer, kind, started_at, task_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.String(), k.VCenter, k.VMUUID, k.Snapshot, nanos(k.Created), vc, a.VM, a.Snapshot, a.Customer, a.Kind,
 		a.StartedAt.UnixNano(), a.TaskID)
-	if err != nil {
-		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
 	}

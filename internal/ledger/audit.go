@@ -83,7 +83,8 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 SELECT vcenter, vm, name, customer, creator, size_bytes, first_seen, resolved_at
 FROM snapshots
 WHERE (first_seen >= ?1 OR resolved_at >= ?1)
-	AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR customer = ?3)`, func(rows *sql.Rows) error {
+	AND (?2 = '' OR lower(vm) = lower(?2)) AND (?3 = '' OR customer = ?3)
+ORDER BY rowid`, func(rows *sql.Rows) error {
 		var (
 			e               Event
 			creator         string
@@ -119,7 +120,7 @@ SELECT n.created_at, n.message_id, n.channel, n.kind, n.customer, n.recipients, 
 FROM notices n
 LEFT JOIN notice_items i ON i.notice_id = n.id
 LEFT JOIN snapshots s ON s.key = i.key
-WHERE n.created_at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE)
+WHERE n.created_at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2))
 ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 		var (
 			e                               Event
@@ -160,7 +161,8 @@ ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 	err = query(ctx, tx, `
 SELECT started_at, vcenter, vm, snapshot, customer, kind, task_id, finished_at, result, fault
 FROM actions
-WHERE started_at >= ?1 AND (?2 = '' OR vm = ?2 COLLATE NOCASE) AND (?3 = '' OR customer = ?3)`, func(rows *sql.Rows) error {
+WHERE started_at >= ?1 AND (?2 = '' OR lower(vm) = lower(?2)) AND (?3 = '' OR customer = ?3)
+ORDER BY id`, func(rows *sql.Rows) error {
 		var (
 			e                 Event
 			started, finished sql.NullInt64

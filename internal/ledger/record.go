@@ -137,14 +137,11 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 
 	// The cycle row comes first: snapshots point at it (last_cycle), which is
 	// how resolution below tells "seen now" from "seen before".
-	res, err := tx.ExecContext(ctx,
+	cycleID, err = l.insertID(ctx, tx,
 		`INSERT INTO cycles(started, finished, mode, summary, errors, snapshots, notices) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		seenAt.UnixNano(), finished.UnixNano(), r.Mode, r.Summary, string(errs), len(r.Snapshots), len(r.Notices))
 	if err != nil {
 		return 0, wrap(fmt.Errorf("insert cycle: %w", err))
-	}
-	if cycleID, err = res.LastInsertId(); err != nil {
-		return 0, wrap(err)
 	}
 
 	if err = upsertSnapshots(ctx, tx, r.Snapshots, seenAt, cycleID); err != nil {
@@ -165,7 +162,7 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 		}
 	}
 
-	if err = insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
+	if err = l.insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
 		return 0, wrap(err)
 	}
 	if err = tx.Commit(); err != nil {
@@ -211,17 +208,10 @@ ON CONFLICT(key) DO UPDATE SET
 	return nil
 }
 
-func insertNotices(ctx context.Context, tx *sql.Tx, notices []Notice, at time.Time, cycleID int64) error {
+func (l *Ledger) insertNotices(ctx context.Context, tx *sql.Tx, notices []Notice, at time.Time, cycleID int64) error {
 	if len(notices) == 0 {
 		return nil
 	}
-	nstmt, err := tx.PrepareContext(ctx, `
-INSERT INTO notices(cycle_id, message_id, channel, kind, customer, recipients, subject, body, state, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`)
-	if err != nil {
-		return fmt.Errorf("prepare notice insert: %w", err)
-	}
-	defer nstmt.Close()
 	istmt, err := tx.PrepareContext(ctx, `
 INSERT INTO notice_items(notice_id, key, vcenter, vm_uuid, snapshot_id, created, action, reason)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -242,14 +232,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		if body == nil {
 			body = []byte{} // NOT NULL: an empty body is still a body
 		}
-		res, err := nstmt.ExecContext(ctx, cycleID, n.MessageID, n.Channel, n.Kind, n.Customer, string(rcpt),
-			n.Subject, body, created.UnixNano())
+		id, err := l.insertID(ctx, tx, `
+INSERT INTO notices(cycle_id, message_id, channel, kind, customer, recipients, subject, body, state, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
+			cycleID, n.MessageID, n.Channel, n.Kind, n.Customer, string(rcpt), n.Subject, body, created.UnixNano())
 		if err != nil {
 			return fmt.Errorf("notice %s: %w", n.MessageID, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		for _, it := range n.Items {
 			k := it.Key
@@ -311,7 +299,7 @@ func (l *Ledger) Queue(ctx context.Context, cycleID int64, notices []Notice) (er
 			_ = tx.Rollback()
 		}
 	}()
-	if err = insertNotices(ctx, tx, notices, notices[0].CreatedAt, cycleID); err != nil {
+	if err = l.insertNotices(ctx, tx, notices, notices[0].CreatedAt, cycleID); err != nil {
 		return wrap(err)
 	}
 	if err = tx.Commit(); err != nil {
