@@ -88,8 +88,12 @@ func (o Options) info(work string) (*nfpm.Info, error) {
 	if o.Maintainer == "" {
 		o.Maintainer = DefaultMaintainer
 	}
-	if st, err := os.Stat(o.Binary); err != nil || st.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("deb: binary %s: not an executable file (make build first): %v", o.Binary, err)
+	st, err := os.Stat(o.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("deb: binary: %w (make build first)", err)
+	}
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("deb: binary %s is not an executable file", o.Binary)
 	}
 	unit, err := packagedUnit(filepath.Join(o.Root, "configs", "snapwarden.service"), work)
 	if err != nil {
@@ -137,7 +141,7 @@ func (o Options) info(work string) (*nfpm.Info, error) {
 			"snapwarden watches VMware VM snapshots across vCenters, emails customers\n" +
 			"before a deadline, escalates to support and, in enforce mode, consolidates\n" +
 			"overdue snapshots behind guards. The service is installed but neither\n" +
-			"enabled nor started: edit /etc/snapwarden/snapwarden.yaml first.",
+			"enabled nor started: edit " + ConfigPath + " first.",
 		DisableGlobbing: true,
 		MTime:           o.MTime,
 		Overridables: nfpm.Overridables{

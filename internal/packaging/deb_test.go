@@ -284,7 +284,10 @@ func TestDebInstallsIntoScratchRoot(t *testing.T) {
 		t.Helper()
 		// systemd is a dependency the scratch root does not have.
 		all := append([]string{"--root=" + r, "--force-script-chrootless", "--force-depends", "--log=/dev/null"}, args...)
-		if out, err := exec.Command("dpkg", all...).CombinedOutput(); err != nil {
+		cmd := exec.Command("dpkg", all...)
+		// dpkg refuses to run without ldconfig and start-stop-daemon on PATH.
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/usr/bin:/sbin:/bin")
+		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
@@ -354,5 +357,55 @@ func TestDebInstallsIntoScratchRoot(t *testing.T) {
 	}
 	if after, _ := os.ReadFile("/etc/passwd"); !bytes.Equal(after, hostPasswd) {
 		t.Fatal("installing into the scratch root changed the host's /etc/passwd")
+	}
+}
+
+func TestBuildRefuses(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("not executable"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "exe")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, binary, version, want string
+	}{
+		{"no binary", filepath.Join(dir, "none"), testVersion, "make build first"},
+		{"not executable", plain, testVersion, "is not an executable file"},
+		{"not a Debian version", exe, "v1.2.3", `version "v1.2.3" is not a Debian version`},
+	} {
+		o := testOptions(tt.binary)
+		o.Version = tt.version
+		if _, err := Build(o, dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.deb")); len(left) > 0 {
+		t.Errorf("a refused build left %v", left)
+	}
+}
+
+// systemd refuses to start a unit whose LoadCredential= folder is missing, so
+// the README's manual install must create the folder the unit names.
+func TestManualRouteCreatesCredentialsDir(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join(root, "configs", "snapwarden.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`\nLoadCredential=[\w.-]+:(\S+)\n`).FindSubmatch(unit)
+	if m == nil || string(m[1]) != CredentialsDir {
+		t.Fatalf("the unit loads credentials from %q, want %s (the folder the package ships)", m, CredentialsDir)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, steps, _ := strings.Cut(string(readme), "## Running as a service")
+	steps, _, _ = strings.Cut(steps, "\n```\n")
+	if !regexp.MustCompile(`(?m)^install -d -m 0?700 ` + regexp.QuoteMeta(CredentialsDir) + `\s`).MatchString(steps) {
+		t.Errorf("README's \"Running as a service\" steps do not create %s (root only):\n%s", CredentialsDir, steps)
 	}
 }
