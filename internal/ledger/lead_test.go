@@ -1,0 +1,71 @@
+package ledger
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// lost waits for the lease to end, failing after within.
+func lost(t *testing.T, ls *Lease, within time.Duration) {
+	t.Helper()
+	select {
+	case <-ls.Lost():
+	case <-time.After(within):
+		t.Fatalf("the lease was not lost within %v", within)
+	}
+}
+
+func TestLeadership(t *testing.T) {
+	ctx := context.Background()
+	l1, state := openT(t)
+	a, err := l1.TryLead(ctx)
+	if err != nil || a == nil {
+		t.Fatalf("first TryLead = %v, %v", a, err)
+	}
+	select {
+	case <-a.Lost():
+		t.Fatal("a fresh lease is lost")
+	default:
+	}
+	if !onPostgres {
+		// One writer per file: the lease is Open's lock, lost only at Release.
+		a.Release()
+		lost(t, a, time.Second)
+		return
+	}
+
+	l2, err := Open(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if b, err := l2.TryLead(ctx); err != nil || b != nil {
+		t.Fatalf("second TryLead while the first holds = %v, %v; want nil, nil", b, err)
+	}
+
+	// The leader's connection dies (as at a server restart or a network
+	// cut seen by the server): its lease ends within a heartbeat.
+	var killed int
+	if err := l2.db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+WHERE locktype = 'advisory' AND classid = ?::oid AND objid = hashtext(current_schema())::oid`, lockClassLeader).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminate the leader's session: %d, %v", killed, err)
+	}
+	lost(t, a, HeartbeatEvery+HeartbeatTimeout+time.Second)
+
+	b, err := l2.TryLead(ctx)
+	if err != nil || b == nil {
+		t.Fatalf("TryLead after the leader died = %v, %v", b, err)
+	}
+	if c, err := l1.TryLead(ctx); err != nil || c != nil {
+		t.Fatalf("the old leader leads again = %v, %v", c, err)
+	}
+	// A clean stop hands over at once.
+	b.Release()
+	lost(t, b, time.Second)
+	c, err := l1.TryLead(ctx)
+	if err != nil || c == nil {
+		t.Fatalf("TryLead after Release = %v, %v", c, err)
+	}
+	c.Release()
+}
