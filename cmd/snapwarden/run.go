@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -48,6 +49,29 @@ func (a *app) runCmd() *cobra.Command {
 			defer func() {
 				if err := r.Close(ctx); err != nil {
 					log.Warn().Err(err).Msg("closing sessions and ledger")
+				}
+			}()
+			// Beside `serve` instances on PostgreSQL, one cycle may run
+			// only while no instance leads.
+			lease, err := r.TryLead(ctx)
+			if err != nil {
+				return runtimeErr(err)
+			}
+			if lease == nil {
+				return runtimeErr(fmt.Errorf("another snapwarden instance leads on this ledger: it runs the cycles; stop it first"))
+			}
+			defer lease.Release()
+			select { // a leader that just lost its connection stops first
+			case <-time.After(r.TakeoverDelay()):
+			case <-ctx.Done():
+			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-lease.Lost():
+					cancel()
+				case <-ctx.Done():
 				}
 			}()
 			res, err := r.Cycle(ctx, time.Now().UTC())
@@ -106,6 +130,7 @@ func (a *app) serveCmd() *cobra.Command {
 				Log:     log,
 				Reload:  reload,
 				Version: buildVersion(),
+				Elector: r,
 			})
 			if err != nil {
 				return runtimeErr(err)

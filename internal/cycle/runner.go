@@ -112,6 +112,13 @@ func (r *Runner) Close(ctx context.Context) error {
 	return lerr
 }
 
+// TryLead takes the leadership over the ledger, for `serve` among several
+// instances on PostgreSQL and for `run` beside them (see ledger.TryLead).
+func (r *Runner) TryLead(ctx context.Context) (*ledger.Lease, error) { return r.ledger.TryLead(ctx) }
+
+// TakeoverDelay is how long a new leader waits before acting.
+func (r *Runner) TakeoverDelay() time.Duration { return r.ledger.TakeoverDelay() }
+
 // settings returns the config-derived parts for one cycle, so a reload
 // during a cycle does not change it halfway.
 func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify.Mailer) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/ledger"
 )
 
 // Runner executes cycles; it owns the vCenter sessions, the mailer and the
@@ -42,7 +43,29 @@ type Options struct {
 	Ready func(addr string)
 	// Version is snapwarden's version, for snapwarden_build_info.
 	Version string
+	// Elector grants the leadership among instances sharing a ledger on
+	// PostgreSQL; nil means this process always leads.
+	Elector Elector
+	// CampaignEvery is how often a standby tries to take the leadership;
+	// zero means 2 s.
+	CampaignEvery time.Duration
 }
+
+// Elector grants the leadership: only the leader runs cycles (and so
+// delivers the outbox and acts on snapshots); standbys serve HTTP.
+type Elector interface {
+	// TryLead takes the leadership if free; nil, nil when another leads.
+	TryLead(ctx context.Context) (*ledger.Lease, error)
+	// TakeoverDelay is how long a new leader waits before acting, for an
+	// old one that lost its connection to notice and stop.
+	TakeoverDelay() time.Duration
+}
+
+// Roles in /healthz.
+const (
+	roleLeader  = "leader"
+	roleStandby = "standby"
+)
 
 // Service is a running `serve`.
 type Service struct {
@@ -56,6 +79,7 @@ type Service struct {
 	last     *cycle.Result
 	lastErr  error
 	lastDone time.Time
+	role     string
 }
 
 // Serve runs cycles on cfg's schedule until ctx is cancelled (SIGTERM), then
@@ -67,11 +91,14 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	if opt.StopGrace == 0 {
 		opt.StopGrace = 30 * time.Second
 	}
+	if opt.CampaignEvery == 0 {
+		opt.CampaignEvery = 2 * time.Second
+	}
 	sched, err := cron.ParseStandard(cfg.Schedule)
 	if err != nil {
 		return fmt.Errorf("%s: schedule: %w", cfg.File, err)
 	}
-	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version)}
+	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version), role: roleStandby}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -97,7 +124,7 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	stopWatchdog := watchdog(opt.Log)
 	defer stopWatchdog()
 
-	s.loop(ctx)
+	s.lead(ctx)
 
 	notify(opt.Log, daemon.SdNotifyStopping, "STATUS=stopping")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -108,9 +135,73 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	return nil
 }
 
+// lead runs cycles while this instance holds the leadership, until ctx is
+// cancelled. A standby campaigns every CampaignEvery; a leader that loses the
+// leadership cancels its cycle at once and becomes a standby again.
+func (s *Service) lead(ctx context.Context) {
+	if s.opt.Elector == nil {
+		s.setRole(roleLeader)
+		s.loop(ctx, nil)
+		return
+	}
+	var lastErr string
+	for ctx.Err() == nil {
+		lease, err := s.opt.Elector.TryLead(ctx)
+		if err != nil && err.Error() != lastErr && ctx.Err() == nil {
+			// Once per distinct error: a database down for an hour
+			// would otherwise log every poll.
+			s.opt.Log.Error().Err(err).Msg("standby: cannot campaign for the leadership")
+		}
+		if err != nil {
+			lastErr = err.Error()
+		} else {
+			lastErr = ""
+		}
+		if lease == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.opt.CampaignEvery):
+			}
+			continue
+		}
+		delay := s.opt.Elector.TakeoverDelay()
+		s.opt.Log.Info().Dur("delay", delay).Msg("took the leadership: acting after the takeover delay")
+		select {
+		case <-ctx.Done():
+			lease.Release()
+			return
+		case <-lease.Lost():
+			continue
+		case <-time.After(delay):
+		}
+		s.setRole(roleLeader)
+		s.loop(ctx, lease.Lost())
+		s.setRole(roleStandby)
+		if ctx.Err() != nil {
+			lease.Release()
+			return
+		}
+		s.opt.Log.Error().Msg("lost the leadership (connection to the ledger lost): cycle cancelled, now a standby")
+	}
+}
+
+func (s *Service) setRole(role string) {
+	s.mu.Lock()
+	s.role = role
+	s.mu.Unlock()
+	v := 0.0
+	if role == roleLeader {
+		v = 1
+	}
+	s.metrics.leader.Set(v)
+	notify(s.opt.Log, "STATUS="+role)
+}
+
 // loop runs cycles one at a time: a cycle that overruns the next activation
 // skips it rather than overlapping, and reloads wait for a running cycle.
-func (s *Service) loop(ctx context.Context) {
+// It returns when ctx is cancelled (after the grace) or, at once, when lost
+// is closed: the leadership is gone and another instance may act.
+func (s *Service) loop(ctx context.Context, lost <-chan struct{}) {
 	// Cycles get their own context so SIGTERM can let one finish within the grace.
 	cycleCtx, cancelCycles := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelCycles()
@@ -146,6 +237,13 @@ func (s *Service) loop(ctx context.Context) {
 					cancelCycles()
 					<-done
 				}
+			}
+			return
+		case <-lost:
+			timer.Stop()
+			cancelCycles()
+			if running {
+				<-done
 			}
 			return
 		case <-done:

@@ -1,0 +1,118 @@
+package service
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/ledger"
+	"github.com/snapwarden/snapwarden/internal/pgtest"
+)
+
+// quickElector is the real leadership with no takeover delay, to keep the
+// test short; the delay itself is exercised by cmd/snapwarden's failover test.
+type quickElector struct{ *ledger.Ledger }
+
+func (quickElector) TakeoverDelay() time.Duration { return 0 }
+
+type instance struct {
+	r    *runner
+	log  *syncBuffer
+	base string
+}
+
+func startInstance(t *testing.T, ctx context.Context, state string) *instance {
+	t.Helper()
+	led, err := ledger.Open(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{r: newRunner(), log: &syncBuffer{}}
+	addr, done := make(chan string, 1), make(chan error, 1)
+	cfg := &config.Config{File: "snapwarden.yaml", Schedule: "@every 1h", Listen: "127.0.0.1:0"}
+	go func() {
+		done <- Serve(ctx, cfg, in.r, Options{Log: zerolog.New(in.log), StopGrace: time.Minute,
+			Ready: func(a string) { addr <- a }, Elector: quickElector{led}, CampaignEvery: 20 * time.Millisecond})
+	}()
+	in.base = "http://" + <-addr
+	t.Cleanup(func() {
+		<-done
+		led.Close()
+	})
+	return in
+}
+
+// Two instances on one ledger: one leads and runs cycles, the other serves
+// /healthz as a standby; when the leader's connection dies its cycle is
+// cancelled and the standby takes over.
+func TestOneLeader(t *testing.T) {
+	state := pgtest.Schema(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := startInstance(t, ctx, state)
+	b := startInstance(t, ctx, state)
+
+	var leader, standby *instance
+	select {
+	case <-a.r.startedCh:
+		leader, standby = a, b
+	case <-b.r.startedCh:
+		leader, standby = b, a
+	case <-time.After(10 * time.Second):
+		t.Fatal("no instance started a cycle")
+	}
+	if code, body := get(t, standby.base+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"role":"standby"`) {
+		t.Errorf("standby /healthz: %d %s", code, body)
+	}
+	if _, body := get(t, leader.base+"/healthz"); !strings.Contains(body, `"role":"leader"`) {
+		t.Errorf("leader /healthz: %s", body)
+	}
+	if _, body := get(t, leader.base+"/metrics"); !strings.Contains(body, "\nsnapwarden_leader 1\n") {
+		t.Errorf("leader /metrics lacks snapwarden_leader 1")
+	}
+	if _, body := get(t, standby.base+"/metrics"); !strings.Contains(body, "\nsnapwarden_leader 0\n") {
+		t.Errorf("standby /metrics lacks snapwarden_leader 0")
+	}
+
+	// Cut the leader's session, as a server restart or a network cut would.
+	conn, err := pgx.Connect(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+WHERE locktype = 'advisory' AND objid = hashtext(current_schema())::oid AND pid <> pg_backend_pid()`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminate the leader's session: %d %v", n, err)
+	}
+	select {
+	case <-standby.r.startedCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the standby did not take over:\n%s", standby.log.String())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(leader.log.String(), "lost the leadership") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old leader did not stop:\n%s", leader.log.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling a log
+	}
+	leader.r.mu.Lock()
+	active := leader.r.active
+	leader.r.mu.Unlock()
+	if active != 0 {
+		t.Errorf("the old leader still runs %d cycles", active)
+	}
+	if code, body := get(t, leader.base+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"role":"standby"`) {
+		t.Errorf("old leader /healthz: %d %s", code, body)
+	}
+	cancel()
+	close(a.r.release)
+	close(b.r.release)
+}
