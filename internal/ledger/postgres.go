@@ -150,6 +150,15 @@ func (l *Ledger) checkPostgresReader(ctx context.Context) error {
 	return nil
 }
 
+// Redact returns state fit for logs: a file name as is, a PostgreSQL DSN
+// without its password.
+func Redact(state string) string {
+	if IsPostgres(state) {
+		return redactDSN(state)
+	}
+	return state
+}
+
 // redactDSN hides the password of a postgres:// URL: the name goes into logs
 // and error messages.
 func redactDSN(dsn string) string {
