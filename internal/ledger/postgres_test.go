@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,20 @@ END;
 	}
 	if strings.Contains(got, "INTEGER") || strings.Contains(got, "BLOB") || strings.Contains(got, "END;\n") {
 		t.Errorf("SQLite left in the translation:\n%s", got)
+	}
+}
+
+// A snapshot listed twice in one cycle is recorded as if upserted twice in
+// turn (PostgreSQL's multi-row upsert refuses to touch a row twice).
+func TestRecordDuplicateSeen(t *testing.T) {
+	l, _ := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0)
+	record(t, l, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "alice", 1), seen(s, "initech", "", 2)}})
+	hist, err := l.History(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hist[s.Key()]; h.Creator != "alice" || h.Owner != "initech" {
+		t.Errorf("history = %+v, want creator alice, owner initech", h)
 	}
 }
