@@ -40,7 +40,7 @@ type cluster struct {
 	sink            *mailsink.Sink
 }
 
-func newCluster(t *testing.T, extra string) *cluster {
+func newCluster(t testing.TB, extra string) *cluster {
 	t.Helper()
 	state := pgtest.Schema(t)
 	bin, err := buildBinary()
@@ -89,7 +89,7 @@ type proc struct {
 	base string
 }
 
-func (c *cluster) start(t *testing.T) *proc {
+func (c *cluster) start(t testing.TB) *proc {
 	t.Helper()
 	cmd := exec.Command(c.bin, "serve", "--config", c.cfg)
 	stderr, err := cmd.StderrPipe()
@@ -140,7 +140,7 @@ func (p *proc) role() string {
 }
 
 // waitLeader waits up to within for one of procs to say it leads.
-func waitLeader(t *testing.T, within time.Duration, procs ...*proc) *proc {
+func waitLeader(t testing.TB, within time.Duration, procs ...*proc) *proc {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -156,7 +156,7 @@ func waitLeader(t *testing.T, within time.Duration, procs ...*proc) *proc {
 }
 
 // until polls cond every 100 ms for up to within.
-func until(t *testing.T, within time.Duration, what string, cond func() bool) {
+func until(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -265,4 +265,32 @@ func TestFailover(t *testing.T) {
 	if kinds[ledger.KindAction] == 0 {
 		t.Errorf("no customer was told of a consolidation: %v", kinds)
 	}
+}
+
+// BenchmarkTakeover kills the leader (-9) once per iteration, between and
+// during cycles, and reports how long until the standby leads (its /healthz
+// says so); a new standby replaces the dead leader. -benchtime 10x for the
+// README's figure.
+func BenchmarkTakeover(b *testing.B) {
+	c := newCluster(b, "")
+	procs := []*proc{c.start(b), c.start(b)}
+	leader := waitLeader(b, 30*time.Second, procs...)
+	var total, worst time.Duration
+	n := 0
+	for b.Loop() {
+		standby := procs[0]
+		if standby == leader {
+			standby = procs[1]
+		}
+		if err := leader.cmd.Process.Kill(); err != nil {
+			b.Fatal(err)
+		}
+		killed := time.Now()
+		waitLeader(b, 30*time.Second, standby)
+		took := time.Since(killed)
+		total, worst, n = total+took, max(worst, took), n+1
+		leader, procs = standby, []*proc{standby, c.start(b)}
+	}
+	b.ReportMetric(total.Seconds()/float64(n), "s/takeover")
+	b.ReportMetric(worst.Seconds(), "s-worst")
 }

@@ -75,7 +75,7 @@ func watchLog(r io.Reader) *logWatcher {
 }
 
 // wait returns the first line, from index from on, whose message contains msg.
-func (w *logWatcher) wait(t *testing.T, from int, msg string) (map[string]any, int) {
+func (w *logWatcher) wait(t testing.TB, from int, msg string) (map[string]any, int) {
 	t.Helper()
 	timer := time.AfterFunc(60*time.Second, func() {
 		w.mu.Lock()
