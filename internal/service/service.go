@@ -165,7 +165,9 @@ func (s *Service) lead(ctx context.Context) {
 			continue
 		}
 		delay := s.opt.Elector.TakeoverDelay()
-		s.opt.Log.Info().Dur("delay", delay).Msg("took the leadership: acting after the takeover delay")
+		if delay > 0 { // a shared ledger; a file has one writer anyway
+			s.opt.Log.Info().Dur("delay", delay).Msg("took the leadership: acting after the takeover delay")
+		}
 		select {
 		case <-ctx.Done():
 			lease.Release()
