@@ -25,6 +25,8 @@ vet:
 	$(GO) vet ./...
 
 test: vet
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
+		echo "chromium not found (apt-get install chromium): the browser tests (internal/service TestBrowser) are skipped"
 	$(GO) test -race -count=1 ./...
 
 demo: build

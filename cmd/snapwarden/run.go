@@ -53,7 +53,7 @@ func (a *app) runCmd() *cobra.Command {
 			}()
 			// Beside `serve` instances on PostgreSQL, one cycle may run
 			// only while no instance leads.
-			lease, err := r.TryLead(ctx)
+			lease, err := r.Ledger().TryLead(ctx)
 			if err != nil {
 				return runtimeErr(err)
 			}
@@ -62,7 +62,7 @@ func (a *app) runCmd() *cobra.Command {
 			}
 			defer lease.Release()
 			select { // a leader that just lost its connection stops first
-			case <-time.After(r.TakeoverDelay()):
+			case <-time.After(r.Ledger().TakeoverDelay()):
 			case <-ctx.Done():
 			}
 			ctx, cancel := context.WithCancel(ctx)
@@ -82,9 +82,7 @@ func (a *app) runCmd() *cobra.Command {
 				return runtimeErr(err)
 			}
 			log.Info().Int64("soap_calls", calls.SOAP()).Int64("http_requests", calls.HTTP()).Msg(res.Summary())
-			for _, e := range res.Plan.Errors {
-				log.Error().Str("vcenter", e.VCenter).Msg(e.Error)
-			}
+			res.LogVCenterErrors(log)
 			if !res.OK() {
 				return runtimeErr(fmt.Errorf("cycle finished with errors: %s", res.Summary()))
 			}
@@ -96,7 +94,7 @@ func (a *app) runCmd() *cobra.Command {
 func (a *app) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "run cycles on the schedule, with /healthz, /metrics and /report; SIGHUP reloads the config",
+		Short: "run cycles on the schedule, with /healthz, /metrics, /report and the support console; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, r, err := a.runner(cmd, vsphere.Options{})
@@ -130,7 +128,8 @@ func (a *app) serveCmd() *cobra.Command {
 				Log:     log,
 				Reload:  reload,
 				Version: buildVersion(),
-				Elector: r,
+				Ledger:  r.Ledger(),
+				Elector: r.Ledger(),
 			})
 			if err != nil {
 				return runtimeErr(err)

@@ -157,7 +157,7 @@ func TestServeBinary(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if code, body := get(t, base+"/report"); code != 200 || !strings.Contains(body, "before-upgrade") {
+	if code, body := get(t, base+"/report"); code != 200 || !strings.Contains(body, "before-<wbr>upgrade") {
 		t.Errorf("/report: %d, lacks the snapshots", code)
 	}
 	if n := len(e.sink.Messages()); n != 3 {

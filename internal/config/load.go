@@ -51,6 +51,7 @@ func defaults() map[string]any {
 		"templates":        "",
 		"enforcement.mode": "dry-run", "enforcement.max_per_run": 10, "enforcement.max_concurrent": 2,
 		"enforcement.min_free_percent": 10.0, "enforcement.max_attempts": 3, "enforcement.task_timeout": 24 * time.Hour,
+		"console.users_file": "", "console.trusted_header": "", "console.trusted_proxies": []string{},
 		"enforcement.min_notice": 24 * time.Hour,
 	}
 }
@@ -174,6 +175,7 @@ func (c *Config) resolvePaths(dir string) {
 		abs(&c.State)
 	}
 	abs(&c.Templates)
+	abs(&c.Console.UsersFile)
 	secret := func(p *string) {
 		if !strings.HasPrefix(*p, credentialPrefix) {
 			abs(p)

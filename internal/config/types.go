@@ -26,6 +26,7 @@ type Config struct {
 	SMTP        SMTP            `mapstructure:"smtp"`
 	Templates   string          `mapstructure:"templates"`
 	Enforcement Enforcement     `mapstructure:"enforcement"`
+	Console     Console         `mapstructure:"console"`
 	Problems    Problems        `mapstructure:"problems"`
 }
 
@@ -35,6 +36,18 @@ type Problems struct {
 	// orphaned delta and snapshot files (a search walks every folder).
 	ScanEvery time.Duration `mapstructure:"scan_every"`
 }
+
+// Console is who may use the support console and API on listen: users of
+// a bcrypt htpasswd file (HTTP Basic), or the user a trusted reverse proxy
+// names in a header.
+type Console struct {
+	UsersFile      string   `mapstructure:"users_file"`
+	TrustedHeader  string   `mapstructure:"trusted_header"`
+	TrustedProxies []string `mapstructure:"trusted_proxies"` // CIDRs
+}
+
+// Auth reports whether console logins are configured.
+func (c Console) Auth() bool { return c.UsersFile != "" || c.TrustedHeader != "" }
 
 // Log configures zerolog.
 type Log struct {

@@ -9,10 +9,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
+
+	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
 var customerIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
@@ -68,6 +71,39 @@ func (c *Config) validate(e *Error) {
 		}
 	}
 	c.validateEnforcement(e)
+	c.validateConsole(e)
+}
+
+// validateConsole refuses a console reachable from the network without a
+// login: only a loopback listen may go without one.
+func (c *Config) validateConsole(e *Error) {
+	con := c.Console
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !con.Auth() && !Loopback(host) {
+		e.add("listen %q is not a loopback address, so the console needs a login: set console.users_file or console.trusted_header", c.Listen)
+	}
+	if con.UsersFile != "" {
+		if _, err := os.Stat(con.UsersFile); err != nil {
+			e.add("console.users_file %q: %v", con.UsersFile, err)
+		}
+	}
+	if con.TrustedHeader != "" && len(con.TrustedProxies) == 0 {
+		e.add("console.trusted_header %q needs console.trusted_proxies: the CIDRs of the proxies allowed to set it", con.TrustedHeader)
+	}
+	for i, p := range con.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			e.add("console.trusted_proxies[%d] %q is not a CIDR such as 10.0.0.5/32: %v", i, p, err)
+		}
+	}
+}
+
+// Loopback reports whether a listen host only accepts connections from this
+// machine: localhost or a loopback IP (an empty host is every interface).
+func Loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CheckNotify is the validation only run and serve need: escalations and
@@ -210,8 +246,8 @@ func (c *Config) validateEnforcement(e *Error) {
 		e.add("enforcement.min_notice must be a positive duration such as 24h, got %s", en.MinNotice)
 	}
 	if w := en.Window; w != nil {
-		if _, err := cron.ParseStandard(w.Start); err != nil {
-			e.add("enforcement.window.start %q is not a cron spec such as \"0 22 * * *\": %v", w.Start, err)
+		if _, err := plan.ParseWindow(w.Start, w.Duration, time.Local); err != nil {
+			e.add("enforcement.window.start %q is not a cron spec such as \"0 22 * * *\" (local time, or \"CRON_TZ=Europe/Berlin 0 22 * * *\"): %v", w.Start, err)
 		}
 		if w.Duration <= 0 || w.Duration > 24*time.Hour {
 			e.add("enforcement.window.duration must be more than 0 and at most 24h, got %s", w.Duration)

@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
@@ -36,11 +34,11 @@ func Settings(cfg *config.Config) (plan.Settings, error) {
 	e := cfg.Enforcement
 	s := plan.Settings{MaxPerRun: e.MaxPerRun, MaxAttempts: e.MaxAttempts, MinFreePercent: e.MinFreePercent, MinNotice: e.MinNotice}
 	if e.Window != nil && e.Window.Start != "" {
-		sched, err := cron.ParseStandard(e.Window.Start)
+		w, err := plan.ParseWindow(e.Window.Start, e.Window.Duration, time.Local)
 		if err != nil {
 			return s, fmt.Errorf("enforcement.window.start: %w", err)
 		}
-		s.Window = &plan.Window{Start: sched, Duration: e.Window.Duration}
+		s.Window = w
 	}
 	return s, nil
 }

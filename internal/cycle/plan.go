@@ -21,6 +21,9 @@ type HistorySource interface {
 	// Known reports which snapshots the ledger has seen, so creators are
 	// looked up only for new ones.
 	Known(ctx context.Context) (func(facts.Key) bool, error)
+	// RemovalRate is the speed of earlier removals in bytes per second, 0
+	// when there were none.
+	RemovalRate(ctx context.Context) (float64, error)
 	// Problems is what the ledger remembers of problems: first sights and
 	// the last orphan scans.
 	Problems(ctx context.Context) (plan.ProblemHistory, error)
@@ -76,6 +79,11 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
+	hist = byInstanceUUID(hist, inv.VCenterIDs)
+	rate, err := hs.RemovalRate(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ph, err := hs.Problems(ctx)
 	if err != nil {
 		return nil, err
@@ -84,7 +92,10 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
-	pl := p.Decide(inv, hist, ph, samples, now)
+	// A copy: the rate is this cycle's, the planner outlives it.
+	cp := *p
+	cp.Settings.Window = p.Settings.Window.WithRate(rate)
+	pl := cp.Decide(inv, hist, ph, byInstanceUUID(samples, inv.VCenterIDs), now)
 	for _, d := range pl.Decisions {
 		// Logged when support is told, so once per snapshot, not every cycle.
 		if d.Reason == plan.ReasonClockSkew && d.EscalateNow {
@@ -100,10 +111,55 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 // growth forecast and its problems.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory,
 	samples map[facts.Key][]plan.Sample, now time.Time) *plan.Plan {
+	// Creators are looked up only for new snapshots: the policy judges the
+	// others (managed_creators) by the creator the ledger recorded.
+	for i := range inv.Snapshots {
+		if s := &inv.Snapshots[i]; s.Creator == "" {
+			s.Creator = hist[s.Key()].Creator
+		}
+	}
 	items := Evaluate(inv, p.Config, p.Rules, now, func(k facts.Key) time.Time { return hist[k].FirstSeen })
 	decisions := plan.Build(items, hist, p.Settings, now)
-	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, Decisions: decisions, Errors: inv.Errors}
+	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),
+		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window, VCenterIDs: inv.VCenterIDs}
 	plan.Growth(pl, samples)
 	problems(inv, items, p.Rules, ph, pl)
 	return pl
+}
+
+// keyVCenters turns vCenter config names into the vCenter part of their
+// snapshots' keys: the instance UUID where it is known.
+func keyVCenters(names []string, ids map[string]string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if id := ids[n]; id != "" {
+			out[i] = id
+		}
+	}
+	return out
+}
+
+// byInstanceUUID re-keys what the ledger keeps under a vCenter's config name
+// (a ledger from before keys used the instance UUID) to the UUID, so the
+// plan sees it before the cycle's record re-keys the ledger itself, and so
+// does `report`, which never writes.
+func byInstanceUUID[V any](byKey map[facts.Key]V, ids map[string]string) map[facts.Key]V {
+	out := make(map[facts.Key]V, len(byKey))
+	var old []facts.Key
+	for k, v := range byKey {
+		if id := ids[k.VCenter]; id != "" && id != k.VCenter {
+			old = append(old, k)
+			continue
+		}
+		out[k] = v
+	}
+	for _, k := range old {
+		v := byKey[k]
+		k.VCenter = ids[k.VCenter]
+		if _, both := out[k]; !both { // what the UUID has itself wins
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/snapwarden/snapwarden/internal/enforce"
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
@@ -31,6 +33,39 @@ type Result struct {
 // newResult returns a Result with its maps ready.
 func newResult(started time.Time) *Result {
 	return &Result{Started: started, Queued: map[string]int{}, Sent: map[string]int{}, Failed: map[string]int{}, Actions: map[string]int{}}
+}
+
+// Cycle statuses, the result label of snapwarden_cycles_total.
+const (
+	StatusOK      = "ok"
+	StatusPartial = "partial"
+	StatusFailed  = "failed"
+)
+
+// Status is failed when the cycle broke off or no vCenter answered (a
+// whole failure must not look like a partial one), partial when some
+// vCenter or some delivery failed, else ok.
+func (r *Result) Status() string {
+	switch {
+	case r == nil || r.Plan == nil:
+		return StatusFailed
+	case len(r.Plan.Errors) > 0 && len(r.Plan.Errors) >= r.Plan.VCenters:
+		return StatusFailed
+	case !r.OK():
+		return StatusPartial
+	}
+	return StatusOK
+}
+
+// LogVCenterErrors logs each vCenter that could not be collected, at error
+// level with its reason; `run` and `serve` call it once per cycle.
+func (r *Result) LogVCenterErrors(log zerolog.Logger) {
+	if r == nil || r.Plan == nil {
+		return
+	}
+	for _, e := range r.Plan.Errors {
+		log.Error().Str("vcenter", e.VCenter).Str("error", e.Error).Msg("vCenter could not be collected this cycle")
+	}
 }
 
 // OK reports whether every vCenter answered and no delivery failed.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/enforce"
+	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/notify"
 	"github.com/snapwarden/snapwarden/internal/plan"
@@ -112,12 +113,9 @@ func (r *Runner) Close(ctx context.Context) error {
 	return lerr
 }
 
-// TryLead takes the leadership over the ledger, for `serve` among several
-// instances on PostgreSQL and for `run` beside them (see ledger.TryLead).
-func (r *Runner) TryLead(ctx context.Context) (*ledger.Lease, error) { return r.ledger.TryLead(ctx) }
-
-// TakeoverDelay is how long a new leader waits before acting.
-func (r *Runner) TakeoverDelay() time.Duration { return r.ledger.TakeoverDelay() }
+// Ledger is the runner's ledger, for the console of `serve`: it reads the
+// trail and records acknowledgements on the same (single) writer.
+func (r *Runner) Ledger() *ledger.Ledger { return r.ledger }
 
 // settings returns the config-derived parts for one cycle, so a reload
 // during a cycle does not change it halfway.
@@ -162,7 +160,11 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	}
 	res.Plan = p
 
-	notices, err := Notices(cfg, renderer, p, now)
+	acks, err := r.ledger.Acks(ctx, now)
+	if err != nil {
+		return res, err
+	}
+	notices, err := Notices(cfg, renderer, p, acks, now)
 	if err != nil {
 		return res, err
 	}
@@ -170,7 +172,7 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		res.Queued[n.Kind]++
 	}
 	rec := ledger.Record{Started: now, Finished: now, Mode: cfg.Enforcement.Mode, Notices: notices,
-		Snapshots: seen(p), Answered: answered(cfg, p)}
+		Snapshots: seen(p), Answered: keyVCenters(answered(cfg, p), p.VCenterIDs), VCenterIDs: p.VCenterIDs}
 	for _, e := range p.Errors {
 		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
 	}
@@ -179,7 +181,7 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := r.ledger.RecordProblems(ctx, now, p.Problems, rec.Answered, inv.Scanned); err != nil {
+	if err := r.ledger.RecordProblems(ctx, now, p.Problems, answered(cfg, p), inv.Scanned); err != nil {
 		return res, err
 	}
 	r.deliver(ctx, cfg, mailer, res, now)
@@ -295,9 +297,10 @@ func (r *Runner) settle(ctx context.Context, n ledger.Notice, err error, permane
 
 // Notices turns the plan into this cycle's outbox entries: one digest per
 // reachable customer, one support digest (email and webhook) for
-// escalations and notices without a reachable owner. Pure apart from
-// rendering.
-func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Time) ([]ledger.Notice, error) {
+// escalations and notices without a reachable owner. An escalation support
+// acknowledged (acks, from the console) stays out of the digest while the
+// acknowledgement holds; the digest counts it. Pure apart from rendering.
+func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[facts.Key]ledger.Ack, now time.Time) ([]ledger.Notice, error) {
 	byCustomer := map[string][]plan.Decision{}
 	var sup notify.SupportDigest
 	sup.At = now
@@ -310,7 +313,11 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, now time.Tim
 			}
 		}
 		if d.EscalateNow {
-			sup.Escalations = append(sup.Escalations, d)
+			if a, ok := acks[d.Snapshot.Key()]; ok && a.Holds(d.Verdict.State.String(), now) {
+				sup.Acknowledged++
+			} else {
+				sup.Escalations = append(sup.Escalations, d)
+			}
 		}
 	}
 	// Problems go to support alone, once: in the digest of the cycle that

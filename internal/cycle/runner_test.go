@@ -419,3 +419,29 @@ func TestSecondProcessOnTheLedgerIsRefused(t *testing.T) {
 		t.Fatalf("second runner on one ledger: %v, want an in-use error naming the file", err)
 	}
 }
+
+// TestRenamedVCenterKeepsItsHistory: the ledger knows a vCenter by its
+// instance UUID, so renaming it in the config neither repeats first notices
+// nor takes its snapshots for gone; reports show the new name.
+func TestRenamedVCenterKeepsItsHistory(t *testing.T) {
+	e := newEnv(t, "small.yaml")
+	r := e.runner(t)
+	cycle(t, r, t0)
+	sent := len(e.sink.Messages())
+
+	renamed := *e.cfg
+	renamed.VCenters = append([]config.VCenter(nil), e.cfg.VCenters...)
+	renamed.VCenters[0].Name = "vc-renamed"
+	if err := r.Reload(&renamed); err != nil {
+		t.Fatal(err)
+	}
+	res := cycle(t, r, t0.Add(time.Hour))
+	if got := recipients(messages(t, e.sink, sent)); len(got) != 0 {
+		t.Errorf("after the rename sent to %v, want nothing new", got)
+	}
+	for _, d := range res.Plan.Decisions {
+		if d.Snapshot.VM.VCenter != "vc-renamed" || d.History.FirstSeen.IsZero() || !d.History.FirstSeen.Equal(t0) {
+			t.Errorf("%s: vCenter %q, first seen %s; want the new name and the history from t0", d.Snapshot.Name, d.Snapshot.VM.VCenter, d.History.FirstSeen)
+		}
+	}
+}

@@ -55,6 +55,7 @@ const (
 	GuardMode      = "mode"       // the plan was made in dry-run mode
 	GuardVCenter   = "vcenter"    // vCenter could not be asked, so no guard could be checked
 	GuardNotDue    = "not-due"    // the re-read snapshot is not past deadline + grace
+	GuardBackup    = "backup"     // a backup (managed) snapshot is on the re-read VM
 )
 
 // Settings are the enforcement settings of the config.
@@ -158,6 +159,9 @@ func (e *Executor) release(id int64, o *Outcome) {
 type run struct {
 	e *Executor
 	s Settings
+	// creators are the plan's snapshot creators by scoped snapshot id, for
+	// judging the other snapshots of a re-read VM.
+	creators map[string]string
 	// clock is the time guards and ledger stamps use. In Run it is the
 	// plan's time plus the time elapsed since Run began, so a test's fixed
 	// clock and a cycle judged "as of" another time agree with the plan,
@@ -204,7 +208,16 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	if s.TaskTimeout <= 0 {
 		s.TaskTimeout = DefaultTaskTimeout
 	}
-	r := &run{e: e, s: s, clock: e.now}
+	if p.Window != nil {
+		// The plan's window carries the removal rate the planner expected.
+		s.Window = p.Window
+	}
+	r := &run{e: e, s: s, clock: e.now, creators: map[string]string{}}
+	for _, d := range p.Decisions {
+		if d.Snapshot.VM != nil {
+			r.creators[scoped(d.Snapshot.VM.VCenter, d.Snapshot.ID)] = d.Creator()
+		}
+	}
 	if !p.At.IsZero() {
 		began := e.now()
 		r.clock = func() time.Time { return p.At.Add(e.now().Sub(began)) }
@@ -278,7 +291,8 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			active++
 			take(due[i], true)
 			go func(i int, d plan.Decision) {
-				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.InstanceUUID)])}
+				k := d.Snapshot.Key() // the ledger's identity of the VM, as in inFlight
+				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
 			}(i, due[i])
 		}
 		if active == 0 {
@@ -312,8 +326,8 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 		return []Outcome{r.refuse(ctx, d, KindRemove, guard, detail, fault)}
 	}
 	now := r.clock()
-	if open, next := s.Window.Open(now); !open {
-		return refuse(GuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339), "")
+	if why, _ := s.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
+		return refuse(GuardWindow, why, "")
 	}
 	if inFlight != "" {
 		return refuse(GuardInFlight, "another consolidation of the VM is in flight: "+inFlight, "")
@@ -326,11 +340,12 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 		return refuse(GuardVCenter, "vCenter could not be reached: "+err.Error(), "")
 	}
 	// One retrieval answers the snapshot, datastore and busy guards.
-	fresh, ok, busy, err := c.Recheck(ctx, vm.MoRef, d.Snapshot.ID)
+	rr, err := c.Recheck(ctx, vm.MoRef, d.Snapshot.ID)
+	fresh, busy := rr.Snapshot, rr.Busy
 	switch {
 	case err != nil:
 		return refuse(GuardVCenter, "the snapshot could not be read again: "+err.Error(), vsphere.FaultOf(err))
-	case !ok:
+	case !rr.Exists:
 		return refuse(GuardGone, "the snapshot no longer exists", "")
 	case !fresh.Created.Equal(d.Snapshot.Created):
 		return refuse(GuardRecreated, fmt.Sprintf("snapshot %s now has create time %s, not %s: it is another snapshot",
@@ -338,6 +353,9 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	}
 	if g, detail := judge(&fresh, d, now); g != "" {
 		return refuse(g, detail, "")
+	}
+	if name := r.backup(rr.Tree, d, now); name != "" {
+		return refuse(GuardBackup, plan.BackupRefusal(name), "")
 	}
 	if s.Rules != nil {
 		var ids []string
@@ -400,6 +418,7 @@ func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, strin
 		fresh.VM.Folder, fresh.VM.Path, fresh.VM.Datacenter = d.Snapshot.VM.Folder, d.Snapshot.VM.Path, d.Snapshot.VM.Datacenter
 		fresh.VM.CustomAttributes = d.Snapshot.VM.CustomAttributes
 	}
+	fresh.Creator = d.Creator() // creators are not read again
 	v := policy.EvaluateSeen(fresh, d.Policy, now, d.History.FirstSeen)
 	switch {
 	case v.State == policy.StateManaged:
@@ -410,6 +429,23 @@ func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, strin
 		return GuardNotDue, "the snapshot is not past deadline + grace any more: " + v.Detail
 	}
 	return "", ""
+}
+
+// backup names a snapshot of the re-read tree that the policy judges
+// managed (backup software's), "" when there is none. Creators are the
+// plan's; a snapshot the plan did not see has none, which the policy takes
+// as managed when its name or description looks like a backup's.
+func (r *run) backup(tree []facts.Snapshot, d plan.Decision, now time.Time) string {
+	for _, s := range tree {
+		if s.ID == d.Snapshot.ID {
+			continue
+		}
+		s.Creator = r.creators[scoped(d.Snapshot.VM.VCenter, s.ID)]
+		if policy.Evaluate(&s, d.Policy, now).State == policy.StateManaged {
+			return s.Name
+		}
+	}
+	return ""
 }
 
 // consolidateIfNeeded runs ConsolidateVMDisks_Task as a second recorded
@@ -516,7 +552,8 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 // wait watches a recorded task to its end and finishes its ledger entry.
 func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(context.Context) (bool, error)) Outcome {
 	e, timeout := r.e, r.s.TaskTimeout
-	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.VM.VCenter)
+	// By identity: a resumed action's vCenter may have been renamed since.
+	c, err := e.Pool.Client(ctx, o.Decision.Snapshot.Key().VCenter)
 	if err != nil {
 		o.Result, o.Detail, o.At = ResultRunning, "vCenter could not be reached to watch the task: "+err.Error(), r.clock()
 		e.log(o)

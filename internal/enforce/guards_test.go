@@ -229,3 +229,55 @@ func TestInFlightElsewhereOnTheVM(t *testing.T) {
 		t.Errorf("another VM is not held back: %s", describe([]enforce.Outcome{o}))
 	}
 }
+
+// TestWindowRecheckExpectsTheRemovalToFit: the re-check uses the plan's
+// window (with its removal rate) and refuses a removal that would outlast it.
+func TestWindowRecheckExpectsTheRemovalToFit(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	wantDue := len(due(p))
+	// 11:00-12:01 UTC: at the plan's 12:00 a minute is left, less than any removal takes.
+	w, err := plan.ParseWindow("CRON_TZ=UTC 0 11 * * *", 61*time.Minute, time.Local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Window = w
+	out := e.executor(t0).Run(context.Background(), p, settings())
+	if len(out) != wantDue || wantDue == 0 {
+		t.Fatalf("want %d refusals:%s", wantDue, describe(out))
+	}
+	for _, o := range out {
+		if o.Result != enforce.ResultRefused || o.Reason != enforce.GuardWindow || !strings.Contains(o.Detail, "expected to take") {
+			t.Errorf("a removal that outlasts the window:%s", describe([]enforce.Outcome{o}))
+		}
+	}
+}
+
+// TestBackupOnTheReReadVM: a backup snapshot that appeared on the VM since
+// the plan holds back its consolidations; other VMs go on.
+func TestBackupOnTheReReadVM(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	if err := e.sim.RenameSnapshot("web01", "young", "VEEAM BACKUP TEMPORARY SNAPSHOT", ""); err != nil {
+		t.Fatal(err)
+	}
+	out := e.executor(t0).Run(context.Background(), p, settings())
+	web, others := 0, 0
+	for _, o := range out {
+		switch {
+		case o.Decision.Snapshot.VM.Name != "web01":
+			if o.Result == enforce.ResultSuccess {
+				others++
+			}
+		case o.Result == enforce.ResultRefused && o.Reason == enforce.GuardBackup && strings.Contains(o.Detail, "VEEAM BACKUP TEMPORARY SNAPSHOT"):
+			web++
+		default:
+			t.Errorf("web01 beside a backup:%s", describe([]enforce.Outcome{o}))
+		}
+	}
+	if web != 2 || others == 0 {
+		t.Errorf("%d refusals on web01 (want 2: old and mid), %d removals elsewhere:%s", web, others, describe(out))
+	}
+}

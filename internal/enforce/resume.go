@@ -64,7 +64,7 @@ func (r *run) resume(ctx context.Context, a ledger.Action) []Outcome {
 		e.log(o)
 		return []Outcome{o}
 	}
-	c, err := e.Pool.Client(ctx, a.VCenter)
+	c, err := e.Pool.Client(ctx, a.Key.VCenter) // by identity: the config name may have changed
 	if err != nil {
 		return stillRunning("vCenter could not be reached to resume the task: " + err.Error())
 	}
@@ -134,7 +134,7 @@ func decisionOf(a ledger.Action) plan.Decision {
 	if vc == "" {
 		vc = a.Key.VCenter
 	}
-	vm := &facts.VM{VCenter: vc, Name: a.VM, InstanceUUID: a.Key.VMUUID}
+	vm := &facts.VM{VCenter: vc, VCenterID: a.Key.VCenter, Name: a.VM, InstanceUUID: a.Key.VMUUID}
 	return plan.Decision{
 		Item: plan.Item{
 			Snapshot: facts.Snapshot{VM: vm, ID: a.Key.Snapshot, Name: a.Snapshot, Created: a.Key.Created},

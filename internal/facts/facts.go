@@ -11,7 +11,11 @@ type Tag struct {
 // VM is what snapwarden knows about one virtual machine. Many snapshots share
 // one VM value through a pointer, so a VM is read once per cycle.
 type VM struct {
+	// VCenter is the vCenter's name in the config, for people; VCenterID its
+	// instance UUID (about.instanceUuid), the identity the ledger keys by,
+	// which survives renaming the vCenter in the config.
 	VCenter      string `json:"vcenter"`
+	VCenterID    string `json:"vcenter_id,omitempty"`
 	Datacenter   string `json:"datacenter"`
 	Name         string `json:"name"`
 	MoRef        string `json:"moref"` // "vm-42", unique within a vCenter
@@ -68,8 +72,9 @@ type Snapshot struct {
 	Creator string `json:"creator,omitempty"`
 }
 
-// Key identifies a snapshot across cycles: vCenter, VM instance UUID, snapshot
-// moref and create time. A snapshot re-created under the same moref (vcsim and
+// Key identifies a snapshot across cycles: vCenter (its instance UUID, or
+// its config name where no UUID is known), VM instance UUID, snapshot moref
+// and create time. A snapshot re-created under the same moref (vcsim and
 // vCenter reuse ids after a restart) is a new snapshot because its create
 // time differs.
 type Key struct {
@@ -81,7 +86,11 @@ type Key struct {
 
 // Key returns the snapshot's identity.
 func (s *Snapshot) Key() Key {
-	return Key{VCenter: s.VM.VCenter, VMUUID: s.VM.InstanceUUID, Snapshot: s.ID, Created: s.Created.UTC()}
+	vc := s.VM.VCenterID
+	if vc == "" {
+		vc = s.VM.VCenter
+	}
+	return Key{VCenter: vc, VMUUID: s.VM.InstanceUUID, Snapshot: s.ID, Created: s.Created.UTC()}
 }
 
 // String renders the key as a stable text id, used by the ledger and in logs.
@@ -108,4 +117,7 @@ type Inventory struct {
 	// Scanned holds when each vCenter's datastores were searched for orphan
 	// files in this collection: their earlier findings are replaced.
 	Scanned map[string]time.Time
+	// VCenterIDs maps the config name of every vCenter that answered to its
+	// instance UUID.
+	VCenterIDs map[string]string
 }

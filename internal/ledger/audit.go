@@ -15,22 +15,42 @@ type Filter struct {
 	VM       string    // the VM's name, case-insensitive
 	Customer string    // the customer id
 	Since    time.Time // events at or after this time
+	// VCenter and VMID (the VM's instance UUID) select one VM by identity,
+	// for the console's timeline: it survives renames, unlike VM.
+	VCenter, VMID string
 }
 
-// Event is one line of `snapwarden history`.
+// Event is one line of `snapwarden history`; its JSON (`history --format
+// json` and the console's API) has snake_case keys and RFC3339 times, like
+// the report.
 type Event struct {
-	At       time.Time
-	Kind     string // "notice" | "action" | "resolved" | "first-seen"
-	VCenter  string
-	VM       string
-	Snapshot string // the snapshot's name
-	Customer string
+	At       time.Time `json:"-"`
+	Kind     string    `json:"kind"` // "first-seen" | "notice" | "ack" | "action" | "resolved"
+	VCenter  string    `json:"vcenter"`
+	VM       string    `json:"vm"`
+	VMID     string    `json:"vm_id"`    // the VM's instance UUID
+	Snapshot string    `json:"snapshot"` // the snapshot's name
+	Customer string    `json:"customer"`
 	// What says what happened, e.g. "warn email to ops@acme.example (sent)"
 	// or "remove task task-12: success".
-	What string
+	What string `json:"what"`
 	// TaskID and Result are set for actions (Result "running" while it is);
 	// MessageID and Result (the notice's state) for notices.
-	TaskID, Result, MessageID string
+	TaskID    string `json:"task_id,omitempty"`
+	Result    string `json:"result,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	// By is who acknowledged (ack events).
+	By string `json:"by,omitempty"`
+}
+
+// MarshalJSON adds the time as "at" in RFC3339 (UTC, whole seconds, as the
+// report writes times).
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event // without this method
+	return json.Marshal(struct {
+		At string `json:"at"`
+		plain
+	}{e.At.UTC().Format(time.RFC3339), plain(e)})
 }
 
 // Event kinds, in the order they sort at equal times: a snapshot is first
@@ -38,11 +58,12 @@ type Event struct {
 const (
 	EventFirstSeen = "first-seen"
 	EventNotice    = "notice"
+	EventAck       = "ack"
 	EventAction    = "action"
 	EventResolved  = "resolved"
 )
 
-var eventRank = map[string]int{EventFirstSeen: 0, EventNotice: 1, EventAction: 2, EventResolved: 3}
+var eventRank = map[string]int{EventFirstSeen: 0, EventNotice: 1, EventAck: 2, EventAction: 3, EventResolved: 4}
 
 // Audit returns the trail of what snapwarden saw, said and did, sorted by
 // time. Each notice yields one event per snapshot it is about, so filtering
@@ -70,6 +91,9 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 		if cust != "" && e.Customer != cust {
 			return
 		}
+		if (f.VCenter != "" && e.VCenter != f.VCenter) || (f.VMID != "" && e.VMID != f.VMID) {
+			return
+		}
 		out = append(out, e)
 	}
 
@@ -80,18 +104,18 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 	defer func() { _ = tx.Rollback() }()
 
 	err = query(ctx, tx, `
-SELECT vcenter, vm, name, customer, creator, size_bytes, first_seen, resolved_at
-FROM snapshots
-WHERE (first_seen >= ?1 OR resolved_at >= ?1)
-	AND (?2 = '' OR lower(vm) = lower(?2)) AND (?3 = '' OR customer = ?3)
-ORDER BY rowid`, func(rows *sql.Rows) error {
+SELECT COALESCE(v.name, s.vcenter), s.vm, s.vm_uuid, s.name, s.customer, s.creator, s.size_bytes, s.first_seen, s.resolved_at
+FROM snapshots s LEFT JOIN vcenters v ON v.id = s.vcenter
+WHERE (s.first_seen >= ?1 OR s.resolved_at >= ?1)
+	AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR s.customer = ?3) AND (?4 = '' OR s.vm_uuid = ?4)
+ORDER BY s.rowid`, func(rows *sql.Rows) error {
 		var (
 			e               Event
 			creator         string
 			size            int64
 			first, resolved sql.NullInt64
 		)
-		if err := rows.Scan(&e.VCenter, &e.VM, &e.Snapshot, &e.Customer, &creator, &size, &first, &resolved); err != nil {
+		if err := rows.Scan(&e.VCenter, &e.VM, &e.VMID, &e.Snapshot, &e.Customer, &creator, &size, &first, &resolved); err != nil {
 			return err
 		}
 		if first.Valid && first.Int64 >= since {
@@ -108,19 +132,20 @@ ORDER BY rowid`, func(rows *sql.Rows) error {
 			keep(r)
 		}
 		return nil
-	}, since, vm, cust)
+	}, since, vm, cust, f.VMID)
 	if err != nil {
 		return nil, wrap("snapshots", err)
 	}
 
 	err = query(ctx, tx, `
 SELECT n.created_at, n.message_id, n.channel, n.kind, n.customer, n.recipients, n.state, n.last_error,
-	COALESCE(i.action, ''), COALESCE(i.reason, ''), COALESCE(i.vcenter, ''),
+	COALESCE(i.action, ''), COALESCE(i.reason, ''), COALESCE(v.name, i.vcenter, ''), COALESCE(i.vm_uuid, ''),
 	COALESCE(s.vm, ''), COALESCE(s.name, ''), COALESCE(s.customer, '')
 FROM notices n
 LEFT JOIN notice_items i ON i.notice_id = n.id
 LEFT JOIN snapshots s ON s.key = i.key
-WHERE n.created_at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2))
+LEFT JOIN vcenters v ON v.id = i.vcenter
+WHERE n.created_at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR i.vm_uuid = ?3)
 ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 		var (
 			e                               Event
@@ -130,7 +155,7 @@ ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 			snapCust                        string
 		)
 		if err := rows.Scan(&created, &e.MessageID, &channel, &kind, &noticeCust, &rcpt, &state, &lastErr,
-			&action, &reason, &e.VCenter, &e.VM, &e.Snapshot, &snapCust); err != nil {
+			&action, &reason, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &snapCust); err != nil {
 			return err
 		}
 		var to []string
@@ -153,22 +178,50 @@ ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 		}
 		keep(e)
 		return nil
-	}, since, vm)
+	}, since, vm, f.VMID)
 	if err != nil {
 		return nil, wrap("notices", err)
 	}
 
 	err = query(ctx, tx, `
-SELECT started_at, vcenter, vm, snapshot, customer, kind, task_id, finished_at, result, fault
-FROM actions
-WHERE started_at >= ?1 AND (?2 = '' OR lower(vm) = lower(?2)) AND (?3 = '' OR customer = ?3)
-ORDER BY id`, func(rows *sql.Rows) error {
+SELECT a.at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.state, a.by_user, a.note, a.until_at,
+	COALESCE(s.vm, ''), COALESCE(s.name, a.snapshot_id), COALESCE(s.customer, '')
+FROM acks a
+LEFT JOIN snapshots s ON s.key = a.key
+LEFT JOIN vcenters v ON v.id = a.vcenter
+WHERE a.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR a.vm_uuid = ?3)
+ORDER BY a.id`, func(rows *sql.Rows) error {
+		var (
+			e           Event
+			at, until   sql.NullInt64
+			state, note string
+		)
+		if err := rows.Scan(&at, &e.VCenter, &e.VMID, &state, &e.By, &note, &until, &e.VM, &e.Snapshot, &e.Customer); err != nil {
+			return err
+		}
+		e.At, e.Kind = fromNanos(at), EventAck
+		e.What = fmt.Sprintf("acknowledged by %s until %s (while %s)", e.By, fromNanos(until).Format(time.RFC3339), state)
+		if note != "" {
+			e.What += ": " + note
+		}
+		keep(e)
+		return nil
+	}, since, vm, f.VMID)
+	if err != nil {
+		return nil, wrap("acknowledgements", err)
+	}
+
+	err = query(ctx, tx, `
+SELECT a.started_at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.vm, a.snapshot, a.customer, a.kind, a.task_id, a.finished_at, a.result, a.fault
+FROM actions a LEFT JOIN vcenters v ON v.id = a.key_vcenter
+WHERE a.started_at >= ?1 AND (?2 = '' OR lower(a.vm) = lower(?2)) AND (?3 = '' OR a.customer = ?3) AND (?4 = '' OR a.vm_uuid = ?4)
+ORDER BY a.id`, func(rows *sql.Rows) error {
 		var (
 			e                 Event
 			started, finished sql.NullInt64
 			kind, fault       string
 		)
-		if err := rows.Scan(&started, &e.VCenter, &e.VM, &e.Snapshot, &e.Customer, &kind, &e.TaskID, &finished,
+		if err := rows.Scan(&started, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &e.Customer, &kind, &e.TaskID, &finished,
 			&e.Result, &fault); err != nil {
 			return err
 		}
@@ -186,7 +239,7 @@ ORDER BY id`, func(rows *sql.Rows) error {
 		}
 		keep(e)
 		return nil
-	}, since, vm, cust)
+	}, since, vm, cust, f.VMID)
 	if err != nil {
 		return nil, wrap("actions", err)
 	}

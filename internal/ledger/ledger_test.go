@@ -875,6 +875,105 @@ func BenchmarkHistory20000(b *testing.B) {
 	}
 }
 
+// TestRemovalRate learns the speed of successful removals only: failures,
+// refusals and empty snapshots teach nothing.
+func TestRemovalRate(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	if r, err := l.RemovalRate(ctx); err != nil || r != 0 {
+		t.Fatalf("empty ledger: rate %v, %v; want 0 (the planner's default)", r, err)
+	}
+	const gib = int64(1) << 30
+	act := func(id string, size int64, took time.Duration, result string) {
+		t.Helper()
+		s := snap("vc1", "uuid-"+id, id, t0.Add(-72*time.Hour))
+		record(t, l, Record{Started: t0, Snapshots: []Seen{seen(s, "acme", "", size)}, Answered: []string{"vc1"}})
+		aid, err := l.StartAction(ctx, Action{Key: s.Key(), Kind: "remove", StartedAt: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.FinishAction(ctx, aid, t0.Add(took), result, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	act("snapshot-1", 10*gib, 100*time.Second, ResultSuccess)
+	act("snapshot-2", 30*gib, 200*time.Second, ResultSuccess)
+	act("snapshot-3", 100*gib, time.Second, ResultError)
+	act("snapshot-4", 100*gib, time.Second, ResultRefused)
+	act("snapshot-5", 0, time.Hour, ResultSuccess)
+	r, err := l.RemovalRate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(40*gib) / 300; r != want {
+		t.Fatalf("rate %.0f B/s, want %.0f (40 GiB in 300 s)", r, want)
+	}
+}
+
+// TestVCenterIdentity: rows keyed by a vCenter's config name (a ledger from
+// before keys used the instance UUID) move to the UUID the first time that
+// vCenter answers, history and all; a later rename of the vCenter in the
+// config keeps it, and `history` shows the current name.
+func TestVCenterIdentity(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	const uuid = "5e3b1c2a-0000-4000-8000-00000000c0de"
+	old := snap("vc-east", "uuid-a", "snapshot-1", t0.Add(-72*time.Hour))
+	record(t, l, Record{Started: t0, Snapshots: []Seen{seen(old, "acme", "alice", 5)}, Answered: []string{"vc-east"},
+		Notices: []Notice{notice("n1", "customer", "acme", item(old, "warn", "first-notice"))}})
+	id, err := l.StartAction(ctx, Action{Key: old.Key(), Kind: "remove", StartedAt: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Acknowledge(ctx, Ack{Key: old.Key(), State: "overdue", By: "bob", Note: "customer called", At: t0,
+		Until: t0.Add(48 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+
+	now := old
+	now.VM = &facts.VM{VCenter: "vc-east", VCenterID: uuid, InstanceUUID: "uuid-a", Name: old.VM.Name, MoRef: old.VM.MoRef}
+	check := func(when string, ids map[string]string, at time.Time) {
+		t.Helper()
+		record(t, l, Record{Started: at, Snapshots: []Seen{seen(now, "acme", "", 6)}, Answered: []string{uuid}, VCenterIDs: ids})
+		hist, err := l.History(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != 1 {
+			t.Fatalf("%s: %d open snapshots, want 1: %v", when, len(hist), hist)
+		}
+		h, ok := hist[now.Key()]
+		if !ok || h.CustomerNotices != 1 || h.Attempts != 1 || h.Creator != "alice" || !h.FirstSeen.Equal(t0) {
+			t.Errorf("%s: history under the UUID = %+v (found %v)", when, h, ok)
+		}
+		if r, err := l.RemovalRate(ctx); err != nil || r != 0 {
+			t.Errorf("%s: rate %v %v", when, r, err)
+		}
+		if acks, err := l.Acks(ctx, at); err != nil || acks[now.Key()].By != "bob" {
+			t.Errorf("%s: acknowledgement under the UUID: %v %v", when, acks, err)
+		}
+	}
+	check("first answer", map[string]string{"vc-east": uuid}, t0.Add(time.Hour))
+	check("renamed in the config", map[string]string{"vc-e": uuid}, t0.Add(2*time.Hour))
+
+	var samples int
+	if err := l.db.QueryRow(`SELECT COUNT(*) FROM size_samples WHERE key = ?`, now.Key().String()).Scan(&samples); err != nil || samples != 2 {
+		t.Errorf("size samples under the UUID: %d %v, want 2 (5 then 6 bytes)", samples, err)
+	}
+	evs, err := l.Audit(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.VCenter != "vc-e" {
+			t.Errorf("history shows vCenter %q for %s, want its current name vc-e", e.VCenter, e.Kind)
+		}
+	}
+}
+
 // A notice counts for the customer it was addressed to, and for no one else:
 // not for the next owner of a VM that changed hands, and a notice relayed to
 // support (owner unknown) warns no customer even once delivered.

@@ -218,7 +218,16 @@ func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt,
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if pg, ok := pgStatements[query]; ok {
+		query = pg
+	}
 	return c.Conn.ExecContext(ctx, rebind(query), args)
+}
+
+// pgStatements are SQLite statements with a PostgreSQL twin. Deferring the
+// foreign keys works because pgMigration makes them DEFERRABLE.
+var pgStatements = map[string]string{
+	"PRAGMA defer_foreign_keys = ON": "SET CONSTRAINTS ALL DEFERRED",
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
@@ -298,6 +307,8 @@ var (
 	pgRowID   = regexp.MustCompile(`\bINTEGER PRIMARY KEY\b`)
 	pgInteger = regexp.MustCompile(`\bINTEGER\b`)
 	pgBlob    = regexp.MustCompile(`\bBLOB\b`)
+	// pgForeign matches a foreign key and its ON DELETE clause, if any.
+	pgForeign = regexp.MustCompile(`(?i)\bREFERENCES \w+\s*\([\w, ]+\)(?: ON DELETE (?:CASCADE|SET NULL|RESTRICT|NO ACTION))?`)
 )
 
 // pgMigration translates a SQLite migration to PostgreSQL:
@@ -306,6 +317,8 @@ var (
 //   - a table without one gets a rowid identity column, since queries order
 //     by SQLite's implicit rowid (insertion order);
 //   - BLOB is BYTEA;
+//   - foreign keys are DEFERRABLE (still checked per statement unless a
+//     transaction defers them, as SQLite's defer_foreign_keys does);
 //   - a trigger's body moves into a PL/pgSQL function, its WHEN onto the
 //     trigger.
 func pgMigration(m string) string {
@@ -325,6 +338,7 @@ func pgMigration(m string) string {
 		}
 		return strings.Replace(t, "(", "(\n\trowid BIGINT GENERATED ALWAYS AS IDENTITY,", 1)
 	})
+	m = pgForeign.ReplaceAllString(m, "$0 DEFERRABLE INITIALLY IMMEDIATE")
 	m = pgInteger.ReplaceAllString(m, "BIGINT")
 	return pgBlob.ReplaceAllString(m, "BYTEA")
 }

@@ -89,6 +89,10 @@ type Record struct {
 	// left out, so its snapshots are not taken for gone.
 	Answered []string
 	Notices  []Notice // new outbox entries, inserted as pending
+	// VCenterIDs maps the config name of each vCenter that answered to its
+	// instance UUID: the names are kept for people, and rows still keyed by
+	// the name (from before keys used the UUID) are re-keyed first.
+	VCenterIDs map[string]string
 }
 
 var (
@@ -145,6 +149,9 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 		return 0, wrap(fmt.Errorf("insert cycle: %w", err))
 	}
 
+	if err = rekeyVCenters(ctx, tx, r.VCenterIDs); err != nil {
+		return 0, wrap(err)
+	}
 	if err = l.upsertSnapshots(ctx, tx, r.Snapshots, seenAt, cycleID); err != nil {
 		return 0, wrap(err)
 	}

@@ -146,4 +146,33 @@ CREATE TABLE orphan_scans (
 	at      INTEGER NOT NULL
 );
 `,
+	// 3: acknowledgements: support takes an escalation in hand until a time;
+	// the row keeps the snapshot's state then, since a change of state
+	// ends the acknowledgement. Keyed like actions (no foreign key: a
+	// snapshot resolved later keeps its acknowledgements in the trail).
+	`
+CREATE TABLE acks (
+	id          INTEGER PRIMARY KEY,
+	key         TEXT    NOT NULL,
+	vcenter     TEXT    NOT NULL,
+	vm_uuid     TEXT    NOT NULL,
+	snapshot_id TEXT    NOT NULL,
+	created     INTEGER,
+	state       TEXT    NOT NULL,
+	by_user     TEXT    NOT NULL,
+	note        TEXT    NOT NULL,
+	at          INTEGER NOT NULL,
+	until_at    INTEGER NOT NULL
+);
+CREATE INDEX acks_key ON acks(key, at);
+CREATE INDEX acks_at ON acks(at);
+`,
+	// 4: keys name a vCenter by its instance UUID, which survives renaming it
+	// in the config; this keeps the config name of each for people.
+	`
+CREATE TABLE vcenters (
+	id   TEXT PRIMARY KEY, -- about.instanceUuid, the vcenter part of keys
+	name TEXT NOT NULL     -- its name in the config when it last answered
+);
+`,
 }

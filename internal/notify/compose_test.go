@@ -186,6 +186,7 @@ func hostileDigest() CustomerDigest {
 		mk("<script>alert(1)</script>", "evil\r\nBcc: victim@example.com"),
 		mk(long, long),
 		mk("Prüfung-ñ-日本", "Prüfung-ñ-日本"),
+		mk("invoice\u202Efdp.exe", "rcs.\u2067bad\u2069\u0085snap"),
 	}
 	d.Committed = nil
 	return d
@@ -196,7 +197,7 @@ func TestHostileNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(m.HTML, "<script>") || !strings.Contains(m.HTML, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+	if strings.Contains(m.HTML, "<script>") || !strings.Contains(m.HTML, "&lt;script&gt;alert(1)&lt;/<wbr>script&gt;") {
 		t.Error("the HTML part does not escape the VM name")
 	}
 	raw, err := Compose(m, testFrom, NewMessageID(testFrom, cycleAt), cycleAt)
@@ -230,8 +231,18 @@ func TestHostileNames(t *testing.T) {
 			t.Errorf("text part lacks %q", want)
 		}
 	}
-	if strings.Contains(html, "<script>") || !strings.Contains(html, "Prüfung-ñ-日本") {
+	if strings.Contains(html, "<script>") || !strings.Contains(html, "Prüfung-<wbr>ñ-<wbr>日本") {
 		t.Error("decoded HTML part is wrong")
+	}
+	// Bidi overrides and isolates would make a name read as another one.
+	// (<wbr> marks where the HTML part may wrap a name.)
+	for part, body := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "<wbr>", "")} {
+		if strings.ContainsAny(body, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u0085") {
+			t.Errorf("the %s part keeps a bidi override or C1 control", part)
+		}
+		if !strings.Contains(body, "invoicefdp.exe") || !strings.Contains(body, "rcs.bad snap") {
+			t.Errorf("the %s part lacks the cleaned names", part)
+		}
 	}
 	for _, line := range strings.Split(string(raw), "\r\n") {
 		if len(line) > 998 {

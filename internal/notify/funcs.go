@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/snapwarden/snapwarden/internal/report"
 )
 
 // funcs are the helpers every template may call:
@@ -19,6 +21,7 @@ import (
 //	inc    n + 1, for numbered lists
 //	dec    n - 1
 //	oneline a string without line breaks
+//	wbr    (HTML only) a name escaped, allowed to wrap after - _ . / @
 var funcs = map[string]any{
 	"size":    humanSize,
 	"age":     humanAge,
@@ -31,6 +34,7 @@ var funcs = map[string]any{
 	"add":     func(a, b int) int { return a + b },
 	"dec":     func(i int) int { return i - 1 },
 	"oneline": oneLine,
+	"wbr":     report.Breakable,
 }
 
 // humanSize renders bytes in IEC units with at most one decimal.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/plan"
 	"github.com/snapwarden/snapwarden/internal/policy"
+	"github.com/snapwarden/snapwarden/internal/report"
 )
 
 //go:embed templates/*
@@ -80,6 +81,9 @@ type SupportDigest struct {
 	// counts every open one. Support digests only: never a customer's.
 	Problems     []plan.Problem
 	OpenProblems int
+	// Acknowledged counts the escalations left out because support
+	// acknowledged them in the console.
+	Acknowledged int
 }
 
 // Failure is a consolidation task that failed.
@@ -104,8 +108,9 @@ type Message struct {
 
 // Entry is one snapshot as the templates see it: the facts, verdict and
 // decision of a plan.Decision flattened into display fields. Times are UTC;
-// names and sentences are on one line (control characters removed), the
-// description is as written.
+// names and sentences are on one line (control characters and bidi
+// overrides removed); the description keeps its words, without controls or
+// bidi overrides.
 type Entry struct {
 	VCenter     string
 	Datacenter  string
@@ -143,6 +148,11 @@ type Entry struct {
 	KeepUntilMax    time.Time
 	ExemptUntil     time.Time
 	MalformedMarker string
+	// KeepUntilEnded is when the snapshot's keep-until marker stopped
+	// holding (zero when it had none that ended); KeepUntilCapped when
+	// max_keep ended it before the date written.
+	KeepUntilEnded  time.Time
+	KeepUntilCapped bool
 	// Notice is the customer notice of this cycle: warn, remind or none.
 	Notice   string
 	Reminder bool
@@ -190,6 +200,8 @@ type SupportData struct {
 	// all that are open.
 	Problems     []ProblemEntry
 	OpenProblems int
+	// Acknowledged counts escalations left out: support has them in hand.
+	Acknowledged int
 	// Omitted counts the entries of each section left out beyond
 	// MaxListed, the least urgent ones: `snapwarden report` lists them all.
 	Omitted Counts
@@ -403,7 +415,7 @@ func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 }
 
 func supportData(d SupportDigest) SupportData {
-	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d)}
+	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d), Acknowledged: d.Acknowledged}
 	for _, dec := range d.Escalations {
 		data.Escalations = append(data.Escalations, entryOf(dec, d.At, 0))
 	}
@@ -461,14 +473,28 @@ func capped(es []Entry) ([]Entry, int) {
 	return es[:MaxListed], len(es) - MaxListed
 }
 
+// supportSubject names what the digest holds and leaves out what it does
+// not: a digest of commits only is no "0 escalations, 0 unowned, 0 failures".
 func supportSubject(d SupportDigest) string {
-	e, u, f := len(d.Escalations), len(d.Unowned), len(d.Failures)
-	s := fmt.Sprintf("[snapwarden] support: %d %s, %d unowned, %d %s",
-		e, plural(e, "escalation", "escalations"), u, f, plural(f, "failure", "failures"))
-	if n := len(d.Problems); n > 0 {
-		s += fmt.Sprintf(", %d new %s", n, plural(n, "problem", "problems"))
+	var parts []string
+	for _, c := range []struct {
+		n         int
+		one, many string
+	}{
+		{len(d.Escalations), "escalation", "escalations"},
+		{len(d.Unowned), "unowned", "unowned"},
+		{len(d.Failures), "failed task", "failed tasks"},
+		{len(d.Committed), "snapshot committed", "snapshots committed"},
+		{len(d.Problems), "new problem", "new problems"},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, plural(c.n, c.one, c.many)))
+		}
 	}
-	return s
+	if len(parts) == 0 {
+		return "[snapwarden] support: nothing to report"
+	}
+	return "[snapwarden] support: " + strings.Join(parts, ", ")
 }
 
 // entryOf flattens a decision for the templates. maxKeep is the fallback
@@ -478,9 +504,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	e := Entry{
 		Snapshot:        oneLine(s.Name),
 		SnapshotID:      s.ID,
-		Description:     s.Description,
-		Creator:         d.Creator(),
-		Customer:        d.Customer,
+		Description:     report.Clean(s.Description),
+		Creator:         oneLine(d.Creator()),
+		Customer:        oneLine(d.Customer),
 		Created:         s.Created.UTC(),
 		Age:             v.Age,
 		SizeBytes:       s.SizeBytes,
@@ -493,6 +519,8 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		PolicyAction:    string(d.Policy.Action),
 		ExemptUntil:     utcOrZero(v.ExemptUntil),
 		MalformedMarker: oneLine(v.MalformedMarker),
+		KeepUntilEnded:  utcOrZero(v.KeepUntilEnded),
+		KeepUntilCapped: v.KeepUntilCapped,
 		Notice:          d.CustomerNotice.String(),
 		Reminder:        d.CustomerNotice == plan.ActionRemind,
 		NextAction:      d.Action.String(),
@@ -509,9 +537,9 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	case d.Customer == "":
 		e.Owner = "unknown owner"
 	case !d.Reachable:
-		e.Owner = d.Customer + " (no reachable contact)"
+		e.Owner = e.Customer + " (no reachable contact)"
 	default:
-		e.Owner = d.Customer
+		e.Owner = e.Customer
 	}
 	if d.Action == plan.ActionBlocked {
 		e.Blocked = d.Reason.String()
@@ -569,19 +597,13 @@ func utcOrZero(t time.Time) time.Time {
 	return t.UTC()
 }
 
-// oneLine removes CR, LF and other control characters and trims spaces: for
+// oneLine makes a name safe to show: control characters (CR, LF, C1) become
+// spaces and bidi overrides go (report.Clean, the one sanitiser of names
+// customers control, so "exe.\u202Efdp" cannot pass for another name in
+// either part of an email), then spaces are collapsed and trimmed: for
 // anything that may end up in a header or a one-line summary.
 func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
+	return strings.Join(strings.Fields(report.Clean(s)), " ")
 }
 
 func cleanAddrs(in []string) []string {

@@ -60,7 +60,7 @@ func TestSupportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failure, 2 new problems"; m.Subject != want {
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed, 2 new problems"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
 	golden(t, "support.txt", []byte(m.Text))
@@ -258,6 +258,47 @@ func TestSupportDigestIsCapped(t *testing.T) {
 	}
 	if !strings.Contains(msg.Text, "ESCALATIONS (150)") {
 		t.Error("text part heading does not count all 150")
+	}
+}
+
+// TestSupportSubjectSaysWhatItHolds: a digest of commits only is titled by
+// its commits, not "0 escalations, 0 unowned, 0 failures".
+func TestSupportSubjectSaysWhatItHolds(t *testing.T) {
+	d := supportDigest()
+	d.Escalations, d.Unowned, d.Failures, d.Problems = nil, nil, nil, nil
+	m, err := renderer(t).Support(d, []string{"support@provider.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[snapwarden] support: 1 snapshot committed"; m.Subject != want {
+		t.Errorf("subject %q, want %q", m.Subject, want)
+	}
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed, 2 new problems"; supportSubject(supportDigest()) != want {
+		t.Errorf("subject %q, want %q", supportSubject(supportDigest()), want)
+	}
+}
+
+// TestCustomerToldTheMarkerEnded: a keep-until marker that expired, or was
+// cut short by max_keep, is explained to the customer, not only to support.
+func TestCustomerToldTheMarkerEnded(t *testing.T) {
+	d := customerDigest()
+	ended := cycleAt.Add(-3 * time.Hour)
+	d.Attention[0].Verdict.KeepUntilEnded, d.Attention[0].Verdict.KeepUntilCapped = ended, true
+	d.Attention[1].Verdict.KeepUntilEnded = ended
+	m, err := renderer(t).Customer(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string]string{"text": strings.Join(strings.Fields(m.Text), " "), "html": m.HTML} {
+		if n := strings.Count(body, "keep-until marker ended 2026-11-24 09:00 UTC"); n != 2 {
+			t.Errorf("the %s part tells of %d ended markers, want 2:\n%s", part, n, body)
+		}
+		if n := strings.Count(body, "cut short by the limit of 14 days after creation"); n != 1 {
+			t.Errorf("the %s part tells of %d capped markers, want 1", part, n)
+		}
+		if !strings.Contains(body, "it counts by its age again") {
+			t.Errorf("the %s part does not say what follows", part)
+		}
 	}
 }
 

@@ -27,6 +27,8 @@ type webhookDetails struct {
 	Failures    []webhookEntry   `json:"failures"`
 	Committed   []webhookEntry   `json:"committed"`
 	Problems    []webhookProblem `json:"problems"`
+	// Acknowledged counts escalations left out: support has them in hand.
+	Acknowledged int `json:"acknowledged"`
 }
 
 // webhookProblem is a problem in the shape of the report's `problems`.
@@ -75,13 +77,14 @@ func (r *Renderer) Webhook(d SupportDigest, slack bool) ([]byte, error) {
 	p := webhookPayload{Text: webhookText(data)}
 	if !slack {
 		p.Snapwarden = &webhookDetails{
-			At:          rfc3339(data.At),
-			Subject:     data.Subject,
-			Escalations: webhookEntries(data.Escalations),
-			Unowned:     webhookEntries(data.Unowned),
-			Failures:    webhookEntries(data.Failures),
-			Committed:   webhookEntries(data.Committed),
-			Problems:    make([]webhookProblem, 0, len(data.Problems)),
+			At:           rfc3339(data.At),
+			Subject:      data.Subject,
+			Escalations:  webhookEntries(data.Escalations),
+			Unowned:      webhookEntries(data.Unowned),
+			Failures:     webhookEntries(data.Failures),
+			Committed:    webhookEntries(data.Committed),
+			Problems:     make([]webhookProblem, 0, len(data.Problems)),
+			Acknowledged: data.Acknowledged,
 		}
 		for _, e := range data.Problems {
 			p.Snapwarden.Problems = append(p.Snapwarden.Problems, webhookProblem{Kind: e.Kind, VCenter: e.VCenter,
@@ -123,6 +126,9 @@ func rfc3339(t time.Time) string {
 func webhookText(d SupportData) string {
 	var b strings.Builder
 	b.WriteString("*" + slackEscape(d.Subject) + "* (" + utc(d.At) + ")")
+	if d.Acknowledged > 0 {
+		fmt.Fprintf(&b, "\n%d acknowledged %s left out: support has them in hand.", d.Acknowledged, plural(d.Acknowledged, "escalation", "escalations"))
+	}
 	section := func(title string, es []Entry, line func(Entry) string) {
 		if len(es) == 0 {
 			return

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/policy"
 )
@@ -27,35 +25,17 @@ type Settings struct {
 	Window *Window
 }
 
-// Window is a maintenance window: it opens at every activation of Start and
-// stays open for Duration.
-type Window struct {
-	Start    cron.Schedule
-	Duration time.Duration
-}
-
-// Open reports whether the window is open at now, and when it next opens
-// (now itself when open).
-func (w *Window) Open(now time.Time) (bool, time.Time) {
-	if w == nil {
-		return true, now
-	}
-	// The earliest start after now-Duration is the only one that can still be open.
-	if s := w.Start.Next(now.Add(-w.Duration)); !s.After(now) {
-		return true, now
-	}
-	return false, w.Start.Next(now)
-}
-
 // Build decides, for every item, what is due at now given the ledger's
 // history (missing entries are snapshots never seen before). It is pure.
 // Decisions come back in the order of items.
 func Build(items []Item, history map[facts.Key]History, set Settings, now time.Time) []Decision {
 	out := make([]Decision, len(items))
 	var consolidations []int
+	backups := backupSnapshots(items)
 	for i := range items {
 		d := &out[i]
 		d.Item = items[i]
+		d.Backup = backups[items[i].Snapshot.VM]
 		d.History = history[items[i].Snapshot.Key()].owned(items[i])
 		decide(d, set, now)
 		if d.Action == ActionConsolidate && d.Due {
@@ -83,6 +63,11 @@ func decide(d *Decision, set Settings, now time.Time) {
 		}
 		d.escalation(now, ReasonManagedStale, "backup snapshot older than managed_stale_after: support should check the backup job")
 	case v.State == policy.StateExempt:
+		if v.ExemptUntil.IsZero() && v.Age >= p.MaxKeep {
+			// The tag has no end: support hears of it, the customer does not.
+			d.escalation(now, ReasonExemptLong, "exempt by tag for longer than max_keep: support should ask whether it is still needed")
+			break
+		}
 		if v.ExemptUntil.IsZero() {
 			d.set(ActionNone, false, time.Time{}, ReasonNothingToDo, "exempt: never notified or removed")
 			break
@@ -248,8 +233,12 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 		d.block(now, ReasonGuardAttempts, fmt.Sprintf("consolidation failed %d times (last: %s); left to support", h.Attempts, h.LastFault))
 		return
 	}
-	if open, next := set.Window.Open(now); !open {
-		d.block(next, ReasonGuardWindow, "outside the maintenance window; it opens at "+next.UTC().Format(time.RFC3339))
+	if d.Backup != "" {
+		d.block(now, ReasonGuardBackup, BackupRefusal(d.Backup))
+		return
+	}
+	if why, next := set.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
+		d.block(next, ReasonGuardWindow, why)
 		return
 	}
 	if short := DatastoreShort(d.Snapshot, set.MinFreePercent); short != "" {

@@ -25,12 +25,15 @@ const (
 	ReasonOwnerDisputed                     // the first matching ownership rule gives two owners
 	ReasonClockSkew                         // the create time lies in the future; support is told once
 	ReasonDatastoreFillsFirst               // the datastore is forecast to fill before the deadline
+	ReasonGuardBackup                       // a backup (managed) snapshot is on the VM
+	ReasonExemptLong                        // exempt by tag for longer than max_keep
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "min-notice", "guard-window", "guard-datastore", "guard-max-per-run",
-	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first",
+	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first", "guard-backup",
+	"exempt-long",
 }
 
 // String returns a short stable name of the reason.

@@ -18,6 +18,9 @@ type Item struct {
 	Reachable bool
 	Policy    policy.Policy
 	Verdict   policy.Verdict
+	// Backup names a managed (backup) snapshot on the same VM, "" when there
+	// is none; Build fills it in: no consolidation runs beside a backup.
+	Backup string
 	// Disputed lists the owners the first matching ownership rule gives when
 	// it gives more than one (two tags in the owner category); Customer is
 	// then empty. No customer is told and nothing is committed: support is.
@@ -161,11 +164,21 @@ func (d *Decision) Creator() string {
 
 // Plan is every decision of one cycle, computed without side effects.
 type Plan struct {
-	At        time.Time
-	Mode      string // dry-run | enforce
-	VMs       int
+	At   time.Time
+	Mode string // dry-run | enforce
+	VMs  int
+	// VCenters counts the vCenters asked; when every one is in Errors the
+	// cycle failed as a whole.
+	VCenters  int
 	Decisions []Decision
 	Errors    []facts.VCenterError
+	// VCenterIDs maps the config name of every vCenter that answered to its
+	// instance UUID, the vCenter part of the snapshots' keys.
+	VCenterIDs map[string]string
+	// Window is the maintenance window the plan was judged with, carrying
+	// the removal rate learnt from the ledger, so enforce's re-check
+	// expects the same durations; nil when none is set.
+	Window *Window
 	// Problems customers cannot see; support only.
 	Problems []Problem
 	// Datastores holding snapshots, with their growth forecast.

@@ -14,9 +14,13 @@ import (
 // is taken up to the next blank so that a malformed date can be reported.
 var keepUntilRE = regexp.MustCompile(`(?i)keep-until\s*=\s*(\S*)`)
 
-// managedDescriptions are description fragments that backup software writes
-// on the snapshots it owns (Veeam: "Please do not delete this snapshot...").
-var managedDescriptions = []string{"please do not delete", "veeam backup"}
+// managedDescriptions are the descriptions backup software writes on the
+// snapshots it owns, in its own words (Veeam: "Please do not delete this
+// snapshot. It is being used by Veeam Backup."). They are anchored: a
+// customer's "please do not delete before Friday" is the customer's.
+var managedDescriptions = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)^\s*please do not delete this snapshot\.\s*it is being used by veeam\b`),
+}
 
 // Evaluate judges one snapshot under policy p at time now. It is pure: the
 // same facts, policy and now always give the same verdict. A create time in
@@ -57,11 +61,19 @@ func EvaluateSeen(s *facts.Snapshot, p Policy, now, firstSeen time.Time) Verdict
 
 // judge decides state and reason; it may set ExemptUntil and MalformedMarker.
 func judge(s *facts.Snapshot, p Policy, now time.Time, v *Verdict) (State, Reason, string) {
+	note := ""
 	if pat, ok := managedName(s.Name, p.ManagedPatterns); ok {
-		return managed(v, p, ReasonManagedName, fmt.Sprintf("name matches managed pattern %q", pat))
-	}
-	if managedDescription(s.Description) {
-		return managed(v, p, ReasonManagedDesc, "description says backup software owns it")
+		detail := fmt.Sprintf("name matches managed pattern %q", pat)
+		if by, ok := managedCreator(s.Creator, p.ManagedCreators); ok {
+			return managed(v, p, ReasonManagedName, detail+by)
+		}
+		note = "; " + detail + " but its creator " + s.Creator + " is not in managed_creators"
+	} else if managedDescription(s.Description) {
+		detail := "description says backup software owns it"
+		if by, ok := managedCreator(s.Creator, p.ManagedCreators); ok {
+			return managed(v, p, ReasonManagedDesc, detail+by)
+		}
+		note = "; " + detail + " but its creator " + s.Creator + " is not in managed_creators"
 	}
 	if p.ExemptTag != "" && s.VM != nil && s.VM.HasTag(p.ExemptTag) {
 		return StateExempt, ReasonExemptTag, fmt.Sprintf("VM has the exempt tag %q", p.ExemptTag)
@@ -85,11 +97,13 @@ func judge(s *facts.Snapshot, p Policy, now time.Time, v *Verdict) (State, Reaso
 				return StateExempt, reason, detail
 			}
 			expired = "; " + detail + " has expired"
+			v.KeepUntilEnded, v.KeepUntilCapped = until, reason == ReasonKeepUntilCapped
 		}
 	}
 	if v.MalformedMarker != "" {
 		expired = fmt.Sprintf("; marker %q is not keep-until=YYYY-MM-DD and was ignored", v.MalformedMarker)
 	}
+	expired += note
 	age := fmtHours(v.Age)
 	switch {
 	case v.Age >= p.Deadline:
@@ -127,13 +141,38 @@ func matchPattern(pattern, name string) (bool, error) {
 }
 
 func managedDescription(desc string) bool {
-	d := strings.ToLower(desc)
-	for _, m := range managedDescriptions {
-		if strings.Contains(d, m) {
+	for _, re := range managedDescriptions {
+		if re.MatchString(desc) {
 			return true
 		}
 	}
 	return false
+}
+
+// managedCreator confirms a name or description match by the creator: any
+// creator when no managed_creators are set, else one that matches them. A
+// creator that is unknown (vCenter purged the event before snapwarden saw
+// the snapshot) keeps the snapshot managed: never removed, and support hears
+// of it after managed_stale_after. It returns the detail to add.
+func managedCreator(creator string, patterns []string) (string, bool) {
+	switch {
+	case len(patterns) == 0:
+		return "", true
+	case creator == "":
+		return "; creator unknown, so it is kept as backup software's", true
+	}
+	for _, pat := range patterns {
+		if ok, _ := matchCreator(pat, creator); ok {
+			return fmt.Sprintf("; created by %s (managed_creators %q)", creator, pat), true
+		}
+	}
+	return "", false
+}
+
+// matchCreator is matchPattern with "\" taken literally: Windows accounts
+// are written DOMAIN\user.
+func matchCreator(pattern, creator string) (bool, error) {
+	return matchPattern(strings.ReplaceAll(pattern, `\`, `\\`), creator)
 }
 
 // fmtHours prints an age as hours with one decimal, as reports do.

@@ -56,6 +56,8 @@ func TestEvaluateStates(t *testing.T) {
 		{"managed name is case-insensitive", snap("restore point 2026-11-20", "", 2*time.Hour), StateManaged, ReasonManagedName, "", time.Time{}},
 		{"managed name with slash", snap("Rubrik/job/1", "", 2*time.Hour), StateManaged, ReasonManagedName, "", time.Time{}},
 		{"managed description", snap("snap", "Please do not delete this snapshot. It is being used by Veeam Backup.", 2*time.Hour), StateManaged, ReasonManagedDesc, "backup software", time.Time{}},
+		{"customer's do-not-delete is the customer's", snap("snap", "Please do not delete before Friday", 30*time.Hour), StateWarning, ReasonWarnAge, "", time.Time{}},
+		{"a description naming Veeam is the customer's", snap("snap", "before the Veeam Backup upgrade", 30*time.Hour), StateWarning, ReasonWarnAge, "", time.Time{}},
 		{"managed stale", snap("Cohesity_123", "", 30*time.Hour), StateManaged, ReasonManagedStale, "stuck backup snapshot", time.Time{}},
 		{"managed beats exempt", snap("Cohesity_123", "", 30*time.Hour, "snapwarden-exempt"), StateManaged, ReasonManagedStale, "", time.Time{}},
 		{"future create time", snap("skewed", "", -3*time.Hour), StateOK, ReasonYoung, "clock skew, age counted from first sight", time.Time{}},
@@ -80,6 +82,57 @@ func TestEvaluateStates(t *testing.T) {
 				t.Errorf("deadline %s, want %s", v.DeadlineAt, want)
 			}
 		})
+	}
+}
+
+// TestManagedCreators: with managed_creators set, a backup-looking name or
+// description is backup software's only when a backup account created it;
+// an unknown creator stays managed (never removed; support told when stale).
+func TestManagedCreators(t *testing.T) {
+	p := Default()
+	p.ManagedCreators = []string{"VSPHERE.LOCAL\\svc-veeam", "svc-rubrik*@corp.example"}
+	veeam := "Please do not delete this snapshot. It is being used by Veeam Backup."
+	for _, tt := range []struct {
+		name, snapName, desc, creator string
+		state                         State
+		detail                        string
+	}{
+		{"backup account by name", "Rubrik_job_7", "", "SVC-RUBRIK-01@corp.example", StateManaged, "created by SVC-RUBRIK-01@corp.example"},
+		{"backup account by description", "snap", veeam, `vsphere.local\svc-veeam`, StateManaged, "description says backup software owns it"},
+		{"customer's Rubrik-named test", "Rubrik-agent-test", "", `CORP\alice`, StateWarning, `name matches managed pattern "Rubrik*" but its creator CORP\alice is not in managed_creators`},
+		{"customer copying Veeam's words", "snap", veeam, "alice@corp.example", StateWarning, "not in managed_creators"},
+		{"unknown creator stays managed", "Rubrik_job_8", "", "", StateManaged, "creator unknown"},
+		{"a backup account's own name is no pattern match", "nightly", "", "svc-rubrik@corp.example", StateWarning, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := snap(tt.snapName, tt.desc, 30*time.Hour)
+			s.Creator = tt.creator
+			v := Evaluate(s, p, now)
+			if v.State != tt.state || !strings.Contains(v.Detail, tt.detail) {
+				t.Fatalf("got %s (%s), want %s with %q", v.State, v.Detail, tt.state, tt.detail)
+			}
+		})
+	}
+	p.ManagedCreators = []string{"[svc"}
+	if err := p.Validate("policy"); err == nil || !strings.Contains(err.Error(), "policy.managed_creators[0]") {
+		t.Fatalf("a bad creator pattern: %v", err)
+	}
+}
+
+// TestEndedMarkerIsRecorded: the verdict keeps when a keep-until exemption
+// ended and whether max_keep cut it short, for the customer's digest.
+func TestEndedMarkerIsRecorded(t *testing.T) {
+	p := Default()
+	v := Evaluate(snap("db", "keep-until=2026-11-20", 50*time.Hour), p, now)
+	if !v.KeepUntilEnded.Equal(time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)) || v.KeepUntilCapped {
+		t.Errorf("expired marker: ended %s capped %v", v.KeepUntilEnded, v.KeepUntilCapped)
+	}
+	s := snap("db", "keep-until=2027-06-01", 400*time.Hour)
+	if v := Evaluate(s, p, now); !v.KeepUntilEnded.Equal(s.Created.Add(p.MaxKeep)) || !v.KeepUntilCapped {
+		t.Errorf("capped marker: ended %s capped %v", v.KeepUntilEnded, v.KeepUntilCapped)
+	}
+	if v := Evaluate(snap("db", "keep-until=2026-11-30", 50*time.Hour), p, now); !v.KeepUntilEnded.IsZero() {
+		t.Errorf("a marker that holds has ended at %s", v.KeepUntilEnded)
 	}
 }
 

@@ -21,15 +21,19 @@ func (a Action) Valid() bool { return a == ActionEscalate || a == ActionConsolid
 // Policy is a retention policy: the defaults, or a customer's merged override.
 // The mapstructure tags are the config keys (docs/configuration.md).
 type Policy struct {
-	WarnAfter         time.Duration `mapstructure:"warn_after" json:"warn_after"`
-	Deadline          time.Duration `mapstructure:"deadline" json:"deadline"`
-	ReminderEvery     time.Duration `mapstructure:"reminder_every" json:"reminder_every"`
-	EscalateEvery     time.Duration `mapstructure:"escalate_every" json:"escalate_every"`
-	Action            Action        `mapstructure:"action" json:"action"`
-	Grace             time.Duration `mapstructure:"grace" json:"grace"`
-	MaxKeep           time.Duration `mapstructure:"max_keep" json:"max_keep"`
-	ExemptTag         string        `mapstructure:"exempt_tag" json:"exempt_tag"`
-	ManagedPatterns   []string      `mapstructure:"managed_patterns" json:"managed_patterns"`
+	WarnAfter       time.Duration `mapstructure:"warn_after" json:"warn_after"`
+	Deadline        time.Duration `mapstructure:"deadline" json:"deadline"`
+	ReminderEvery   time.Duration `mapstructure:"reminder_every" json:"reminder_every"`
+	EscalateEvery   time.Duration `mapstructure:"escalate_every" json:"escalate_every"`
+	Action          Action        `mapstructure:"action" json:"action"`
+	Grace           time.Duration `mapstructure:"grace" json:"grace"`
+	MaxKeep         time.Duration `mapstructure:"max_keep" json:"max_keep"`
+	ExemptTag       string        `mapstructure:"exempt_tag" json:"exempt_tag"`
+	ManagedPatterns []string      `mapstructure:"managed_patterns" json:"managed_patterns"`
+	// ManagedCreators are the accounts of backup software (shell-style,
+	// case-insensitive, "\" is literal). When set, a snapshot is managed only
+	// if its creator matches too; one of unknown creator stays managed.
+	ManagedCreators   []string      `mapstructure:"managed_creators" json:"managed_creators"`
 	ManagedStaleAfter time.Duration `mapstructure:"managed_stale_after" json:"managed_stale_after"`
 	// MaxDepth is the deepest snapshot chain support tolerates (VMware: 2-3
 	// for performance); a deeper snapshot is a chain_too_deep problem.
@@ -84,6 +88,11 @@ func (p Policy) Validate(prefix string) error {
 	for i, pat := range p.ManagedPatterns {
 		if _, err := matchPattern(pat, ""); err != nil {
 			return fmt.Errorf("%s.managed_patterns[%d] %q is not a valid shell pattern: %w", prefix, i, pat, err)
+		}
+	}
+	for i, pat := range p.ManagedCreators {
+		if _, err := matchCreator(pat, ""); err != nil {
+			return fmt.Errorf("%s.managed_creators[%d] %q is not a valid shell pattern: %w", prefix, i, pat, err)
 		}
 	}
 	return nil
@@ -179,4 +188,10 @@ type Verdict struct {
 	// MalformedMarker holds a keep-until marker that could not be read, so the
 	// report and the customer can be told.
 	MalformedMarker string
+	// KeepUntilEnded is when a keep-until exemption that no longer holds
+	// ended (after capping), so the customer is told why the snapshot counts
+	// by its age again; zero when there was none. KeepUntilCapped is set when
+	// max_keep ended it before the date written.
+	KeepUntilEnded  time.Time
+	KeepUntilCapped bool
 }

@@ -443,7 +443,7 @@ func TestHTML(t *testing.T) {
 			t.Errorf("HTML holds %q", bad)
 		}
 	}
-	for _, want := range []string{"&lt;script&gt;alert(1)&lt;/script&gt;", `class="state-overdue"`,
+	for _, want := range []string{"&lt;script&gt;alert(1)&lt;/<wbr>script&gt;", `class="state-overdue"`,
 		`class="state-exempt"`, "vc-west", "keep-until=2026-12-20", "outside the maintenance window", "<style>"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("HTML lacks %q", want)

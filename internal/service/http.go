@@ -14,7 +14,7 @@ func (s *Service) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /report", s.report)
+	s.consoleRoutes(mux)
 	return mux
 }
 
@@ -57,7 +57,7 @@ func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // report serves the HTML report of the last cycle's plan.
-func (s *Service) report(w http.ResponseWriter, _ *http.Request) {
+func (s *Service) report(w http.ResponseWriter, _ *http.Request, _ string) {
 	s.mu.Lock()
 	last := s.last
 	s.mu.Unlock()
@@ -66,6 +66,8 @@ func (s *Service) report(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// The report is one self-contained file: its stylesheet is inline.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	if err := report.Render(w, report.HTML, last.Plan, report.Options{GeneratedAt: last.Started}); err != nil {
 		s.opt.Log.Error().Err(err).Msg("rendering /report")
 	}

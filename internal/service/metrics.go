@@ -81,8 +81,19 @@ func newMetrics(version string) *metrics {
 
 // observe records one cycle's result.
 func (m *metrics) observe(r *cycle.Result, err error) {
-	if err != nil || r == nil || r.Plan == nil {
-		m.cycles.WithLabelValues("failed").Inc()
+	status := r.Status()
+	if err != nil {
+		status = cycle.StatusFailed
+	}
+	if r != nil && r.Plan != nil {
+		for _, e := range r.Plan.Errors {
+			m.vcErrors.WithLabelValues(e.VCenter).Inc()
+		}
+	}
+	if status == cycle.StatusFailed {
+		// The gauges keep the last cycle that saw something: an empty
+		// inventory from no vCenter is no news of zero snapshots.
+		m.cycles.WithLabelValues(status).Inc()
 		return
 	}
 	m.duration.Observe(r.Duration.Seconds())
@@ -110,13 +121,8 @@ func (m *metrics) observe(r *cycle.Result, err error) {
 	for k, n := range r.Actions {
 		m.actions.WithLabelValues(k).Add(float64(n))
 	}
-	for _, e := range r.Plan.Errors {
-		m.vcErrors.WithLabelValues(e.VCenter).Inc()
-	}
-	if r.OK() {
-		m.cycles.WithLabelValues("ok").Inc()
+	m.cycles.WithLabelValues(status).Inc()
+	if status == cycle.StatusOK {
 		m.lastSuccess.Set(float64(r.Started.Unix()))
-	} else {
-		m.cycles.WithLabelValues("partial").Inc()
 	}
 }

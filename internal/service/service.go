@@ -43,6 +43,9 @@ type Options struct {
 	Ready func(addr string)
 	// Version is snapwarden's version, for snapwarden_build_info.
 	Version string
+	// Ledger is the runner's ledger, which the console reads and records
+	// acknowledgements in; nil leaves the console without history.
+	Ledger *ledger.Ledger
 	// Elector grants the leadership among instances sharing a ledger on
 	// PostgreSQL; nil means this process always leads.
 	Elector Elector
@@ -80,6 +83,8 @@ type Service struct {
 	lastErr  error
 	lastDone time.Time
 	role     string
+	auth     *auth
+	listen   string // the address served, which reloads do not change
 }
 
 // Serve runs cycles on cfg's schedule until ctx is cancelled (SIGTERM), then
@@ -98,7 +103,12 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	if err != nil {
 		return fmt.Errorf("%s: schedule: %w", cfg.File, err)
 	}
-	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version), role: roleStandby}
+	a, err := newAuth(cfg, cfg.Listen)
+	if err != nil {
+		return err
+	}
+	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version), auth: a, listen: cfg.Listen,
+		role: roleStandby}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -293,7 +303,8 @@ func (s *Service) runCycle(ctx context.Context) {
 		s.opt.Log.Error().Err(err).Msg("cycle failed")
 		status = "STATUS=last cycle failed: " + err.Error()
 	default:
-		s.opt.Log.Info().Msg(res.Summary())
+		s.opt.Log.Info().Str("result", res.Status()).Msg(res.Summary())
+		res.LogVCenterErrors(s.opt.Log)
 	}
 	notify(s.opt.Log, status)
 }
@@ -307,14 +318,18 @@ func (s *Service) reload() (scheduleChanged bool) {
 	cfg, err := s.opt.Load()
 	if err == nil {
 		var sched cron.Schedule
+		var a *auth
 		if sched, err = cron.ParseStandard(cfg.Schedule); err == nil {
+			a, err = newAuth(cfg, s.listen)
+		}
+		if err == nil {
 			if err = s.runner.Reload(cfg); err == nil {
 				s.mu.Lock()
 				if cfg.Listen != s.cfg.Listen {
 					s.opt.Log.Warn().Str("listen", cfg.Listen).Msg("listen changed: takes effect at the next restart")
 				}
 				scheduleChanged = cfg.Schedule != s.cfg.Schedule
-				s.cfg, s.sched = cfg, sched
+				s.cfg, s.sched, s.auth = cfg, sched, a
 				s.mu.Unlock()
 				s.opt.Log.Info().Str("schedule", cfg.Schedule).Bool("schedule_changed", scheduleChanged).Msg("config reloaded")
 				return scheduleChanged

@@ -18,6 +18,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/cycle"
+	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
@@ -30,6 +31,8 @@ type runner struct {
 	maxActive int
 	started   int
 	fail      error
+	errs      []facts.VCenterError // the cycles' vCenter errors
+	vcenters  int
 	reloaded  []*config.Config
 	release   chan struct{}
 	startedCh chan struct{}
@@ -62,7 +65,7 @@ func (r *runner) Cycle(ctx context.Context, now time.Time) (*cycle.Result, error
 	if r.fail != nil {
 		return nil, r.fail
 	}
-	return &cycle.Result{Started: now, Plan: &plan.Plan{At: now}}, nil
+	return &cycle.Result{Started: now, Plan: &plan.Plan{At: now, VCenters: r.vcenters, Errors: r.errs}}, nil
 }
 
 func (r *runner) Reload(cfg *config.Config) error {
@@ -242,6 +245,40 @@ func TestHealthz(t *testing.T) {
 	h.waitLog(t, "cycle failed")
 	if code, body := get(t, base+"/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "disk full") {
 		t.Errorf("/healthz after a failed cycle: %d %s", code, body)
+	}
+}
+
+// TestEveryVCenterDownIsAFailedCycle: with no vCenter answering the cycle
+// counts as failed, not partial, and serve logs each vCenter's reason at
+// error level; with one of two down it is partial.
+func TestEveryVCenterDownIsAFailedCycle(t *testing.T) {
+	h := serve(t, nil)
+	base := "http://" + <-h.addr
+	h.r.mu.Lock()
+	h.r.vcenters = 2
+	h.r.errs = []facts.VCenterError{{VCenter: "vc-east", Error: "vcenter \"vc-east\": login: Login failure"},
+		{VCenter: "vc-west", Error: "vcenter \"vc-west\": connect: connection refused"}}
+	h.r.mu.Unlock()
+	<-h.r.startedCh
+	h.r.release <- struct{}{}
+	h.waitLog(t, "connection refused")
+	for _, want := range []string{`"level":"error","vcenter":"vc-east","error":"vcenter \"vc-east\": login: Login failure"`,
+		`"level":"error","vcenter":"vc-west"`} {
+		if !strings.Contains(h.log.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, h.log.String())
+		}
+	}
+	<-h.r.startedCh
+	h.r.mu.Lock()
+	h.r.errs = h.r.errs[1:]
+	h.r.mu.Unlock()
+	h.r.release <- struct{}{}
+	<-h.r.startedCh
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{`snapwarden_cycles_total{result="failed"} 1`, `snapwarden_cycles_total{result="partial"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -72,6 +72,9 @@ type Client struct {
 	Name string
 	// Version is what the vCenter reports, e.g. "VMware vCenter Server 8.0.3".
 	Version string
+	// InstanceUUID is the vCenter's about.instanceUuid: its identity in the
+	// ledger, whatever its name in the config.
+	InstanceUUID string
 
 	vim  *vim25.Client
 	rest *rest.Client
@@ -84,6 +87,10 @@ type Client struct {
 	tagCache  map[string]tagInfo
 	categorys map[string]string
 	tagsAt    time.Time
+
+	// stopREST ends keepRESTAlive, which then closes restDone.
+	stopREST context.CancelFunc
+	restDone chan struct{}
 }
 
 type tagInfo struct{ category, name string }
@@ -135,19 +142,47 @@ func Dial(ctx context.Context, vc config.VCenter, opt Options) (*Client, error) 
 		_ = c.sm.Logout(ctx)
 		return nil, fmt.Errorf("vcenter %q: vAPI login (tags) as %s: %w", vc.Name, vc.Username, explain(err))
 	}
-	c.Version = vim.ServiceContent.About.FullName
+	alive, stop := context.WithCancel(context.Background())
+	c.stopREST, c.restDone = stop, make(chan struct{})
+	go c.keepRESTAlive(alive)
+	c.Version, c.InstanceUUID = vim.ServiceContent.About.FullName, vim.ServiceContent.About.InstanceUuid
 	return c, nil
 }
 
 // Logout ends both sessions; vCenter limits sessions per user, so every
 // process logs out on exit.
 func (c *Client) Logout(ctx context.Context) error {
+	c.stopREST() // also cuts a ping in flight short
+	<-c.restDone
 	rerr := c.rest.Logout(ctx)
 	serr := c.sm.Logout(ctx)
 	if err := errors.Join(serr, rerr); err != nil {
 		return fmt.Errorf("vcenter %q: logout: %w", c.Name, err)
 	}
 	return nil
+}
+
+// keepRESTAlive asks vCenter about the vAPI session every KeepAlive until
+// Logout. That session idles out on its own: without this it dies between
+// cycles longer than vCenter's idle timeout while SOAP (whose keepalive is
+// govmomi's handler) lives on, and every other cycle fails to read tags.
+// govmomi's REST handler is not used: its ping goes back through itself and
+// can deadlock with a concurrent logout.
+func (c *Client) keepRESTAlive(alive context.Context) {
+	defer close(c.restDone)
+	t := time.NewTicker(c.opt.KeepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-alive.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(alive, c.opt.Timeout)
+			// A failed ping is not fatal: the next call reports a dead session.
+			_, _ = c.rest.Session(ctx)
+			cancel()
+		}
+	}
 }
 
 // explain adds what to do to the errors people meet first: an unverified

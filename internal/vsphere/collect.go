@@ -58,7 +58,7 @@ type pendingVM struct {
 // and the custom field names; one bulk vAPI call for tags; one event
 // collector for creators of snapshots the ledger has not seen.
 func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, error) {
-	inv := &facts.Inventory{}
+	inv := &facts.Inventory{VCenterIDs: map[string]string{c.Name: c.InstanceUUID}}
 	nodes := map[types.ManagedObjectReference]node{}
 	stores := map[types.ManagedObjectReference]facts.Datastore{}
 	fieldNames := map[int32]string{}
@@ -238,7 +238,7 @@ func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine, ch *chains) *
 		ch.add(m, nil) // a template's disks can be a linked clone's base
 		return nil
 	}
-	vm := &facts.VM{VCenter: c.Name, Name: m.Name, MoRef: m.Self.Value,
+	vm := &facts.VM{VCenter: c.Name, VCenterID: c.InstanceUUID, Name: m.Name, MoRef: m.Self.Value,
 		PowerState: string(m.Runtime.PowerState), ConsolidationNeeded: m.Runtime.ConsolidationNeeded}
 	snapshots := m.Snapshot != nil && len(m.Snapshot.RootSnapshotList) > 0
 	if snapshots {

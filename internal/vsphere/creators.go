@@ -19,6 +19,17 @@ const creatorSlack = 10 * time.Minute
 // eventPage is the number of events read per ReadNextEvents call.
 const eventPage = 1000
 
+// known asks the ledger about k, also under this vCenter's config name: a
+// ledger from before keys used the instance UUID is re-keyed only when the
+// cycle is recorded.
+func (c *Client) known(known Known, k facts.Key) bool {
+	if known(k) {
+		return true
+	}
+	k.VCenter = c.Name
+	return known(k)
+}
+
 // creators fills in the creator of every snapshot the ledger does not know,
 // from the VirtualMachine.createSnapshot(Ex) task events: one event collector
 // over the time span of the new snapshots, read in pages. vCenter has no
@@ -29,7 +40,7 @@ func (c *Client) creators(ctx context.Context, snaps []facts.Snapshot, known Kno
 	var begin, end time.Time
 	for i := range snaps {
 		s := &snaps[i]
-		if known != nil && known(s.Key()) {
+		if known != nil && c.known(known, s.Key()) {
 			continue
 		}
 		want[s.VM.MoRef] = append(want[s.VM.MoRef], i)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -69,7 +70,7 @@ func (p *Pool) Client(ctx context.Context, name string) (*Client, error) {
 		return c, nil
 	}
 	if target == nil {
-		return nil, fmt.Errorf("vcenter %q is not configured", name)
+		return p.byInstanceUUID(ctx, name)
 	}
 	c, err := Dial(ctx, *target, p.opt)
 	if err != nil {
@@ -83,6 +84,30 @@ func (p *Pool) Client(ctx context.Context, name string) (*Client, error) {
 	}
 	p.clients[name] = c
 	return c, nil
+}
+
+// byInstanceUUID is Client for a vCenter named by its instance UUID, as the
+// ledger keys name it (its config name may have changed since): the
+// configured vCenter that answers with that UUID.
+func (p *Pool) byInstanceUUID(ctx context.Context, id string) (*Client, error) {
+	p.mu.Lock()
+	targets := append([]config.VCenter(nil), p.targets...)
+	p.mu.Unlock()
+	var errs []error
+	for _, t := range targets {
+		c, err := p.Client(ctx, t.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c.InstanceUUID == id {
+			return c, nil
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("vcenter %q is not configured, or is one that cannot be reached now: %w", id, errors.Join(errs...))
+	}
+	return nil, fmt.Errorf("vcenter %q is not configured", id)
 }
 
 // drop forgets a session after an error so the next cycle dials afresh.
@@ -149,6 +174,10 @@ func (p *Pool) CollectScan(ctx context.Context, known Known, lastScan map[string
 		}
 		inv.VMs += results[i].VMs
 		inv.Snapshots = append(inv.Snapshots, results[i].Snapshots...)
+		if inv.VCenterIDs == nil {
+			inv.VCenterIDs = map[string]string{}
+		}
+		maps.Copy(inv.VCenterIDs, results[i].VCenterIDs)
 		inv.Problems = append(inv.Problems, results[i].Problems...)
 		for vc, at := range results[i].Scanned {
 			if inv.Scanned == nil {

@@ -135,55 +135,66 @@ func vmRef(moref string) types.ManagedObjectReference {
 	return types.ManagedObjectReference{Type: "VirtualMachine", Value: moref}
 }
 
+// Reread is one VM read again just before a task.
+type Reread struct {
+	// Snapshot is the facts of the snapshot asked for, when Exists.
+	Snapshot facts.Snapshot
+	Exists   bool
+	// Busy describes the task queued or running on the VM, "" when none.
+	Busy string
+	// Tree is every snapshot of the VM now, the asked one among them (no
+	// creators: vCenter's events are not read again).
+	Tree []facts.Snapshot
+}
+
 // Recheck re-reads one VM in a single retrieval (the VM's properties, its
 // datastores' space and its recent tasks, through traversal specs) plus its
-// tags, and returns the facts of one of its snapshots, whether the snapshot
-// still exists, and the task queued or running on the VM ("" when none, as
-// Busy). The folder path and custom attributes are not read again, since
-// ownership is not decided again here. A VM that no longer exists has no
-// snapshot.
-func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, string, error) {
+// tags: one of its snapshots, whether it still exists, the VM's whole
+// snapshot tree and the task queued or running on the VM. The folder path
+// and custom attributes are not read again, since ownership is not decided
+// again here. A VM that no longer exists has no snapshot.
+func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (Reread, error) {
 	objs, err := c.retrieveVM(ctx, vmMoRef, vmProps, "datastore", "recentTask")
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return facts.Snapshot{}, false, "", nil
+			return Reread{}, nil
 		}
-		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: re-read vm %s: %w", c.Name, vmMoRef, err)
+		return Reread{}, fmt.Errorf("vcenter %q: re-read vm %s: %w", c.Name, vmMoRef, err)
 	}
 	var vms []mo.VirtualMachine
 	if err := mo.LoadObjectContent(onlyType(objs, "VirtualMachine"), &vms); err != nil {
-		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: re-read vm %s: decode: %w", c.Name, vmMoRef, err)
+		return Reread{}, fmt.Errorf("vcenter %q: re-read vm %s: decode: %w", c.Name, vmMoRef, err)
 	}
 	busy, err := busyTask(objs)
 	if err != nil {
-		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: recent tasks of vm %s: %w", c.Name, vmMoRef, err)
+		return Reread{}, fmt.Errorf("vcenter %q: recent tasks of vm %s: %w", c.Name, vmMoRef, err)
 	}
 	if len(vms) == 0 {
-		return facts.Snapshot{}, false, busy, nil
+		return Reread{Busy: busy}, nil
 	}
 	inv := &facts.Inventory{}
 	p := c.addVM(inv, &vms[0], &chains{})
 	if p == nil {
-		return facts.Snapshot{}, false, busy, nil
-	}
-	i := slices.IndexFunc(inv.Snapshots, func(s facts.Snapshot) bool { return s.ID == snapshotID })
-	if i < 0 {
-		return facts.Snapshot{}, false, busy, nil
+		return Reread{Busy: busy}, nil
 	}
 	for _, oc := range onlyType(objs, "Datastore") {
 		p.vm.Datastores = append(p.vm.Datastores, datastoreOf(oc))
 	}
 	if err := c.tags(ctx, []*pendingVM{p}); err != nil {
-		return facts.Snapshot{}, false, "", fmt.Errorf("vcenter %q: re-read tags of vm %s: %w", c.Name, vmMoRef, err)
+		return Reread{}, fmt.Errorf("vcenter %q: re-read tags of vm %s: %w", c.Name, vmMoRef, err)
 	}
-	return inv.Snapshots[i], true, busy, nil
+	r := Reread{Busy: busy, Tree: inv.Snapshots}
+	if i := slices.IndexFunc(inv.Snapshots, func(s facts.Snapshot) bool { return s.ID == snapshotID }); i >= 0 {
+		r.Snapshot, r.Exists = inv.Snapshots[i], true
+	}
+	return r, nil
 }
 
 // Snapshot is Recheck without the VM's tasks: whether the snapshot still
 // exists, and its facts.
 func (c *Client) Snapshot(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, error) {
-	s, ok, _, err := c.Recheck(ctx, vmMoRef, snapshotID)
-	return s, ok, err
+	r, err := c.Recheck(ctx, vmMoRef, snapshotID)
+	return r.Snapshot, r.Exists, err
 }
 
 // retrieveVM reads one VM (the paths in vmPaths; none skips the VM itself)

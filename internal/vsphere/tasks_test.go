@@ -96,8 +96,10 @@ func TestSnapshotReRead(t *testing.T) {
 	var calls Counter
 	counted := dial(t, target(sim), Options{Counter: &calls})
 	before := calls.SOAP()
-	if _, ok, _, err := counted.Recheck(ctx, want.VM.MoRef, want.ID); !ok || err != nil {
-		t.Fatalf("Recheck = %v, %v", ok, err)
+	if r, err := counted.Recheck(ctx, want.VM.MoRef, want.ID); !r.Exists || err != nil {
+		t.Fatalf("Recheck = %v, %v", r.Exists, err)
+	} else if len(r.Tree) < 2 {
+		t.Errorf("Recheck read %d snapshots of the VM's tree, want all of them", len(r.Tree))
 	}
 	if n := calls.SOAP() - before; n != 1 {
 		t.Errorf("Recheck made %d SOAP calls, want 1", n)
@@ -107,7 +109,8 @@ func TestSnapshotReRead(t *testing.T) {
 	if err := sim.SetDatastoreFree(200 << 30); err != nil {
 		t.Fatal(err)
 	}
-	again, _, busy, err := c.Recheck(ctx, want.VM.MoRef, want.ID)
+	r, err := c.Recheck(ctx, want.VM.MoRef, want.ID)
+	again, busy := r.Snapshot, r.Busy
 	if err != nil || busy != "" || len(again.VM.Datastores) != 1 {
 		t.Fatalf("Recheck = %+v busy %q err %v", again.VM.Datastores, busy, err)
 	}

@@ -1,0 +1,29 @@
+package plan
+
+import (
+	"fmt"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/policy"
+)
+
+// backupSnapshots maps each VM that has a managed (backup) snapshot to that
+// snapshot's name. Items of one VM share its *facts.VM.
+func backupSnapshots(items []Item) map[*facts.VM]string {
+	out := map[*facts.VM]string{}
+	for _, it := range items {
+		if it.Verdict.State == policy.StateManaged && it.Snapshot.VM != nil {
+			if _, seen := out[it.Snapshot.VM]; !seen {
+				out[it.Snapshot.VM] = it.Snapshot.Name
+			}
+		}
+	}
+	return out
+}
+
+// BackupRefusal is the backup guard's sentence, shared with enforce's
+// re-check: a removal beside a running backup could break the backup's
+// snapshot chain, and the backup usually ends within hours.
+func BackupRefusal(name string) string {
+	return fmt.Sprintf("backup snapshot %q is on the VM: no consolidation while backup software holds a snapshot; next cycle", name)
+}
