@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/snapwarden/snapwarden/internal/pgtest"
 )
 
 // lost waits for the lease to end, failing after within.
@@ -68,4 +70,53 @@ WHERE locktype = 'advisory' AND classid = ?::oid AND objid = hashtext(current_sc
 		t.Fatalf("TryLead after Release = %v, %v", c, err)
 	}
 	c.Release()
+}
+
+// A PostgreSQL restart cuts every session: the leader loses its lease at
+// once, and after the restart an instance leads again within 30 s.
+func TestLeadershipAcrossRestart(t *testing.T) {
+	if !onPostgres {
+		t.Skip("PostgreSQL only")
+	}
+	ctx := context.Background()
+	c := pgtest.Private(t)
+	state := c.Schema(t)
+	var leds []*Ledger
+	for range 2 {
+		l, err := Open(ctx, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		leds = append(leds, l)
+	}
+	a, err := leds[0].TryLead(ctx)
+	if err != nil || a == nil {
+		t.Fatalf("TryLead = %v, %v", a, err)
+	}
+	restarted := time.Now()
+	c.Restart(t)
+	lost(t, a, HeartbeatEvery+HeartbeatTimeout+time.Second)
+
+	var b *Lease
+	for b == nil && time.Since(restarted) < 30*time.Second {
+		for _, l := range leds {
+			if b, _ = l.TryLead(ctx); b != nil {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // polling, as a standby does
+	}
+	if b == nil {
+		t.Fatal("no one leads 30 s after the restart")
+	}
+	defer b.Release()
+	// The pools reconnect: a broken connection fails one call at most.
+	for _, l := range leds {
+		if _, err := l.Pending(ctx); err != nil {
+			if _, err := l.Pending(ctx); err != nil {
+				t.Errorf("after the restart: %v", err)
+			}
+		}
+	}
 }
