@@ -82,11 +82,13 @@ func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 		}
 		return nil, nil
 	}
-	stop := make(chan struct{})
+	stop, closed := make(chan struct{}), make(chan struct{})
 	ls := &Lease{lost: make(chan struct{})}
-	ls.release = func() { close(stop); <-ls.lost }
+	// Release returns once the session is closed, so a standby may take
+	// over at once.
+	ls.release = func() { close(stop); <-closed }
 	go func() {
-		defer close(ls.lost)
+		defer close(closed)
 		// Closing the session releases the lock; a closed or broken
 		// connection has lost it already.
 		defer func() {
@@ -94,6 +96,9 @@ func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 			defer cancel()
 			_ = conn.Close(cctx)
 		}()
+		// Those acting under the lease hear of its end first, before the
+		// (perhaps slow, on a cut network) close.
+		defer close(ls.lost)
 		t := time.NewTicker(HeartbeatEvery)
 		defer t.Stop()
 		for {

@@ -2,6 +2,9 @@ package ledger
 
 import (
 	"context"
+	"net"
+	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +121,133 @@ func TestLeadershipAcrossRestart(t *testing.T) {
 				t.Errorf("after the restart: %v", err)
 			}
 		}
+	}
+}
+
+// cutProxy forwards TCP connections to target until cut, after which it
+// forwards nothing but keeps the connections open, as a silent network cut
+// does.
+type cutProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln}
+	t.Cleanup(p.close)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(c, s)
+			go p.pipe(s, c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) pipe(from, to net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if err != nil {
+			to.Close()
+			return
+		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if !cut {
+			if _, err := to.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (p *cutProxy) setCut() {
+	p.mu.Lock()
+	p.cut = true
+	p.mu.Unlock()
+}
+
+// close closes every connection, as the server does once its keepalives
+// fail.
+func (p *cutProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// On a silent network cut the leader's heartbeat times out: the lease is
+// lost within HeartbeatEvery+HeartbeatTimeout, before the server drops the
+// session and so before anyone else can lead.
+func TestLeadershipNetworkCut(t *testing.T) {
+	if !onPostgres {
+		t.Skip("PostgreSQL only")
+	}
+	ctx := context.Background()
+	state := stateT(t)
+	u, err := url.Parse(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newCutProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	cutState := u.String()
+
+	l1, err := Open(ctx, cutState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Close()
+	l2, err := Open(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	a, err := l1.TryLead(ctx)
+	if err != nil || a == nil {
+		t.Fatalf("TryLead = %v, %v", a, err)
+	}
+	p.setCut()
+	lost(t, a, HeartbeatEvery+HeartbeatTimeout+time.Second)
+	if b, err := l2.TryLead(ctx); err != nil || b != nil {
+		t.Fatalf("another instance leads while the server still has the old leader's session: %v, %v", b, err)
+	}
+	p.close() // the server notices the dead peer
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := l2.TryLead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != nil {
+			b.Release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no one leads after the server dropped the old session")
+		}
+		time.Sleep(50 * time.Millisecond) // polling, as a standby does
 	}
 }
