@@ -46,7 +46,11 @@ say "snapwarden run again: nothing new is sent"
 SW run
 
 say "an enforce cycle: globex's policy is action: consolidate, and its overdue snapshot was warned about above"
-SNAPWARDEN_ENFORCEMENT_MODE=enforce SW run
+# A snapshot is committed only min_notice after its owner's first delivered
+# notice (24h by default). The demo sets 5s so the commit can be watched: it
+# waits out those seconds since the first run's digest.
+sleep 5
+SNAPWARDEN_ENFORCEMENT_MODE=enforce SNAPWARDEN_ENFORCEMENT_MIN_NOTICE=5s SW run
 say "snapwarden history --vm globex-web01: the notice, the escalation while it was blocked, the commit"
 SW history --vm globex-web01
 

@@ -16,33 +16,45 @@ import (
 	"time"
 )
 
-// binDir holds the binary buildBinary compiled; TestMain removes it.
-var binDir string
+// binDirs hold the binaries build compiled; TestMain removes them.
+var (
+	binMu   sync.Mutex
+	binDirs []string
+)
 
 // TestMain removes what the tests leave in the temp directory.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
+	for _, d := range binDirs {
+		_ = os.RemoveAll(d)
 	}
 	os.Exit(code)
 }
 
-// buildBinary compiles snapwarden once for the tests that run the real process.
-var buildBinary = sync.OnceValues(func() (string, error) {
+// buildBinary compiles snapwarden once for the tests that run the real process;
+// buildFailpointBinary compiles it with the failpoints the crash tests use.
+var (
+	buildBinary          = sync.OnceValues(func() (string, error) { return build() })
+	buildFailpointBinary = sync.OnceValues(func() (string, error) { return build("-tags", "failpoints") })
+)
+
+func build(flags ...string) (string, error) {
 	dir, err := os.MkdirTemp("", "snapwarden-bin-")
 	if err != nil {
 		return "", err
 	}
-	binDir = dir
+	binMu.Lock()
+	binDirs = append(binDirs, dir)
+	binMu.Unlock()
 	bin := filepath.Join(dir, "snapwarden")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	args := append(append([]string{"build"}, flags...), "-o", bin, ".")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", &exec.ExitError{Stderr: out}
 	}
 	return bin, nil
-})
+}
 
 // logWatcher collects the JSON log lines of a process and waits for one.
 type logWatcher struct {

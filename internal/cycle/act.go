@@ -20,8 +20,10 @@ func EnforceSettings(cfg *config.Config, set *Planner) enforce.Settings {
 
 // ActionNotices turns the act stage's outcomes into notices: each customer
 // is told what was committed on their VMs, and support hears of every
-// commit and every failed task. Refusals are in the ledger and the next
-// plan; the planner escalates the ones that last.
+// commit, every failed task and every VM that vanished under a task.
+// Refusals are in the ledger and the next plan; the planner escalates the
+// ones that last. The executor calls it (through Runner.tell) for each
+// result, whose notices are queued in the same ledger write.
 func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.Outcome, now time.Time) ([]ledger.Notice, error) {
 	byCustomer := map[string][]notify.Committed{}
 	var sup notify.SupportDigest
@@ -44,6 +46,11 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 			sup.Failures = append(sup.Failures, notify.Failure{Decision: o.Decision, At: o.At, TaskID: o.TaskID,
 				Fault: o.Fault, Attempts: o.Decision.History.Attempts + 1})
 			items = append(items, ledger.Item{Key: key, Action: ledger.ItemFailed, Reason: o.Fault})
+		case o.Result == enforce.ResultGone:
+			// Not a commit: the customer is not told; support finds out why.
+			sup.Failures = append(sup.Failures, notify.Failure{Decision: o.Decision, At: o.At, TaskID: o.TaskID,
+				Fault: o.Detail, Attempts: o.Decision.History.Attempts + 1})
+			items = append(items, ledger.Item{Key: key, Action: ledger.ItemGone, Reason: o.Detail})
 		}
 	}
 	var out []ledger.Notice

@@ -275,7 +275,7 @@ func churnRun(t *testing.T, seed int64, planners []*Planner, rd *notify.Renderer
 			}
 		}
 		p := planner.Decide(inv, l.history(), plan.ProblemHistory{}, nil, now)
-		notices, err := Notices(planner.Config, rd, p, nil, now)
+		notices, err := Notices(planner.Config, rd, p, nil, nil, now)
 		if err != nil {
 			t.Fatal(err)
 		}

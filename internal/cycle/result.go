@@ -1,6 +1,7 @@
 package cycle
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,7 +18,8 @@ type Result struct {
 	Started  time.Time
 	Duration time.Duration
 	Plan     *plan.Plan
-	// Queued counts notices put in the outbox this cycle, by kind.
+	// Queued counts the notices the plan put in the outbox this cycle, by
+	// kind (those telling of actions are queued with each action's result).
 	Queued map[string]int
 	// Sent and Failed count delivery results this cycle (including retries of
 	// earlier cycles' notices), by kind.
@@ -28,6 +30,20 @@ type Result struct {
 	Actions map[string]int
 	// Outcomes are the act stage's results, for logs and the demo.
 	Outcomes []enforce.Outcome
+}
+
+// acted adds the act stage's outcomes and returns the ledger failures among
+// them: the cycle must then stop (fail closed).
+func (r *Result) acted(outcomes []enforce.Outcome) error {
+	var errs []error
+	for _, o := range outcomes {
+		r.Actions[o.Result]++
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+		}
+	}
+	r.Outcomes = append(r.Outcomes, outcomes...)
+	return errors.Join(errs...)
 }
 
 // newResult returns a Result with its maps ready.

@@ -2,6 +2,7 @@ package cycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -68,7 +69,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	vopt.Parallel, vopt.CollectTimeout = cfg.Collect.Parallel, cfg.Collect.Timeout
 	vopt.ScanEvery = cfg.Problems.ScanEvery
 	r.pool = vsphere.NewPool(cfg.VCenters, vopt)
-	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log}
+	r.exec = &enforce.Executor{Pool: r.pool, Ledger: led, Log: opt.Log, Tell: r.tell}
 	return r, nil
 }
 
@@ -126,9 +127,12 @@ func (r *Runner) settings() (*config.Config, *Planner, *notify.Renderer, *notify
 }
 
 // Cycle runs one cycle: collect, evaluate, plan, queue notices and record
-// (one transaction), deliver the outbox, then act (enforce mode only) and
-// tell customers and support what was done. A delivery failure leaves the
-// notice pending for the next cycle; nothing is lost or sent twice.
+// (one transaction), deliver the outbox, then act (enforce mode only). The
+// result of each action is recorded together with the notices that tell of
+// it (see tell), which are then delivered. A delivery failure leaves the
+// notice owed to that recipient for the next cycle. Fail closed: when a
+// ledger write fails, nothing more is sent or started in this cycle and
+// Cycle returns the error.
 func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	cfg, planner, renderer, mailer := r.settings()
 	res := newResult(now)
@@ -140,14 +144,16 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	// a second removal of the same snapshot. (Run judges its guards on the
 	// plan's time plus the time elapsed, so the cycle's clock reaches it
 	// through the plan.)
-	var outcomes []enforce.Outcome
 	if enforcing {
 		// Briefly: a task still running (hours, perhaps) stays in flight in
 		// the ledger, which keeps the planner from starting another, and is
 		// looked at again next cycle; it must not hold back this cycle's notices.
 		rctx, cancel := context.WithTimeout(ctx, resumeWait)
-		outcomes = r.exec.Resume(rctx)
+		outcomes := r.exec.Resume(rctx)
 		cancel()
+		if err := res.acted(outcomes); err != nil {
+			return res, err
+		}
 	}
 
 	inv, err := Collect(ctx, r.pool, r.ledger)
@@ -164,7 +170,11 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	notices, err := Notices(cfg, renderer, p, acks, now)
+	bounces, err := r.ledger.Unreported(ctx)
+	if err != nil {
+		return res, err
+	}
+	notices, err := Notices(cfg, renderer, p, acks, bounces, now)
 	if err != nil {
 		return res, err
 	}
@@ -177,37 +187,36 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
 	}
 	rec.Summary = res.Summary()
-	cycleID, err := r.ledger.Record(ctx, rec)
-	if err != nil {
+	if _, err := r.ledger.Record(ctx, rec); err != nil {
 		return res, err
 	}
 	if err := r.ledger.RecordProblems(ctx, now, p.Problems, answered(cfg, p), inv.Scanned); err != nil {
 		return res, err
 	}
-	r.deliver(ctx, cfg, mailer, res, now)
+	if err := r.deliver(ctx, cfg, mailer, res, now); err != nil {
+		return res, err
+	}
 
 	if enforcing {
-		outcomes = append(outcomes, r.exec.Run(ctx, p, EnforceSettings(cfg, planner))...)
-	}
-	if len(outcomes) > 0 {
-		for _, o := range outcomes {
-			res.Actions[o.Result]++
-		}
-		res.Outcomes = outcomes
-		acted, err := ActionNotices(cfg, renderer, outcomes, now)
-		if err != nil {
+		if err := res.acted(r.exec.Run(ctx, p, EnforceSettings(cfg, planner))); err != nil {
 			return res, err
 		}
-		for _, n := range acted {
-			res.Queued[n.Kind]++
+		if len(res.Outcomes) > 0 {
+			if err := r.deliver(ctx, cfg, mailer, res, now); err != nil {
+				return res, err
+			}
 		}
-		if err := r.ledger.Queue(context.WithoutCancel(ctx), cycleID, acted); err != nil {
-			return res, err
-		}
-		r.deliver(ctx, cfg, mailer, res, now)
 	}
 	res.Duration = time.Since(began)
 	return res, nil
+}
+
+// tell renders the notices of one action's result for the executor, which
+// queues them with the result in one ledger write. It reads the config of
+// the moment, like the cycle that runs the action.
+func (r *Runner) tell(o enforce.Outcome) ([]ledger.Notice, error) {
+	cfg, _, renderer, _ := r.settings()
+	return ActionNotices(cfg, renderer, []enforce.Outcome{o}, o.At)
 }
 
 // seen lists every collected snapshot for the ledger.
@@ -237,73 +246,86 @@ func answered(cfg *config.Config, p *plan.Plan) []string {
 	return out
 }
 
-// deliver sends every pending notice of the outbox: this cycle's and any an
-// earlier cycle could not deliver, with the bytes and Message-ID it stored.
+// deliver sends every pending notice of the outbox, this cycle's and any an
+// earlier cycle could not deliver, with the bytes and Message-ID it stored,
+// to each recipient still owed: one SMTP transaction per recipient, so a
+// rejected contact does not stop the others. Each recipient is marked
+// sending before SMTP starts and settled after; the first ledger write that
+// fails stops delivery and is returned, so nothing is sent that the ledger
+// does not know of (a recipient left sending is retried next time).
 //
 // Delivery times are the cycle's clock, like every other time the ledger
 // keeps, so a test clock and the planner agree on what happened first.
-func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, res *Result, now time.Time) {
+func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, res *Result, now time.Time) error {
 	pending, err := r.ledger.Pending(ctx)
 	if err != nil {
-		r.log.Error().Err(err).Msg("outbox: read pending notices")
-		res.Failed["outbox"]++
-		return
+		return err
 	}
-	var mails []ledger.Notice
-	var out []notify.Outgoing
+	session := mailer.Session()
+	defer session.Close()
+	// A delivery that happened is recorded even while stopping.
+	wctx := context.WithoutCancel(ctx)
 	for _, n := range pending {
-		switch n.Channel {
-		case ledger.ChannelEmail:
-			mails = append(mails, n)
-			out = append(out, notify.Outgoing{To: n.Recipients, Raw: n.Body})
-		case ledger.ChannelWebhook:
-			url := cfg.Support.Webhook.Reveal()
-			err := fmt.Errorf("support.webhook is no longer configured")
-			if url != "" {
-				err = r.poster.Post(ctx, url, n.Body)
+		for _, d := range n.Deliveries {
+			if d.State != ledger.StatePending && d.State != ledger.StateSending {
+				continue
 			}
-			r.settle(ctx, n, err, url == "" || !notify.Retryable(err), res, now)
+			if ctx.Err() != nil {
+				return nil // stopping: the rest stays owed for the next start
+			}
+			if err := r.ledger.Sending(ctx, n.ID, d.Address, now); err != nil {
+				return err
+			}
+			var derr error
+			switch n.Channel {
+			case ledger.ChannelEmail:
+				derr = session.Send(ctx, notify.Outgoing{To: []string{d.Address}, Raw: n.Body})
+			case ledger.ChannelWebhook:
+				derr = errors.New("support.webhook is no longer configured")
+				if url := cfg.Support.Webhook.Reveal(); url != "" {
+					derr = r.poster.Post(ctx, url, n.Body)
+				}
+			}
+			if err := r.settle(wctx, n, d, derr, res, now); err != nil {
+				return err
+			}
 		}
 	}
-	if len(out) == 0 {
-		return
-	}
-	errs := mailer.Send(ctx, out)
-	for i, n := range mails {
-		r.settle(ctx, n, errs[i], errs[i] != nil && !notify.Retryable(errs[i]), res, now)
-	}
+	return nil
 }
 
-// settle records one delivery result in the ledger.
-func (r *Runner) settle(ctx context.Context, n ledger.Notice, err error, permanent bool, res *Result, now time.Time) {
-	log := r.log.With().Str("kind", n.Kind).Str("customer", n.Customer).Str("message_id", n.MessageID).Logger()
+// settle records the result of one delivery to recipient d of n.
+func (r *Runner) settle(ctx context.Context, n ledger.Notice, d ledger.Delivery, err error, res *Result, now time.Time) error {
 	if err == nil {
 		res.Sent[n.Kind]++
-		if merr := r.ledger.MarkSent(ctx, n.ID, now); merr != nil {
-			log.Error().Err(merr).Msg("notice sent but not marked: it may be sent again with the same Message-ID")
+		if merr := r.ledger.MarkRecipientSent(ctx, n.ID, d.Address, now); merr != nil {
+			return fmt.Errorf("notice %s was delivered but that could not be recorded (it is delivered again, with the same Message-ID): %w", n.MessageID, merr)
 		}
-		return
+		return nil
 	}
 	res.Failed[n.Kind]++
+	permanent := !notify.Retryable(err)
+	log := r.log.With().Str("kind", n.Kind).Str("customer", n.Customer).Str("message_id", n.MessageID).
+		Str("recipient", d.Address).Logger()
 	if permanent {
-		log.Error().Err(err).Msg("notice refused for good: support must follow up by hand")
+		log.Error().Err(err).Msg("recipient refused for good: listed in the next support digest")
 	} else {
-		log.Warn().Err(err).Int("attempts", n.Attempts+1).Msg("notice not delivered: retried next cycle")
+		log.Warn().Err(err).Int("attempts", d.Attempts+1).Msg("notice not delivered: retried next cycle")
 	}
-	if merr := r.ledger.MarkFailed(ctx, n.ID, now, err.Error(), permanent); merr != nil {
-		log.Error().Err(merr).Msg("record delivery failure")
-	}
+	return r.ledger.MarkRecipientFailed(ctx, n.ID, d.Address, now, notify.Reply(err), permanent)
 }
 
 // Notices turns the plan into this cycle's outbox entries: one digest per
 // reachable customer, one support digest (email and webhook) for
 // escalations and notices without a reachable owner. An escalation support
 // acknowledged (acks, from the console) stays out of the digest while the
-// acknowledgement holds; the digest counts it. Pure apart from rendering.
-func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[facts.Key]ledger.Ack, now time.Time) ([]ledger.Notice, error) {
+// acknowledgement holds; the digest counts it. Contacts rejected for good
+// (bounces) are listed in it once. Pure apart from rendering.
+func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[facts.Key]ledger.Ack, bounces []ledger.Bounce, now time.Time) ([]ledger.Notice, error) {
 	byCustomer := map[string][]plan.Decision{}
 	var sup notify.SupportDigest
 	sup.At = now
+	sup.Undeliverable = undeliverable(p, bounces)
 	for _, d := range p.Decisions {
 		if d.CustomerNotice != plan.ActionNone {
 			if d.Reachable {
@@ -337,7 +359,7 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[fac
 		}
 		out = append(out, n)
 	}
-	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems) == 0 {
+	if len(sup.Escalations)+len(sup.Unowned)+len(sup.Problems)+customerBounces(bounces) == 0 {
 		return out, nil
 	}
 	items := append(customerItems(sup.Unowned), escalationItems(sup.Escalations)...)
@@ -345,7 +367,51 @@ func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[fac
 	if err != nil {
 		return nil, err
 	}
+	for i := range sn {
+		sn[i].Reports = bounces
+	}
 	return append(out, sn...), nil
+}
+
+// customerBounces counts the rejections of customers' contacts. Those of
+// the support address do not call for a digest of their own (it would go
+// to the address that rejects it, cycle after cycle); they are listed in the
+// next digest sent for another reason, and logged at error level meanwhile.
+func customerBounces(bounces []ledger.Bounce) int {
+	n := 0
+	for _, b := range bounces {
+		if b.Customer != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// undeliverable turns the ledger's rejections into the support digest's
+// section, naming the snapshots of a notice that reached nobody by the
+// plan's names where it still has them.
+func undeliverable(p *plan.Plan, bounces []ledger.Bounce) []notify.Bounce {
+	if len(bounces) == 0 {
+		return nil
+	}
+	names := map[facts.Key]string{}
+	for _, d := range p.Decisions {
+		if s := d.Snapshot; s.VM != nil {
+			names[s.Key()] = s.VM.VCenter + " / " + s.VM.Name + " / " + s.Name
+		}
+	}
+	out := make([]notify.Bounce, len(bounces))
+	for i, b := range bounces {
+		out[i] = notify.Bounce{Customer: b.Customer, Address: b.Address, Reply: b.Reply, At: b.At, Unreachable: b.Unreachable}
+		for _, it := range b.Items {
+			name, ok := names[it.Key]
+			if !ok {
+				name = it.Key.String() + " (no longer seen)"
+			}
+			out[i].Snapshots = append(out[i].Snapshots, name)
+		}
+	}
+	return out
 }
 
 // customerNotice renders one customer's digest (d's Attention and Committed;

@@ -383,7 +383,7 @@ func TestCrashBetweenSendAndRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE notices SET state = 'pending', sent_at = NULL`); err != nil {
+	if _, err := db.Exec(`UPDATE notices SET state = 'pending', sent_at = NULL; UPDATE notice_recipients SET state = 'sending', sent_at = NULL`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

@@ -12,4 +12,9 @@
 // A task is never started twice: its id is written to the ledger as soon as
 // vCenter returns it, a process stopped while it runs leaves the action
 // unfinished, and Resume watches it again after the restart.
+//
+// A result is never recorded untold: the notices of a commit, a failure or
+// a vanished VM (rendered by the caller's Executor.Tell) are queued by the
+// same ledger write that records it. When the ledger cannot be written the
+// executor starts nothing more, and the outcome's Err fails the cycle.
 package enforce

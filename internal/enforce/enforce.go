@@ -37,6 +37,7 @@ const (
 	ResultSuccess = ledger.ResultSuccess
 	ResultError   = ledger.ResultError
 	ResultRefused = ledger.ResultRefused
+	ResultGone    = ledger.ResultGone
 	ResultRunning = "running"
 )
 
@@ -102,6 +103,11 @@ type Outcome struct {
 	Fault string
 	// At is when the attempt finished (for running: when the wait ended).
 	At time.Time
+	// Err is set when the ledger could not record the attempt or its result
+	// (or the notices telling of it could not be rendered): the cycle must
+	// then fail closed. An unrecorded result stays unfinished in the ledger
+	// for Resume to record and tell.
+	Err error
 }
 
 // Executor runs consolidations. One Executor serves a process: it
@@ -115,6 +121,11 @@ type Executor struct {
 	// Now is the clock; nil means time.Now. Run counts from the plan's time
 	// and adds what Now says has elapsed since Run began.
 	Now func() time.Time
+	// Tell renders the notices of a finished outcome (a commit, a failure,
+	// a VM gone); FinishAction queues them in the transaction that records
+	// the result, so no result is recorded untold. Rendering stays with the
+	// caller; nil queues none.
+	Tell func(Outcome) ([]ledger.Notice, error)
 
 	// watching holds the ledger ids of the actions this Executor waits on
 	// or has finished, so Resume can be called every cycle (even while an
@@ -145,9 +156,10 @@ func (e *Executor) watch(id int64) bool {
 	return true
 }
 
-// release lets a later Resume watch an action again, unless o finished it.
+// release lets a later Resume watch an action again, unless o finished it
+// and the ledger recorded that.
 func (e *Executor) release(id int64, o *Outcome) {
-	if o.Result != ResultRunning {
+	if o.Result != ResultRunning && o.Err == nil {
 		return
 	}
 	e.mu.Lock()
@@ -252,6 +264,9 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 		busyDS   = map[string]bool{}
 		finished = make(chan done)
 		active   = 0
+		// unrecorded is set once the ledger failed to record an attempt:
+		// fail closed, start no more (the running ones end normally).
+		unrecorded = false
 	)
 	resources := func(d plan.Decision) (string, []string) {
 		vm := scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.MoRef)
@@ -282,7 +297,7 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	}
 	pending := len(due)
 	for pending > 0 || active > 0 {
-		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil; i++ {
+		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil && !unrecorded; i++ {
 			if started[i] || !free(due[i]) {
 				continue
 			}
@@ -296,12 +311,15 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			}(i, due[i])
 		}
 		if active == 0 {
-			break // ctx ended: the rest are left for the next cycle
+			break // ctx ended or the ledger failed: the rest are left for the next cycle
 		}
 		r := <-finished
 		active--
 		take(due[r.i], false)
 		results[r.i] = r.out
+		for _, o := range r.out {
+			unrecorded = unrecorded || o.Err != nil
+		}
 	}
 	var out []Outcome
 	for _, r := range results {
@@ -487,9 +505,10 @@ func (r *run) refuse(ctx context.Context, d plan.Decision, kind, guard, detail, 
 	wctx := context.WithoutCancel(ctx) // a refusal found is recorded even while stopping
 	id, err := e.Ledger.StartAction(wctx, action(d, kind, now))
 	if err == nil {
-		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault))
+		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), nil)
 	}
 	if err != nil {
+		o.Err = err
 		e.Log.Error().Err(err).Str("guard", guard).Msg("enforce: record refusal")
 	}
 	e.log(o)
@@ -520,6 +539,7 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 	if err != nil {
 		// Without the record a restart could not find the task: do not start it.
 		o.Result, o.Detail, o.At = ResultError, "the attempt could not be recorded, so no task was started: "+err.Error(), r.clock()
+		o.Err = err
 		e.log(o)
 		return o
 	}
@@ -544,6 +564,7 @@ func (r *run) task(ctx context.Context, d plan.Decision, kind string,
 	}
 	o.TaskID = taskID
 	if err := e.Ledger.SetTask(wctx, id, taskID); err != nil {
+		o.Err = err
 		e.Log.Error().Err(err).Str("task", taskID).Msg("enforce: record task id; a restart cannot resume this task")
 	}
 	return r.wait(ctx, wctx, id, o, gone)
@@ -598,7 +619,9 @@ func (r *run) wait(ctx, wctx context.Context, id int64, o Outcome, gone func(con
 	return r.finish(wctx, id, o, ResultError, "", "the task failed: "+res.Fault)
 }
 
-// finish writes the result of action id and logs the outcome.
+// finish writes the result of action id together with the notices that
+// tell of it, and logs the outcome. When the notices cannot be rendered the
+// result is still recorded (it is a fact), and o.Err fails the cycle.
 func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, detail string) Outcome {
 	e := r.e
 	o.Result, o.Reason, o.Detail, o.At = result, guard, detail, r.clock()
@@ -606,8 +629,17 @@ func (r *run) finish(wctx context.Context, id int64, o Outcome, result, guard, d
 	if result == ResultRefused {
 		fault = refusal(guard, detail, o.Fault)
 	}
-	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault); err != nil {
-		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action")
+	var notices []ledger.Notice
+	if e.Tell != nil {
+		var err error
+		if notices, err = e.Tell(o); err != nil {
+			o.Err = errors.Join(o.Err, fmt.Errorf("notices of action %d: %w", id, err))
+			e.Log.Error().Err(err).Int64("action", id).Msg("enforce: the notices of the result could not be rendered")
+		}
+	}
+	if err := e.Ledger.FinishAction(wctx, id, o.At, result, fault, notices); err != nil {
+		o.Err = errors.Join(o.Err, err)
+		e.Log.Error().Err(err).Int64("action", id).Msg("enforce: record the end of the action; Resume records it next time")
 	}
 	e.log(o)
 	return o

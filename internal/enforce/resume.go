@@ -11,8 +11,10 @@ import (
 
 // Resume watches the tasks a previous process (or an earlier wait that was
 // cut short) left running, as the ledger's unfinished actions, and finishes
-// their ledger entries. For a task vCenter no longer knows it re-reads the
-// snapshot: gone means success, still there means error "task lost". An
+// their ledger entries, with the notices Tell renders, as Run does. For a
+// task vCenter no longer knows it re-reads the snapshot: gone means success,
+// still there means error "task lost". A VM that vanished is no commit: the
+// action is recorded "gone" (support is told, not the customer). An
 // action that never got its task id is judged the same way, except that a
 // snapshot still there is recorded "abandoned" (the task most likely never
 // started; the planner tries again). A removal that ends in success is
@@ -72,16 +74,16 @@ func (r *run) resume(ctx context.Context, a ledger.Action) []Outcome {
 	if err != nil {
 		return stillRunning("the VM could not be looked up: " + err.Error())
 	}
-	if found {
-		d.Snapshot.VM.MoRef = moref
-		o.Decision = d
+	if !found {
+		// Its snapshot went with it, but nobody can tell whether it was
+		// committed first: telling the customer "committed" would be a guess.
+		return []Outcome{r.finish(wctx, a.ID, o, ResultGone, "", "the VM no longer exists in vCenter; whether the snapshot was committed before it went is unknown")}
 	}
+	d.Snapshot.VM.MoRef = moref
+	o.Decision = d
 	// gone tells whether the action's work is done, for a task that vCenter
 	// forgot or whose id was never recorded.
 	gone := func(ctx context.Context) (bool, error) {
-		if !found {
-			return true, nil // the VM, and so its snapshot, is gone
-		}
 		if a.Kind == KindConsolidate {
 			need, err := c.ConsolidationNeeded(ctx, moref)
 			return !need, err
@@ -97,12 +99,10 @@ func (r *run) resume(ctx context.Context, a ledger.Action) []Outcome {
 	if a.TaskID == "" {
 		// The process stopped between StartAction and SetTask: the task
 		// may have been started or not.
-		if found {
-			if busy, err := c.Busy(ctx, moref); err != nil {
-				return stillRunning("the VM's tasks could not be read: " + err.Error())
-			} else if busy != "" {
-				return stillRunning("no task id was recorded and the VM is busy (" + busy + "); judged again next time")
-			}
+		if busy, err := c.Busy(ctx, moref); err != nil {
+			return stillRunning("the VM's tasks could not be read: " + err.Error())
+		} else if busy != "" {
+			return stillRunning("no task id was recorded and the VM is busy (" + busy + "); judged again next time")
 		}
 		done, err := gone(ctx)
 		if err != nil {
@@ -118,7 +118,7 @@ func (r *run) resume(ctx context.Context, a ledger.Action) []Outcome {
 	} else {
 		out = append(out, r.wait(ctx, wctx, a.ID, o, gone))
 	}
-	if last := out[len(out)-1]; a.Kind == KindRemove && last.Result == ResultSuccess && found {
+	if last := out[len(out)-1]; a.Kind == KindRemove && last.Result == ResultSuccess {
 		if co, ok := r.consolidateIfNeeded(ctx, c, d); ok {
 			out = append(out, co)
 		}

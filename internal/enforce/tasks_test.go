@@ -2,7 +2,9 @@ package enforce_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +293,77 @@ func (e *env) busy(t *testing.T, vm string) string {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A VM that vanished under an unfinished removal is no commit: Resume
+// records it "gone" and tells (through Tell, in the same ledger write), and
+// a commit found by Resume is told as Run's would be.
+func TestResumeVMGoneIsNotACommit(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	ctx := context.Background()
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	d := decision(p, "web01/old")
+	gone := d.Snapshot.Key()
+	gone.VMUUID = "4211dead-0000-0000-0000-000000000000"
+	for _, k := range []facts.Key{gone, d.Snapshot.Key()} {
+		if _, err := e.led.StartAction(ctx, ledger.Action{Key: k, VM: d.Snapshot.VM.Name, Snapshot: d.Snapshot.Name,
+			Customer: "acme", Kind: enforce.KindRemove, StartedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.sim.RemoveSnapshot("web01", "old"); err != nil {
+		t.Fatal(err)
+	}
+	x := e.executor(t0)
+	var mu sync.Mutex // Resume tells from one goroutine per action
+	told := map[string]string{}
+	x.Tell = func(o enforce.Outcome) ([]ledger.Notice, error) {
+		id := fmt.Sprintf("<%s-%s@test>", o.Decision.Snapshot.VM.InstanceUUID, o.Result)
+		mu.Lock()
+		told[o.Decision.Snapshot.VM.InstanceUUID] = o.Result
+		mu.Unlock()
+		return []ledger.Notice{{MessageID: id, Channel: ledger.ChannelEmail, Kind: ledger.KindSupport,
+			Recipients: []string{"support@provider.example"}, Subject: o.Result, Body: []byte("x")}}, nil
+	}
+	out := x.Resume(ctx)
+	if len(out) != 2 {
+		t.Fatalf("resumed %s", describe(out))
+	}
+	if told[gone.VMUUID] != enforce.ResultGone || told[d.Snapshot.Key().VMUUID] != enforce.ResultSuccess {
+		t.Errorf("told %v; want the vanished VM gone, the removed snapshot success", told)
+	}
+	pending, err := e.led.Pending(ctx)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending notices %d (%v), want the 2 Tell rendered", len(pending), err)
+	}
+	if running, err := e.led.Running(ctx); err != nil || len(running) != 0 {
+		t.Errorf("still running after Resume: %v %v", running, err)
+	}
+}
+
+// Fail closed: once the ledger cannot record a result, Run starts no more
+// removals; the unrecorded one stays unfinished for Resume.
+func TestRunStopsWhenTheLedgerFails(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	db, err := sql.Open("sqlite", filepath.Join(e.dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER disk_full BEFORE UPDATE OF finished_at ON actions
+BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	s := settings()
+	s.MaxConcurrent = 1
+	out := e.executor(t0).Run(context.Background(), p, s)
+	if len(out) != 1 || out[0].Err == nil || !strings.Contains(out[0].Err.Error(), "disk is full") {
+		t.Fatalf("Run on a failing ledger:%s\nwant one attempt whose result could not be recorded", describe(out))
+	}
+	if running, err := e.led.Running(context.Background()); err != nil || len(running) != 1 {
+		t.Errorf("unfinished actions %d (%v), want the one unrecorded", len(running), err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/failpoint"
 )
 
 // Action is one consolidation attempt. It is written before the vSphere task
@@ -23,7 +24,7 @@ type Action struct {
 	StartedAt  time.Time
 	TaskID     string
 	FinishedAt time.Time // zero while running
-	Result     string    // "" while running | "success" | "error" | "refused" | "abandoned"
+	Result     string    // "" while running | "success" | "error" | "refused" | "abandoned" | "gone"
 	Fault      string    // the vSphere fault or refusal, for people
 }
 
@@ -33,9 +34,13 @@ const (
 	ResultError     = "error"
 	ResultRefused   = "refused"
 	ResultAbandoned = "abandoned"
+	// ResultGone: the VM vanished while its task was unfinished, so whether
+	// the snapshot was committed is unknown. Support is told; the customer is
+	// never told it was committed.
+	ResultGone = "gone"
 )
 
-var validResults = map[string]bool{ResultSuccess: true, ResultError: true, ResultRefused: true, ResultAbandoned: true}
+var validResults = map[string]bool{ResultSuccess: true, ResultError: true, ResultRefused: true, ResultAbandoned: true, ResultGone: true}
 
 // StartAction records an attempt before its task is started and returns its id.
 func (l *Ledger) StartAction(ctx context.Context, a Action) (int64, error) {
@@ -53,6 +58,9 @@ func (l *Ledger) StartAction(ctx context.Context, a Action) (int64, error) {
 		vc = a.Key.VCenter
 	}
 	k := a.Key
+	if err := failpoint.Hit("ledger.start-action"); err != nil {
+		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
+	}
 	id, err := l.insertID(ctx, l.db, `
 INSERT INTO actions(key, key_vcenter, vm_uuid, snapshot_id, created, vcenter, vm, snapshot, customer, kind, started_at, task_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -70,6 +78,9 @@ func (l *Ledger) SetTask(ctx context.Context, id int64, taskID string) error {
 	if err := l.writable("set action task"); err != nil {
 		return err
 	}
+	if err := failpoint.Hit("ledger.set-task"); err != nil {
+		return fmt.Errorf("ledger %s: set task of action %d: %w", l.path, id, err)
+	}
 	res, err := l.db.ExecContext(ctx, `UPDATE actions SET task_id = ? WHERE id = ? AND finished_at IS NULL`, taskID, id)
 	if err != nil {
 		return fmt.Errorf("ledger %s: set task of action %d: %w", l.path, id, err)
@@ -77,24 +88,52 @@ func (l *Ledger) SetTask(ctx context.Context, id int64, taskID string) error {
 	return l.oneAction(res, id, "set task of")
 }
 
-// FinishAction records the outcome of action id.
-func (l *Ledger) FinishAction(ctx context.Context, id int64, at time.Time, result, fault string) error {
+// FinishAction records the outcome of action id and queues notices, the
+// ones that tell of it, in the same transaction: a crash can never leave a
+// result recorded but untold, or told but unrecorded.
+func (l *Ledger) FinishAction(ctx context.Context, id int64, at time.Time, result, fault string, notices []Notice) (err error) {
 	if err := l.writable("finish action"); err != nil {
 		return err
 	}
 	if !validResults[result] {
-		return fmt.Errorf("ledger %s: finish action %d: result %q is not success, error, refused or abandoned", l.path, id, result)
+		return fmt.Errorf("ledger %s: finish action %d: result %q is not success, error, refused, abandoned or gone", l.path, id, result)
 	}
 	if at.IsZero() {
 		return fmt.Errorf("ledger %s: finish action %d: no finish time", l.path, id)
 	}
-	res, err := l.db.ExecContext(ctx, `
+	for i, n := range notices {
+		if err := checkNotice(n); err != nil {
+			return fmt.Errorf("ledger %s: finish action %d: notice %d: %w", l.path, id, i, err)
+		}
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	res, err := tx.ExecContext(ctx, `
 UPDATE actions SET finished_at = ?, result = ?, fault = ? WHERE id = ? AND finished_at IS NULL`,
 		at.UnixNano(), result, fault, id)
 	if err != nil {
 		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
 	}
-	return l.oneAction(res, id, "finish")
+	if err = l.oneAction(res, id, "finish"); err != nil {
+		return err
+	}
+	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
+		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
+	}
+	if err = failpoint.Hit("ledger.finish-action"); err != nil {
+		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("ledger %s: finish action %d: commit: %w", l.path, id, err)
+	}
+	return nil
 }
 
 func (l *Ledger) oneAction(res sql.Result, id int64, op string) error {

@@ -9,6 +9,10 @@
 // pending together with the facts that caused them, and delivery marks them
 // sent or failed afterwards, so a crash between the two re-delivers the very
 // same bytes under the same Message-ID rather than losing or re-planning them.
+// Delivery is tracked per recipient (notice_recipients): each is marked
+// "sending" before SMTP starts and settled after, and a rejected contact
+// never settles the others. The result of a consolidation and the notices
+// telling of it are written together by FinishAction.
 //
 // On PostgreSQL (a postgres:// state) several processes share the ledger and
 // one of them acts: the holder of TryLead's lease, an advisory lock on a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -579,13 +580,13 @@ func TestActions(t *testing.T) {
 		t.Errorf("history while running = %+v", h)
 	}
 
-	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked"); err != nil {
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.FinishAction(ctx, id, t0.Add(3*time.Minute), ResultSuccess, ""); err == nil {
+	if err := l.FinishAction(ctx, id, t0.Add(3*time.Minute), ResultSuccess, "", nil); err == nil {
 		t.Errorf("finishing an action twice succeeded")
 	}
-	if err := l.FinishAction(ctx, id, t0, "ok", ""); err == nil {
+	if err := l.FinishAction(ctx, id, t0, "ok", "", nil); err == nil {
 		t.Errorf("result ok accepted")
 	}
 	// A refusal is not a failed attempt, but it is the latest one.
@@ -594,7 +595,7 @@ func TestActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.FinishAction(ctx, id2, t0.Add(time.Hour+time.Second), ResultRefused, "consolidation already running"); err != nil {
+	if err := l.FinishAction(ctx, id2, t0.Add(time.Hour+time.Second), ResultRefused, "consolidation already running", nil); err != nil {
 		t.Fatal(err)
 	}
 	a.StartedAt = t0.Add(2 * time.Hour)
@@ -602,7 +603,7 @@ func TestActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.FinishAction(ctx, id3, t0.Add(2*time.Hour+time.Minute), ResultError, "InsufficientDisk"); err != nil {
+	if err := l.FinishAction(ctx, id3, t0.Add(2*time.Hour+time.Minute), ResultError, "InsufficientDisk", nil); err != nil {
 		t.Fatal(err)
 	}
 	if hist, err = l.History(ctx); err != nil {
@@ -647,7 +648,7 @@ func TestAudit(t *testing.T) {
 	if err := l.SetTask(ctx, id, "task-12"); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.FinishAction(ctx, id, t0.Add(2*time.Hour+time.Minute), ResultSuccess, ""); err != nil {
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Hour+time.Minute), ResultSuccess, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	t3 := t0.Add(3 * time.Hour)
@@ -875,6 +876,174 @@ func BenchmarkHistory20000(b *testing.B) {
 	}
 }
 
+// Delivery is per recipient: a rejected contact does not settle the notice
+// while another is owed; sent_at is the first acceptance; a rejection is
+// reported once; a notice that reached nobody is reported with its items.
+func TestDeliveryPerRecipient(t *testing.T) {
+	ctx := context.Background()
+	l, path := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0.Add(-time.Hour))
+	two := notice("two", "customer", "acme", item(s, "warn", ""))
+	two.Recipients = []string{"bad@acme.example", "ops@acme.example"}
+	one := notice("one", "customer", "initech", item(s, "warn", ""))
+	record(t, l, Record{Started: t0, Finished: t0, Snapshots: []Seen{seen(s, "acme", "", 1)}, Notices: []Notice{two, one}})
+	ps := pendingByMessageID(t, l)
+	n2, n1 := ps[two.MessageID], ps[one.MessageID]
+	if len(n2.Deliveries) != 2 || n2.Deliveries[0] != (Delivery{Address: "bad@acme.example", State: StatePending}) {
+		t.Fatalf("deliveries = %+v", n2.Deliveries)
+	}
+
+	if err := l.Sending(ctx, n2.ID, "bad@acme.example", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkRecipientFailed(ctx, n2.ID, "bad@acme.example", t0.Add(time.Minute), "550 5.1.1 no such user", true); err != nil {
+		t.Fatal(err)
+	}
+	if p := pendingByMessageID(t, l)[two.MessageID]; p.State != StatePending || !p.SentAt.IsZero() ||
+		p.Deliveries[0].State != StateFailed || p.Deliveries[0].Attempts != 1 || p.Deliveries[1].State != StatePending {
+		t.Fatalf("after one rejection: %+v", p)
+	}
+	// A crash after Sending: the recipient is still owed, marked sending.
+	if err := l.Sending(ctx, n2.ID, "ops@acme.example", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if p := pendingByMessageID(t, l)[two.MessageID]; p.Deliveries[1].State != StateSending || p.Deliveries[1].Attempts != 1 {
+		t.Fatalf("after a crash while sending: %+v", p.Deliveries)
+	}
+	if err := l.Sending(ctx, n2.ID, "ops@acme.example", t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	sentAt := t0.Add(2 * time.Minute)
+	if err := l.MarkRecipientSent(ctx, n2.ID, "ops@acme.example", sentAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkRecipientSent(ctx, n2.ID, "ops@acme.example", sentAt.Add(time.Hour)); err != nil {
+		t.Errorf("repeated MarkRecipientSent: %v", err)
+	}
+	if err := l.MarkRecipientSent(ctx, n2.ID, "bad@acme.example", sentAt); err == nil {
+		t.Errorf("MarkRecipientSent of a rejected recipient succeeded")
+	}
+	if err := l.Sending(ctx, n2.ID, "ops@acme.example", sentAt); err == nil {
+		t.Errorf("Sending to a recipient already sent succeeded")
+	}
+	var state string
+	var sent sql.NullInt64
+	var attempts int
+	if err := l.db.QueryRow(`SELECT state, sent_at, attempts FROM notices WHERE id = ?`, n2.ID).Scan(&state, &sent, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if state != StateSent || !fromNanos(sent).Equal(sentAt) || attempts != 2 {
+		t.Errorf("notice after one acceptance: state %s sent_at %v attempts %d; want sent at %v, 2 attempts", state, fromNanos(sent), attempts, sentAt)
+	}
+
+	// The only contact of initech rejects: the notice failed, reaching nobody.
+	if err := l.MarkRecipientFailed(ctx, n1.ID, "ops@initech.example", t0.Add(3*time.Minute), "550 mailbox unavailable", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.db.QueryRow(`SELECT state, sent_at FROM notices WHERE id = ?`, n1.ID).Scan(&state, &sent); err != nil || state != StateFailed || sent.Valid {
+		t.Errorf("notice rejected by all: state %s sent_at %v (%v); want failed, NULL", state, sent, err)
+	}
+	bs, err := l.Unreported(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 2 || bs[0].Address != "bad@acme.example" || bs[0].Customer != "acme" || bs[0].Reply != "550 5.1.1 no such user" ||
+		bs[0].Unreachable || bs[1].Address != "ops@initech.example" || !bs[1].Unreachable || len(bs[1].Items) != 1 || bs[1].Items[0].Key != s.Key() {
+		t.Fatalf("unreported = %+v", bs)
+	}
+	sup := notice("sup", "support", "")
+	sup.Reports = bs
+	record(t, l, Record{Started: t0.Add(time.Hour), Notices: []Notice{sup}})
+	if bs, err := l.Unreported(ctx); err != nil || len(bs) != 0 {
+		t.Errorf("after a support notice listed them, unreported = %+v %v", bs, err)
+	}
+}
+
+// The result of an action and the notices telling of it are one write.
+func TestFinishActionQueuesNotices(t *testing.T) {
+	ctx := context.Background()
+	l, _ := openT(t)
+	s := snap("vc1", "uuid-a", "snapshot-1", t0.Add(-time.Hour))
+	id, err := l.StartAction(ctx, Action{Key: s.Key(), Kind: "remove", StartedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := notice("bad", "action", "acme")
+	bad.Recipients = nil
+	if err := l.FinishAction(ctx, id, t0.Add(time.Minute), ResultSuccess, "", []Notice{bad}); err == nil {
+		t.Fatal("a notice without recipients was accepted")
+	}
+	dup := notice("dup", "support", "")
+	if err := l.FinishAction(ctx, id, t0.Add(time.Minute), ResultSuccess, "", []Notice{dup, dup}); err == nil {
+		t.Fatal("a duplicate Message-ID was accepted")
+	}
+	if running, err := l.Running(ctx); err != nil || len(running) != 1 {
+		t.Fatalf("a failed FinishAction finished the action anyway: running %v %v", running, err)
+	}
+	told := []Notice{notice("told-c", "action", "acme", item(s, ItemConsolidated, "task-1")), notice("told-s", "support", "", item(s, ItemConsolidated, "task-1"))}
+	if err := l.FinishAction(ctx, id, t0.Add(time.Minute), ResultSuccess, "", told); err != nil {
+		t.Fatal(err)
+	}
+	ps := pendingByMessageID(t, l)
+	if len(ps) != 2 || ps["<told-c@snapwarden>"].Kind != KindAction || !ps["<told-s@snapwarden>"].CreatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("pending after FinishAction = %+v", ps)
+	}
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultGone, "", nil); err == nil {
+		t.Errorf("finishing an action twice succeeded")
+	}
+}
+
+// The recipients' migration gives the notices of an older ledger one recipient row per
+// address in the notice's state; old failures count as reported.
+func TestMigrationRecipients(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ledger as it was just before the recipients' migration.
+	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE notice_recipients") })
+	if _, err := db.Exec(strings.Join(migrations[:before], "") + `PRAGMA user_version = ` + strconv.Itoa(before) + `;
+INSERT INTO notices(id, message_id, channel, kind, customer, recipients, subject, body, state, attempts, created_at, sent_at)
+VALUES (1, '<a@x>', 'email', 'customer', 'acme', '["a@acme.example","b@acme.example"]', 's', x'', 'sent', 1, 5, 6),
+       (2, '<b@x>', 'email', 'customer', 'acme', '["a@acme.example"]', 's', x'', 'failed', 1, 5, NULL),
+       (3, '<c@x>', 'email', 'support', '', '["support@p.example"]', 's', x'', 'pending', 0, 5, NULL);`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	l, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var got []string
+	if err := query(ctx, l.db, `SELECT notice_id || ' ' || address || ' ' || state || ' ' || (reported_at IS NOT NULL) FROM notice_recipients ORDER BY notice_id, address`,
+		func(r *sql.Rows) error {
+			var s string
+			err := r.Scan(&s)
+			got = append(got, s)
+			return err
+		}); err != nil {
+		t.Fatal(err)
+	}
+	want := "1 a@acme.example sent 0|1 b@acme.example sent 0|2 a@acme.example failed 1|3 support@p.example pending 0"
+	if strings.Join(got, "|") != want {
+		t.Errorf("recipients after migration:\n%s\nwant\n%s", strings.Join(got, "|"), want)
+	}
+	if ps := pendingByMessageID(t, l); len(ps["<c@x>"].Deliveries) != 1 {
+		t.Errorf("the pending notice has no recipient to deliver to: %+v", ps)
+	}
+}
+
 // TestRemovalRate learns the speed of successful removals only: failures,
 // refusals and empty snapshots teach nothing.
 func TestRemovalRate(t *testing.T) {
@@ -892,7 +1061,7 @@ func TestRemovalRate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.FinishAction(ctx, aid, t0.Add(took), result, ""); err != nil {
+		if err := l.FinishAction(ctx, aid, t0.Add(took), result, "", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -925,7 +1094,7 @@ func TestVCenterIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked"); err != nil {
+	if err := l.FinishAction(ctx, id, t0.Add(2*time.Minute), ResultError, "FileLocked", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Acknowledge(ctx, Ack{Key: old.Key(), State: "overdue", By: "bob", Note: "customer called", At: t0,

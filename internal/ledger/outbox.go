@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/snapwarden/snapwarden/internal/failpoint"
 )
 
 // Pending returns the notices to deliver: state pending, oldest first, with
-// their items. The body is the exact bytes queued by Record, so a notice
-// re-delivered after a crash is byte-for-byte the one planned.
+// their items and recipients. The body is the exact bytes queued by Record,
+// so a notice re-delivered after a crash is byte-for-byte the one planned.
 func (l *Ledger) Pending(ctx context.Context) ([]Notice, error) {
 	if l.db == nil {
 		return nil, nil
@@ -62,6 +64,30 @@ ORDER BY i.notice_id, i.rowid`)
 	if err := rows.Err(); err != nil {
 		return nil, wrap(err)
 	}
+	rrows, err := tx.QueryContext(ctx, `
+SELECT r.notice_id, r.address, r.state, r.attempts, r.last_error
+FROM notice_recipients r JOIN notices n ON n.id = r.notice_id
+WHERE n.state = 'pending'
+ORDER BY r.notice_id, r.rowid`)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rrows.Close()
+	for rrows.Next() {
+		var (
+			id int64
+			d  Delivery
+		)
+		if err := rrows.Scan(&id, &d.Address, &d.State, &d.Attempts, &d.LastError); err != nil {
+			return nil, wrap(err)
+		}
+		if n := byID[id]; n != nil {
+			n.Deliveries = append(n.Deliveries, d)
+		}
+	}
+	if err := rrows.Err(); err != nil {
+		return nil, wrap(err)
+	}
 	return out, nil
 }
 
@@ -94,61 +120,237 @@ FROM notices `+where, args...)
 	return out, rows.Err()
 }
 
-// MarkSent records the delivery of notice id at at. Marking a notice already
-// sent again is a no-op, so a retried call after a lost reply is harmless.
+// Sending records that delivery of notice id to address is about to start.
+// It is written before SMTP (or the webhook's POST) starts: a process that
+// dies, or a ledger that fails, after this point leaves the recipient
+// "sending", and the next delivery retries it with the same bytes and
+// Message-ID; a message is thus never lost, and delivered twice at most
+// when the interruption came after the server took it. A failed Sending
+// must stop delivery: nothing may be sent that the ledger does not know of.
+func (l *Ledger) Sending(ctx context.Context, id int64, address string, at time.Time) error {
+	if err := l.writable("mark notice sending"); err != nil {
+		return err
+	}
+	if err := failpoint.Hit("ledger.sending"); err != nil {
+		return fmt.Errorf("ledger %s: mark notice %d to %s sending: %w", l.path, id, address, err)
+	}
+	res, err := l.db.ExecContext(ctx, `
+UPDATE notice_recipients SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?
+WHERE notice_id = ? AND address = ? AND state IN ('pending', 'sending')`, at.UnixNano(), id, address)
+	if err != nil {
+		return fmt.Errorf("ledger %s: mark notice %d to %s sending: %w", l.path, id, address, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("ledger %s: mark notice %d to %s sending: no such recipient still owed (%v)", l.path, id, address, err)
+	}
+	return nil
+}
+
+// MarkSent records that every recipient of notice id still owed accepted
+// it at at. Marking a notice already sent again is a no-op, so a retried
+// call after a lost reply is harmless.
 func (l *Ledger) MarkSent(ctx context.Context, id int64, at time.Time) error {
-	if err := l.writable("mark notice sent"); err != nil {
-		return err
-	}
-	res, err := l.db.ExecContext(ctx, `
-UPDATE notices SET state = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1
-WHERE id = ? AND state = 'pending'`, at.UnixNano(), at.UnixNano(), id)
-	if err != nil {
-		return fmt.Errorf("ledger %s: mark notice %d sent: %w", l.path, id, err)
-	}
-	return l.checkTransition(ctx, res, id, "mark sent", StateSent)
+	return l.settle(ctx, id, "", at, StateSent, "")
 }
 
-// MarkFailed records a failed delivery attempt; permanent moves it to state
-// failed (never retried, for a rejected recipient say), else it stays pending
-// to be retried next time.
+// MarkRecipientSent records that address accepted notice id at at.
+func (l *Ledger) MarkRecipientSent(ctx context.Context, id int64, address string, at time.Time) error {
+	return l.settle(ctx, id, address, at, StateSent, "")
+}
+
+// MarkFailed records a failed delivery attempt to every recipient of
+// notice id still owed; permanent marks them failed (never retried, for a
+// rejected recipient say), else they stay pending to be retried next time.
 func (l *Ledger) MarkFailed(ctx context.Context, id int64, at time.Time, errText string, permanent bool) error {
-	if err := l.writable("mark notice failed"); err != nil {
-		return err
-	}
-	state := StatePending
-	if permanent {
-		state = StateFailed
-	}
-	res, err := l.db.ExecContext(ctx, `
-UPDATE notices SET state = ?, last_error = ?, last_attempt_at = ?, attempts = attempts + 1
-WHERE id = ? AND state = 'pending'`, state, errText, at.UnixNano(), id)
-	if err != nil {
-		return fmt.Errorf("ledger %s: mark notice %d failed: %w", l.path, id, err)
-	}
-	return l.checkTransition(ctx, res, id, "mark failed", "")
+	return l.settle(ctx, id, "", at, failState(permanent), errText)
 }
 
-// checkTransition explains an update that touched no row: the notice does not
-// exist, or it is no longer pending. okState names the state in which that
-// is fine (idempotent repeat).
-func (l *Ledger) checkTransition(ctx context.Context, res sql.Result, id int64, op, okState string) error {
+// MarkRecipientFailed records a failed attempt to deliver notice id to
+// address; errText is the server's reply. permanent as for MarkFailed.
+func (l *Ledger) MarkRecipientFailed(ctx context.Context, id int64, address string, at time.Time, errText string, permanent bool) error {
+	return l.settle(ctx, id, address, at, failState(permanent), errText)
+}
+
+func failState(permanent bool) string {
+	if permanent {
+		return StateFailed
+	}
+	return StatePending
+}
+
+// settle moves the recipients of notice id still owed (address, or all of
+// them when address is "") to state, then settles the notice in the same
+// transaction: sent_at is the first acceptance; the notice stays pending
+// while a recipient is owed, else it is sent (delivered to at least one)
+// or failed (to none).
+func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.Time, state, errText string) error {
+	op := "mark sent"
+	if state != StateSent {
+		op = "mark failed"
+	}
+	if err := l.writable(op); err != nil {
+		return err
+	}
+	wrap := func(err error) error {
+		if address != "" {
+			return fmt.Errorf("ledger %s: %s notice %d to %s: %w", l.path, op, id, address, err)
+		}
+		return fmt.Errorf("ledger %s: %s notice %d: %w", l.path, op, id, err)
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	// Rollback after Commit is a no-op; it also ends the transaction of an
+	// idempotent repeat, which returns nil without committing.
+	defer func() { _ = tx.Rollback() }()
+	var sentAt any
+	if state == StateSent {
+		sentAt = at.UnixNano()
+	}
+	// A successful attempt of a recipient never marked "sending" (MarkSent
+	// of a whole notice) still counts as an attempt.
+	res, err := tx.ExecContext(ctx, `
+UPDATE notice_recipients SET state = ?, sent_at = ?, last_attempt_at = ?,
+	attempts = CASE WHEN state = 'sending' THEN attempts ELSE attempts + 1 END,
+	last_error = CASE WHEN ? = '' THEN last_error ELSE ? END
+WHERE notice_id = ? AND (? = '' OR address = ?) AND state IN ('pending', 'sending')`,
+		state, sentAt, at.UnixNano(), errText, errText, id, address, address)
+	if err != nil {
+		return wrap(err)
+	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("ledger %s: %s notice %d: %w", l.path, op, id, err)
+		return wrap(err)
 	}
-	if n == 1 {
-		return nil
+	if n == 0 {
+		return l.noTransition(ctx, tx, id, address, state, wrap)
 	}
-	var state string
-	err = l.db.QueryRowContext(ctx, `SELECT state FROM notices WHERE id = ?`, id).Scan(&state)
+	if _, err := tx.ExecContext(ctx, `
+UPDATE notices SET
+	sent_at = COALESCE(sent_at, (SELECT MIN(sent_at) FROM notice_recipients WHERE notice_id = notices.id)),
+	attempts = (SELECT MAX(attempts) FROM notice_recipients WHERE notice_id = notices.id),
+	last_attempt_at = ?,
+	last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,
+	state = CASE
+		WHEN EXISTS (SELECT 1 FROM notice_recipients WHERE notice_id = notices.id AND state IN ('pending', 'sending')) THEN 'pending'
+		WHEN EXISTS (SELECT 1 FROM notice_recipients WHERE notice_id = notices.id AND state = 'sent') THEN 'sent'
+		ELSE 'failed' END
+WHERE id = ?`, at.UnixNano(), errText, errText, id); err != nil {
+		return wrap(err)
+	}
+	if err := failpoint.Hit("ledger.mark"); err != nil {
+		return wrap(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+
+// noTransition explains an update that touched no recipient: the notice or
+// recipient does not exist, or it is settled already. Marking sent what is
+// sent is fine (an idempotent repeat); anything else is an error.
+func (l *Ledger) noTransition(ctx context.Context, tx *sql.Tx, id int64, address, state string, wrap func(error) error) error {
+	var got string
+	var err error
+	if address == "" {
+		err = tx.QueryRowContext(ctx, `SELECT state FROM notices WHERE id = ?`, id).Scan(&got)
+	} else {
+		err = tx.QueryRowContext(ctx, `SELECT state FROM notice_recipients WHERE notice_id = ? AND address = ?`, id, address).Scan(&got)
+	}
 	switch {
+	case errors.Is(err, sql.ErrNoRows) && address == "":
+		return wrap(errors.New("no such notice"))
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("ledger %s: %s notice %d: no such notice", l.path, op, id)
+		return wrap(errors.New("no such recipient"))
 	case err != nil:
-		return fmt.Errorf("ledger %s: %s notice %d: %w", l.path, op, id, err)
-	case state == okState:
+		return wrap(err)
+	case got == StateSent && state == StateSent:
 		return nil
 	}
-	return fmt.Errorf("ledger %s: %s notice %d: it is %s, not pending", l.path, op, id, state)
+	return wrap(fmt.Errorf("it is %s, not pending", got))
+}
+
+// Bounce is a recipient that rejected a notice for good, for the support
+// digest's "Undeliverable contacts".
+type Bounce struct {
+	NoticeID  int64
+	MessageID string
+	Customer  string // "" for a support notice
+	Address   string
+	Reply     string // the server's reply
+	At        time.Time
+	// Unreachable is set when the notice reached none of its recipients:
+	// Items are then what it was about, for support to pass on.
+	Unreachable bool
+	Items       []Item
+}
+
+// Unreported returns the rejections no support notice has listed yet,
+// oldest first. Queueing a notice with them in Reports marks them listed.
+func (l *Ledger) Unreported(ctx context.Context) ([]Bounce, error) {
+	if l.db == nil {
+		return nil, nil
+	}
+	wrap := func(err error) error { return fmt.Errorf("ledger %s: unreported rejections: %w", l.path, err) }
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, `
+SELECT r.notice_id, n.message_id, n.customer, r.address, r.last_error, r.last_attempt_at, n.state = 'failed'
+FROM notice_recipients r JOIN notices n ON n.id = r.notice_id
+WHERE r.state = 'failed' AND r.reported_at IS NULL
+ORDER BY r.last_attempt_at, r.notice_id, r.rowid`)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []Bounce
+	for rows.Next() {
+		var (
+			b  Bounce
+			at sql.NullInt64
+		)
+		if err := rows.Scan(&b.NoticeID, &b.MessageID, &b.Customer, &b.Address, &b.Reply, &at, &b.Unreachable); err != nil {
+			return nil, wrap(err)
+		}
+		b.At = fromNanos(at)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err)
+	}
+	for i := range out {
+		if !out[i].Unreachable {
+			continue
+		}
+		if out[i].Items, err = noticeItems(ctx, tx, out[i].NoticeID); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	return out, nil
+}
+
+func noticeItems(ctx context.Context, q querier, id int64) ([]Item, error) {
+	rows, err := q.QueryContext(ctx, `
+SELECT vcenter, vm_uuid, snapshot_id, created, action, reason FROM notice_items WHERE notice_id = ? ORDER BY rowid`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Item
+	for rows.Next() {
+		var (
+			vc, uuid, snap, action, reason string
+			created                        sql.NullInt64
+		)
+		if err := rows.Scan(&vc, &uuid, &snap, &created, &action, &reason); err != nil {
+			return nil, err
+		}
+		out = append(out, Item{Key: keyOf(vc, uuid, snap, created), Action: action, Reason: reason})
+	}
+	return out, rows.Err()
 }

@@ -307,6 +307,8 @@ var (
 	pgRowID   = regexp.MustCompile(`\bINTEGER PRIMARY KEY\b`)
 	pgInteger = regexp.MustCompile(`\bINTEGER\b`)
 	pgBlob    = regexp.MustCompile(`\bBLOB\b`)
+	// pgJSONEach matches SQLite's json_each(t.column) alias, read for its value.
+	pgJSONEach = regexp.MustCompile(`\bjson_each\((\w+\.\w+)\) (\w+)`)
 	// pgForeign matches a foreign key and its ON DELETE clause, if any.
 	pgForeign = regexp.MustCompile(`(?i)\bREFERENCES \w+\s*\([\w, ]+\)(?: ON DELETE (?:CASCADE|SET NULL|RESTRICT|NO ACTION))?`)
 )
@@ -317,6 +319,8 @@ var (
 //   - a table without one gets a rowid identity column, since queries order
 //     by SQLite's implicit rowid (insertion order);
 //   - BLOB is BYTEA;
+//   - json_each(t.c) r (a JSON array of strings, read as r.value) is
+//     json_array_elements_text;
 //   - foreign keys are DEFERRABLE (still checked per statement unless a
 //     transaction defers them, as SQLite's defer_foreign_keys does);
 //   - a trigger's body moves into a PL/pgSQL function, its WHEN onto the
@@ -338,6 +342,7 @@ func pgMigration(m string) string {
 		}
 		return strings.Replace(t, "(", "(\n\trowid BIGINT GENERATED ALWAYS AS IDENTITY,", 1)
 	})
+	m = pgJSONEach.ReplaceAllString(m, "json_array_elements_text(${1}::json) AS ${2}(value)")
 	m = pgForeign.ReplaceAllString(m, "$0 DEFERRABLE INITIALLY IMMEDIATE")
 	m = pgInteger.ReplaceAllString(m, "BIGINT")
 	return pgBlob.ReplaceAllString(m, "BYTEA")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/failpoint"
 )
 
 // Seen is one snapshot observed in a cycle.
@@ -35,13 +36,27 @@ type Notice struct {
 	Attempts   int       // delivery attempts so far, successful or not
 	LastError  string    // the last failed attempt's error
 	CreatedAt  time.Time // when it was queued; Record uses Finished when zero
-	SentAt     time.Time // when it was delivered; zero until then
+	SentAt     time.Time // when the first recipient accepted it; zero until then
+	// Deliveries is where delivery stands for each recipient, as Pending
+	// reads it. Record ignores it: every recipient starts pending.
+	Deliveries []Delivery
+	// Reports are the rejections this support notice lists; queueing it
+	// marks them reported, so each is listed once.
+	Reports []Bounce
+}
+
+// Delivery is one recipient of a notice.
+type Delivery struct {
+	Address   string
+	State     string // "pending" | "sending" | "sent" | "failed"
+	Attempts  int
+	LastError string // the server's reply to the last failed attempt
 }
 
 // Item is one snapshot of a notice and what the notice says about it.
 type Item struct {
 	Key    facts.Key
-	Action string // "warn" | "remind" | "escalate" | "blocked" | "managed-stale" | "unowned" | "consolidated" | "failed"
+	Action string // "warn" | "remind" | "escalate" | "blocked" | "managed-stale" | "unowned" | "consolidated" | "failed" | "gone"
 	Reason string // e.g. the plan reason "guard-window"
 }
 
@@ -65,11 +80,14 @@ const (
 	ItemUnowned      = "unowned"
 	ItemConsolidated = "consolidated"
 	ItemFailed       = "failed"
+	ItemGone         = "gone" // the VM vanished under an unfinished action
 )
 
-// Notice states.
+// Notice states, and the recipients' (which add "sending": written before
+// SMTP starts, so an interrupted attempt is retried, never forgotten).
 const (
 	StatePending = "pending"
+	StateSending = "sending"
 	StateSent    = "sent"
 	StateFailed  = "failed"
 )
@@ -171,6 +189,9 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 	}
 
 	if err = l.insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
+		return 0, wrap(err)
+	}
+	if err = failpoint.Hit("ledger.record"); err != nil {
 		return 0, wrap(err)
 	}
 	if err = tx.Commit(); err != nil {
@@ -276,7 +297,9 @@ func lastSeenOnce(seen []Seen) []Seen {
 	return out
 }
 
-func (l *Ledger) insertNotices(ctx context.Context, tx *sql.Tx, notices []Notice, at time.Time, cycleID int64) error {
+// insertNotices queues notices with their items and recipients. cycleID is
+// the cycle that planned them, or nil for the notices of an action's result.
+func (l *Ledger) insertNotices(ctx context.Context, tx *sql.Tx, notices []Notice, at time.Time, cycleID any) error {
 	if len(notices) == 0 {
 		return nil
 	}
@@ -287,6 +310,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		return fmt.Errorf("prepare notice item insert: %w", err)
 	}
 	defer istmt.Close()
+	// DO NOTHING: a contact listed twice is one recipient.
+	rstmt, err := tx.PrepareContext(ctx, `
+INSERT INTO notice_recipients(notice_id, address, state) VALUES (?, ?, 'pending') ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("prepare notice recipient insert: %w", err)
+	}
+	defer rstmt.Close()
 	for _, n := range notices {
 		rcpt, err := json.Marshal(nonNil(n.Recipients))
 		if err != nil {
@@ -306,6 +336,18 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)`,
 			cycleID, n.MessageID, n.Channel, n.Kind, n.Customer, string(rcpt), n.Subject, body, created.UnixNano())
 		if err != nil {
 			return fmt.Errorf("notice %s: %w", n.MessageID, err)
+		}
+		for _, a := range n.Recipients {
+			if _, err := rstmt.ExecContext(ctx, id, a); err != nil {
+				return fmt.Errorf("notice %s recipient %s: %w", n.MessageID, a, err)
+			}
+		}
+		for _, b := range n.Reports {
+			if _, err := tx.ExecContext(ctx, `
+UPDATE notice_recipients SET reported_at = ? WHERE notice_id = ? AND address = ? AND reported_at IS NULL`,
+				created.UnixNano(), b.NoticeID, b.Address); err != nil {
+				return fmt.Errorf("notice %s: mark rejection of %s reported: %w", n.MessageID, b.Address, err)
+			}
 		}
 		for _, it := range n.Items {
 			k := it.Key
@@ -340,38 +382,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// Queue adds notices to the outbox of a recorded cycle, in one transaction:
-// the notices a cycle writes after acting (what was committed, what failed)
-// come after its Record.
-func (l *Ledger) Queue(ctx context.Context, cycleID int64, notices []Notice) (err error) {
-	if err := l.writable("queue notices"); err != nil {
-		return err
-	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: queue notices: %w", l.path, err) }
-	for i, n := range notices {
-		if err := checkNotice(n); err != nil {
-			return wrap(fmt.Errorf("notice %d: %w", i, err))
-		}
-	}
-	if len(notices) == 0 {
-		return nil
-	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if err = l.insertNotices(ctx, tx, notices, notices[0].CreatedAt, cycleID); err != nil {
-		return wrap(err)
-	}
-	if err = tx.Commit(); err != nil {
-		return wrap(fmt.Errorf("commit: %w", err))
-	}
-	return nil
 }

@@ -175,4 +175,33 @@ CREATE TABLE vcenters (
 	name TEXT NOT NULL     -- its name in the config when it last answered
 );
 `,
+	// 5: delivery per recipient. A notice is settled when each of its
+	// recipients is: sent (accepted by the server) or failed (rejected for
+	// good). "sending" is written before SMTP starts, so a crash or a failed
+	// write leaves it for a retry with the same bytes and Message-ID.
+	// reported_at is when a support notice listing a rejection was queued,
+	// so each is reported once. Existing notices get one row per recipient
+	// in their own state; their old failures count as reported (their
+	// per-address reply is unknown).
+	`
+CREATE TABLE notice_recipients (
+	notice_id       INTEGER NOT NULL REFERENCES notices(id) ON DELETE CASCADE,
+	address         TEXT    NOT NULL,
+	state           TEXT    NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	last_error      TEXT    NOT NULL DEFAULT '', -- the server's reply to the last failed attempt
+	last_attempt_at INTEGER,
+	sent_at         INTEGER,
+	reported_at     INTEGER,
+	PRIMARY KEY (notice_id, address)
+);
+CREATE INDEX notice_recipients_unreported ON notice_recipients(notice_id) WHERE state = 'failed' AND reported_at IS NULL;
+
+INSERT INTO notice_recipients(notice_id, address, state, attempts, last_error, last_attempt_at, sent_at, reported_at)
+SELECT n.id, r.value, n.state, n.attempts, n.last_error, n.last_attempt_at, n.sent_at,
+	CASE WHEN n.state = 'failed' THEN n.created_at END
+FROM notices n, json_each(n.recipients) r
+WHERE true
+ON CONFLICT DO NOTHING;
+`,
 }

@@ -44,6 +44,7 @@ type Sink struct {
 	mu      sync.Mutex
 	msgs    []Message
 	refuse  error
+	reject  map[string]bool // addresses answered 550 at RCPT TO
 	connect int
 }
 
@@ -110,6 +111,18 @@ func (s *Sink) Refuse(on bool) {
 	}
 }
 
+// Reject makes the server refuse address for good at RCPT TO (550 5.1.1,
+// no such user), as a mail server does for a contact that left; other
+// recipients are accepted as usual.
+func (s *Sink) Reject(address string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reject == nil {
+		s.reject = map[string]bool{}
+	}
+	s.reject[strings.ToLower(address)] = true
+}
+
 func (s *Sink) add(m Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -149,6 +162,12 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.sink.mu.Lock()
+	rejected := x.sink.reject[strings.ToLower(to)]
+	x.sink.mu.Unlock()
+	if rejected {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: no such user here"}
+	}
 	x.to = append(x.to, to)
 	return nil
 }

@@ -50,3 +50,23 @@ func TestSinkKeepsAndRefuses(t *testing.T) {
 		t.Errorf("got %d messages after recovery, want 3", len(s.Messages()))
 	}
 }
+
+func TestSinkRejectsOneRecipient(t *testing.T) {
+	s, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Reject("Gone@Acme.example")
+	msg := []byte("Subject: hi\r\n\r\nhello\r\n")
+	err = smtp.SendMail(s.Addr(), nil, "a@x.example", []string{"gone@acme.example"}, msg)
+	if err == nil || !strings.Contains(err.Error(), "550") || !strings.Contains(err.Error(), "5.1.1") {
+		t.Errorf("a rejected recipient: %v, want 550 5.1.1", err)
+	}
+	if err := smtp.SendMail(s.Addr(), nil, "a@x.example", []string{"ops@acme.example"}, msg); err != nil {
+		t.Errorf("another recipient: %v", err)
+	}
+	if got := s.Messages(); len(got) != 1 || got[0].To[0] != "ops@acme.example" {
+		t.Errorf("messages = %+v, want the one to ops@", got)
+	}
+}

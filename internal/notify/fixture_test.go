@@ -150,6 +150,11 @@ func supportDigest() SupportDigest {
 		Committed:    c.Committed,
 		Problems:     problems(),
 		OpenProblems: 5,
+		Undeliverable: []Bounce{
+			{Customer: "acme", Address: "old-ops@acme.example", Reply: "550 5.1.1 <old-ops@acme.example>: no such user", At: cycleAt.Add(-time.Hour)},
+			{Customer: "initech", Address: "it@initech.example", Reply: "550 5.7.1 <script>alert(1)</script>\r\nX-Injected: yes", At: cycleAt.Add(-time.Hour),
+				Unreachable: true, Snapshots: []string{"vc-east / app02 / before-migration"}},
+		},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/snapwarden/snapwarden/internal/config"
+	"github.com/snapwarden/snapwarden/internal/failpoint"
 )
 
 // DefaultSMTPTimeout bounds connecting and each message's exchange with the
@@ -122,57 +123,74 @@ func (m *Mailer) dial(ctx context.Context) (*smtp.Client, error) {
 // address; the recipients are Outgoing.To, or else the To and Cc headers.
 // A message refused by the server does not stop the others.
 func (m *Mailer) Send(ctx context.Context, msgs []Outgoing) []error {
+	s := m.Session()
+	defer s.Close()
 	errs := make([]error, len(msgs))
-	var sc *smtp.Client
-	defer func() {
-		if sc != nil {
-			_ = m.client.CloseWithSMTPClient(sc)
-		}
-	}()
 	for i, o := range msgs {
-		env, err := envelopeOf(o)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		for attempt := 0; ; attempt++ {
-			if sc == nil {
-				if sc, err = m.dial(ctx); err != nil {
-					// The server is out of reach: the rest of the batch
-					// would fail the same way.
-					for j := i; j < len(msgs); j++ {
-						if errs[j] == nil {
-							errs[j] = err
-						}
-					}
-					return errs
-				}
-			}
-			inData, err := m.sendOne(ctx, sc, env, o.Raw)
-			if err == nil {
-				break
-			}
-			if isReply(err) && !isClosing(err) {
-				// The server refused this message; the connection is fine.
-				errs[i] = fmt.Errorf("smtp %s: %w", m.addr, err)
-				if rerr := sc.Reset(); rerr != nil {
-					_ = sc.Close()
-					sc = nil
-				}
-				break
-			}
-			// The connection broke (or the server is closing it).
-			_ = sc.Close()
-			sc = nil
-			if !inData && attempt == 0 && ctx.Err() == nil {
-				// Nothing was handed over yet: reconnect and try once more.
-				continue
-			}
-			errs[i] = fmt.Errorf("smtp %s: %w", m.addr, err)
-			break
-		}
+		errs[i] = s.Send(ctx, o)
 	}
 	return errs
+}
+
+// Session sends messages one by one over one connection, opened by the
+// first Send and reopened if it drops, so a caller can record each message's
+// fate before the next one starts. Not safe for concurrent use.
+type Session struct {
+	m    *Mailer
+	sc   *smtp.Client
+	down error // the server was out of reach: later messages fail the same way
+}
+
+// Session starts a session; Close ends it.
+func (m *Mailer) Session() *Session { return &Session{m: m} }
+
+// Close says QUIT on the open connection, if any.
+func (s *Session) Close() {
+	if s.sc != nil {
+		_ = s.m.client.CloseWithSMTPClient(s.sc)
+		s.sc = nil
+	}
+}
+
+// Send delivers one stored message, unchanged: nil means the server
+// accepted it.
+func (s *Session) Send(ctx context.Context, o Outgoing) error {
+	m := s.m
+	if s.down != nil {
+		return s.down
+	}
+	env, err := envelopeOf(o)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		if s.sc == nil {
+			if s.sc, err = m.dial(ctx); err != nil {
+				s.down = err
+				return err
+			}
+		}
+		inData, err := m.sendOne(ctx, s.sc, env, o.Raw)
+		if err == nil {
+			return nil
+		}
+		if isReply(err) && !isClosing(err) {
+			// The server refused this message; the connection is fine.
+			if rerr := s.sc.Reset(); rerr != nil {
+				_ = s.sc.Close()
+				s.sc = nil
+			}
+			return fmt.Errorf("smtp %s: %w", m.addr, err)
+		}
+		// The connection broke (or the server is closing it).
+		_ = s.sc.Close()
+		s.sc = nil
+		if !inData && attempt == 0 && ctx.Err() == nil {
+			// Nothing was handed over yet: reconnect and try once more.
+			continue
+		}
+		return fmt.Errorf("smtp %s: %w", m.addr, err)
+	}
 }
 
 // sendOne runs one mail transaction. inData reports whether the server had
@@ -199,6 +217,9 @@ func (m *Mailer) sendOne(ctx context.Context, sc *smtp.Client, env envelope, raw
 			return false, fmt.Errorf("RCPT TO:<%s>: %w", rcpt, err)
 		}
 	}
+	if err := failpoint.Hit("smtp.data"); err != nil {
+		return false, err
+	}
 	w, err := sc.Data()
 	if err != nil {
 		return false, fmt.Errorf("DATA: %w", err)
@@ -209,6 +230,10 @@ func (m *Mailer) sendOne(ctx context.Context, sc *smtp.Client, env envelope, raw
 	}
 	if err := w.Close(); err != nil {
 		return true, fmt.Errorf("DATA: end of message: %w", err)
+	}
+	// The server has the message: a stop here delivers it again later.
+	if err := failpoint.Hit("smtp.accepted"); err != nil {
+		return true, err
 	}
 	return true, nil
 }
@@ -252,6 +277,17 @@ func envelopeOf(o Outgoing) (envelope, error) {
 		return envelope{}, &badMessage{errors.New("stored message: no recipient")}
 	}
 	return env, nil
+}
+
+// Reply is what to record of a failed delivery: the server's reply when it
+// gave one ("550 5.1.1 no such user", on one line and unquoted, unlike
+// textproto.Error's text), else the error.
+func Reply(err error) string {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%03d %s", te.Code, oneLine(te.Msg))
+	}
+	return err.Error()
 }
 
 // isReply reports whether err is the server's answer to a command.

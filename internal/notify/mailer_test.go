@@ -237,3 +237,28 @@ func TestSendCanceled(t *testing.T) {
 		t.Error("a canceled send delivered")
 	}
 }
+
+// One message, one transaction per recipient: the server's permanent
+// rejection of one contact is a non-retryable error carrying its reply, and
+// the next recipient is served over the same connection.
+func TestSessionPerRecipient(t *testing.T) {
+	s := sink(t)
+	s.Reject("gone@acme.example")
+	raw := composed(t, "gone@acme.example", "ops@acme.example")
+	sess := mailer(t, s).Session()
+	defer sess.Close()
+	err := sess.Send(context.Background(), Outgoing{To: []string{"gone@acme.example"}, Raw: raw})
+	if err == nil || Retryable(err) || !strings.HasPrefix(Reply(err), "550 5.1.1") {
+		t.Fatalf("rejected recipient: %v (retryable %v, reply %q), want a permanent 550 5.1.1", err, Retryable(err), Reply(err))
+	}
+	if err := sess.Send(context.Background(), Outgoing{To: []string{"ops@acme.example"}, Raw: raw}); err != nil {
+		t.Fatalf("the other recipient: %v", err)
+	}
+	got := s.Messages()
+	if len(got) != 1 || strings.Join(got[0].To, ",") != "ops@acme.example" || messageID(t, got[0].Data) != messageID(t, raw) {
+		t.Errorf("delivered %+v, want the message to ops@ only, same Message-ID", got)
+	}
+	if n := s.Connections(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}

@@ -84,6 +84,22 @@ type SupportDigest struct {
 	// Acknowledged counts the escalations left out because support
 	// acknowledged them in the console.
 	Acknowledged int
+	// Undeliverable: contacts whose mail server rejected a notice for good,
+	// each listed in one digest.
+	Undeliverable []Bounce
+}
+
+// Bounce is a contact whose mail server rejected a notice for good.
+type Bounce struct {
+	Customer string // "" for the support address itself
+	Address  string
+	Reply    string // the server's reply, e.g. "550 5.1.1 no such user"
+	At       time.Time
+	// Unreachable is set when the notice reached none of its recipients;
+	// Snapshots ("vCenter / VM / snapshot") are then what it was about, so
+	// support can pass it on.
+	Unreachable bool
+	Snapshots   []string
 }
 
 // Failure is a consolidation task that failed.
@@ -196,6 +212,9 @@ type SupportData struct {
 	Unowned     []Entry
 	Failures    []Entry
 	Committed   []Entry
+	// Undeliverable has its strings on one line; Customer says "support"
+	// for the support address.
+	Undeliverable []Bounce
 	// Problems are the problems first seen this cycle; OpenProblems counts
 	// all that are open.
 	Problems     []ProblemEntry
@@ -436,6 +455,16 @@ func supportData(d SupportDigest) SupportData {
 		data.Problems = append(data.Problems, problemEntry(p))
 	}
 	data.OpenProblems = max(d.OpenProblems, len(d.Problems))
+	for _, b := range d.Undeliverable {
+		c := Bounce{Customer: oneLine(b.Customer), Address: oneLine(b.Address), Reply: oneLine(b.Reply), At: b.At.UTC(), Unreachable: b.Unreachable}
+		if c.Customer == "" {
+			c.Customer = "support"
+		}
+		for _, sn := range b.Snapshots {
+			c.Snapshots = append(c.Snapshots, oneLine(sn))
+		}
+		data.Undeliverable = append(data.Undeliverable, c)
+	}
 	sortEntries(data.Escalations, false)
 	sortEntries(data.Unowned, false)
 	sortEntries(data.Failures, false)
@@ -486,6 +515,7 @@ func supportSubject(d SupportDigest) string {
 		{len(d.Failures), "failed task", "failed tasks"},
 		{len(d.Committed), "snapshot committed", "snapshots committed"},
 		{len(d.Problems), "new problem", "new problems"},
+		{len(d.Undeliverable), "undeliverable contact", "undeliverable contacts"},
 	} {
 		if c.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", c.n, plural(c.n, c.one, c.many)))

@@ -286,7 +286,7 @@ type oneOfEach struct{}
 func (oneOfEach) Cycle(_ context.Context, now time.Time) (*cycle.Result, error) {
 	return &cycle.Result{
 		Started: now,
-		Plan:    &plan.Plan{At: now, Decisions: []plan.Decision{{}}, Errors: []facts.VCenterError{{VCenter: "vc-east", Error: "down"}}},
+		Plan:    &plan.Plan{At: now, VCenters: 2, Decisions: []plan.Decision{{}}, Errors: []facts.VCenterError{{VCenter: "vc-east", Error: "down"}}},
 		Sent:    map[string]int{"warn": 1},
 		Failed:  map[string]int{"warn": 1},
 		Actions: map[string]int{"error": 1},
