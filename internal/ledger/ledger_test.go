@@ -1005,18 +1005,25 @@ func TestFinishActionQueuesNotices(t *testing.T) {
 // address in the notice's state; old failures count as reported.
 func TestMigrationRecipients(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	db, err := sql.Open("sqlite", path)
+	path := stateT(t)
+	// The ledger as it was just before the recipients' migration.
+	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE notice_recipients") })
+	schema, version, empty := strings.Join(migrations[:before], ""), `PRAGMA user_version = `+strconv.Itoa(before)+`;`, `x''`
+	driverName := "sqlite"
+	if onPostgres {
+		schema, version, empty = pgMigration(schema), `CREATE TABLE schema_version (version BIGINT NOT NULL);
+INSERT INTO schema_version VALUES (`+strconv.Itoa(before)+`);`, `''::bytea`
+		driverName = "pgx"
+	}
+	db, err := sql.Open(driverName, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The ledger as it was just before the recipients' migration.
-	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE notice_recipients") })
-	if _, err := db.Exec(strings.Join(migrations[:before], "") + `PRAGMA user_version = ` + strconv.Itoa(before) + `;
+	if _, err := db.Exec(schema + version + strings.ReplaceAll(`
 INSERT INTO notices(id, message_id, channel, kind, customer, recipients, subject, body, state, attempts, created_at, sent_at)
 VALUES (1, '<a@x>', 'email', 'customer', 'acme', '["a@acme.example","b@acme.example"]', 's', x'', 'sent', 1, 5, 6),
        (2, '<b@x>', 'email', 'customer', 'acme', '["a@acme.example"]', 's', x'', 'failed', 1, 5, NULL),
-       (3, '<c@x>', 'email', 'support', '', '["support@p.example"]', 's', x'', 'pending', 0, 5, NULL);`); err != nil {
+       (3, '<c@x>', 'email', 'support', '', '["support@p.example"]', 's', x'', 'pending', 0, 5, NULL);`, `x''`, empty)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -1026,7 +1033,8 @@ VALUES (1, '<a@x>', 'email', 'customer', 'acme', '["a@acme.example","b@acme.exam
 	}
 	defer l.Close()
 	var got []string
-	if err := query(ctx, l.db, `SELECT notice_id || ' ' || address || ' ' || state || ' ' || (reported_at IS NOT NULL) FROM notice_recipients ORDER BY notice_id, address`,
+	if err := query(ctx, l.db, `SELECT notice_id || ' ' || address || ' ' || state || ' ' || CASE WHEN reported_at IS NULL THEN 0 ELSE 1 END
+FROM notice_recipients ORDER BY notice_id, address`,
 		func(r *sql.Rows) error {
 			var s string
 			err := r.Scan(&s)
