@@ -244,6 +244,9 @@ func (s *Service) loop(ctx context.Context, lost <-chan struct{}) {
 				s.opt.Log.Info().Dur("grace", s.opt.StopGrace).Msg("stop requested: letting the running cycle finish")
 				select {
 				case <-done:
+				case <-lost: // another instance may act now: no grace
+					cancelCycles()
+					<-done
 				case <-time.After(s.opt.StopGrace):
 					s.opt.Log.Warn().Msg("cycle still running after the grace: cancelling it; queued notices are delivered next start")
 					cancelCycles()
