@@ -67,18 +67,35 @@ func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, l.dsn)
-	if err != nil {
-		return nil, fmt.Errorf("ledger %s: leadership: connect: %w", l.path, err)
+	// A standby keeps its campaign connection between tries rather than
+	// opening one every poll (a connection each 2 s fills a server log).
+	l.campaignMu.Lock()
+	conn := l.campaign
+	l.campaign = nil
+	l.campaignMu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		var err error
+		if conn, err = pgx.Connect(cctx, l.dsn); err != nil {
+			return nil, fmt.Errorf("ledger %s: leadership: connect: %w", l.path, err)
+		}
+		if _, err = conn.Exec(cctx, leaderKeepalive); err != nil {
+			_ = conn.Close(context.Background())
+			return nil, fmt.Errorf("ledger %s: leadership: %w", l.path, err)
+		}
 	}
 	var got bool
-	if _, err = conn.Exec(cctx, leaderKeepalive); err == nil {
-		err = conn.QueryRow(cctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, lockClassLeader).Scan(&got)
-	}
-	if err != nil || !got {
+	if err := conn.QueryRow(cctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, lockClassLeader).Scan(&got); err != nil {
 		_ = conn.Close(context.Background())
-		if err != nil {
-			return nil, fmt.Errorf("ledger %s: leadership: %w", l.path, err)
+		return nil, fmt.Errorf("ledger %s: leadership: %w", l.path, err)
+	}
+	if !got {
+		l.campaignMu.Lock()
+		if l.campaign == nil && l.db != nil {
+			l.campaign, conn = conn, nil
+		}
+		l.campaignMu.Unlock()
+		if conn != nil {
+			_ = conn.Close(context.Background())
 		}
 		return nil, nil
 	}

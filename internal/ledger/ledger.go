@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 
@@ -33,6 +36,9 @@ type Ledger struct {
 	// (path is the DSN without its password, for messages).
 	pg  bool
 	dsn string
+	// campaign is a standby's connection for TryLead, kept between tries.
+	campaignMu sync.Mutex
+	campaign   *pgx.Conn
 }
 
 // Open opens the ledger at path for writing, creating it (and its parent
@@ -125,6 +131,12 @@ func OpenReader(ctx context.Context, path string) (*Ledger, error) {
 // Close releases the database and, for the writer, the lock.
 func (l *Ledger) Close() error {
 	var err error
+	l.campaignMu.Lock()
+	if l.campaign != nil {
+		_ = l.campaign.Close(context.Background())
+		l.campaign = nil
+	}
+	l.campaignMu.Unlock()
 	if l.db != nil {
 		if e := l.db.Close(); e != nil {
 			err = fmt.Errorf("ledger %s: close: %w", l.path, e)

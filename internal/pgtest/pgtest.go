@@ -129,9 +129,21 @@ func (c *Cluster) Schema(tb testing.TB) string {
 // the same port.
 func (c *Cluster) Restart(tb testing.TB) {
 	tb.Helper()
+	c.Down(tb)
+	c.Up(tb)
+}
+
+// Down stops the server; sessions are cut.
+func (c *Cluster) Down(tb testing.TB) {
+	tb.Helper()
 	if out, err := c.run("-D", c.data, "-m", "fast", "-w", "stop"); err != nil {
 		tb.Fatalf("pg_ctl stop: %v: %s", err, out)
 	}
+}
+
+// Up starts the server again on the same port.
+func (c *Cluster) Up(tb testing.TB) {
+	tb.Helper()
 	if out, err := c.run("-D", c.data, "-o", c.opts, "-l", filepath.Join(c.dir, "log"), "-w", "-t", "30", "start"); err != nil {
 		tb.Fatalf("pg_ctl start: %v: %s", err, out)
 	}

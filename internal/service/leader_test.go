@@ -116,3 +116,43 @@ WHERE locktype = 'advisory' AND objid = hashtext(current_schema())::oid AND pid 
 	close(a.r.release)
 	close(b.r.release)
 }
+
+// While PostgreSQL is down no instance leads and /healthz says why (503);
+// once it is back one leads again.
+func TestServerDown(t *testing.T) {
+	c := pgtest.Private(t)
+	state := c.Schema(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := startInstance(t, ctx, state)
+	select {
+	case <-a.r.startedCh:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the only instance does not lead")
+	}
+	c.Down(t)
+	waitHealth := func(want string, code int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, body := get(t, a.base+"/healthz")
+			if got == code && strings.Contains(body, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/healthz = %d %s, want %d %q\n%s", got, body, code, want, a.log.String())
+			}
+			time.Sleep(20 * time.Millisecond) // polling /healthz
+		}
+	}
+	waitHealth("standby: cannot reach the ledger", http.StatusServiceUnavailable)
+	c.Up(t)
+	select {
+	case <-a.r.startedCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no cycle after the server came back:\n%s", a.log.String())
+	}
+	waitHealth(`"role":"leader"`, http.StatusServiceUnavailable) // its first cycle runs on
+	cancel()
+	close(a.r.release)
+}

@@ -83,8 +83,11 @@ type Service struct {
 	lastErr  error
 	lastDone time.Time
 	role     string
-	auth     *auth
-	listen   string // the address served, which reloads do not change
+	// campaignErr is why a standby's last try for the leadership failed
+	// ("" when it found another leader).
+	campaignErr string
+	auth        *auth
+	listen      string // the address served, which reloads do not change
 }
 
 // Serve runs cycles on cfg's schedule until ctx is cancelled (SIGTERM), then
@@ -162,11 +165,13 @@ func (s *Service) lead(ctx context.Context) {
 			// would otherwise log every poll.
 			s.opt.Log.Error().Err(err).Msg("standby: cannot campaign for the leadership")
 		}
+		lastErr = ""
 		if err != nil {
 			lastErr = err.Error()
-		} else {
-			lastErr = ""
 		}
+		s.mu.Lock()
+		s.campaignErr = lastErr
+		s.mu.Unlock()
 		if lease == nil {
 			select {
 			case <-ctx.Done():
