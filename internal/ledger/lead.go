@@ -121,6 +121,12 @@ func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 		for {
 			select {
 			case <-stop:
+				// Unlock before closing: the server ends a closed
+				// session in its own time, and a standby should find
+				// the lock free as soon as Release returns.
+				uctx, cancel := context.WithTimeout(context.Background(), HeartbeatTimeout)
+				_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, lockClassLeader)
+				cancel()
 				return
 			case <-t.C:
 			}
