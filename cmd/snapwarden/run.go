@@ -19,7 +19,7 @@ import (
 
 // runner loads the config and opens what run and serve share: the ledger
 // (for writing), the vCenter sessions and the mailer.
-func (a *app) runner(cmd *cobra.Command, vopt vsphere.Options) (*config.Config, zerolog.Logger, *cycle.Runner, error) {
+func (a *app) runner(cmd *cobra.Command, opt cycle.Options) (*config.Config, zerolog.Logger, *cycle.Runner, error) {
 	cfg, log, err := a.load()
 	if err != nil {
 		return nil, log, nil, err
@@ -27,7 +27,8 @@ func (a *app) runner(cmd *cobra.Command, vopt vsphere.Options) (*config.Config, 
 	if err := cfg.CheckNotify(); err != nil {
 		return nil, log, nil, usageErr(err)
 	}
-	r, err := cycle.New(cmd.Context(), cfg, cycle.Options{Log: log, VSphere: vopt})
+	opt.Log = log
+	r, err := cycle.New(cmd.Context(), cfg, opt)
 	if err != nil {
 		return nil, log, nil, runtimeErr(err)
 	}
@@ -41,7 +42,7 @@ func (a *app) runCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var calls vsphere.Counter
-			_, log, r, err := a.runner(cmd, vsphere.Options{Counter: &calls})
+			_, log, r, err := a.runner(cmd, cycle.Options{VSphere: vsphere.Options{Counter: &calls}})
 			if err != nil {
 				return err
 			}
@@ -97,7 +98,7 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "run cycles on the schedule, with /healthz, /metrics, /report and the support console; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, r, err := a.runner(cmd, vsphere.Options{})
+			cfg, log, r, err := a.runner(cmd, cycle.Options{Detach: true}) // removals are watched outside the cycles
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,16 @@ func (r *Result) acted(outcomes []enforce.Outcome) error {
 	return errors.Join(errs...)
 }
 
+// merge adds o's counts and outcomes to r.
+func (r *Result) merge(o *Result) {
+	for _, m := range [][2]map[string]int{{r.Queued, o.Queued}, {r.Sent, o.Sent}, {r.Failed, o.Failed}, {r.Actions, o.Actions}} {
+		for k, n := range m[1] {
+			m[0][k] += n
+		}
+	}
+	r.Outcomes = append(r.Outcomes, o.Outcomes...)
+}
+
 // newResult returns a Result with its maps ready.
 func newResult(started time.Time) *Result {
 	return &Result{Started: started, Queued: map[string]int{}, Sent: map[string]int{}, Failed: map[string]int{}, Actions: map[string]int{}}

@@ -31,6 +31,12 @@ type Options struct {
 	VSphere vsphere.Options
 	// Poster delivers webhooks; nil means a default one.
 	Poster *notify.Poster
+	// Detach runs the act stage outside the cycle (serve): removals take
+	// hours, and collection and notices must go on at every schedule. Their
+	// results are recorded and told by the executor as they end; the next
+	// cycle's Result counts them. Without it (run) a cycle waits for its
+	// removals, and for at most resumeWait on the tasks a stopped process left.
+	Detach bool
 }
 
 // Runner executes cycles for `run` and `serve`. It owns the vCenter
@@ -42,6 +48,18 @@ type Runner struct {
 	ledger *ledger.Ledger
 	poster *notify.Poster
 	exec   *enforce.Executor
+	detach bool
+
+	// deliverMu keeps one delivery at a time: the cycle's and the detached
+	// act stage's read the same outbox.
+	deliverMu sync.Mutex
+	// acting counts the detached act stages still running; Close waits.
+	acting sync.WaitGroup
+	// carried is what detached act stages did since the last cycle, folded
+	// into the next cycle's Result (counts, outcomes, a ledger failure).
+	carriedMu  sync.Mutex
+	carried    *Result
+	carriedErr error
 
 	mu       sync.Mutex // guards the config-derived fields against Reload
 	cfg      *config.Config
@@ -56,7 +74,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Runner, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{log: opt.Log, ledger: led, poster: opt.Poster}
+	r := &Runner{log: opt.Log, ledger: led, poster: opt.Poster, detach: opt.Detach}
 	if r.poster == nil {
 		r.poster = &notify.Poster{}
 	}
@@ -106,6 +124,16 @@ func (r *Runner) Reload(cfg *config.Config) error {
 
 // Close logs out of every vCenter and closes the ledger.
 func (r *Runner) Close(ctx context.Context) error {
+	// Detached act stages end soon after their context (the tasks go on in
+	// vCenter and are resumed at the next start); their last ledger writes
+	// must land before the ledger closes.
+	waited := make(chan struct{})
+	go func() { r.acting.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		r.log.Warn().Msg("closing while removals are still being watched: the next start resumes them")
+	}
 	perr := r.pool.Close(ctx)
 	lerr := r.ledger.Close()
 	if perr != nil {
@@ -144,7 +172,12 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	// a second removal of the same snapshot. (Run judges its guards on the
 	// plan's time plus the time elapsed, so the cycle's clock reaches it
 	// through the plan.)
-	if enforcing {
+	carriedErr := r.takeCarried(res)
+	if enforcing && r.detach {
+		// Watched outside the cycle, to their end: Resume skips what this
+		// process already watches, so every cycle may call it.
+		r.act(ctx, cfg, mailer, now, func(ctx context.Context) []enforce.Outcome { return r.exec.Resume(ctx) })
+	} else if enforcing {
 		// Briefly: a task still running (hours, perhaps) stays in flight in
 		// the ledger, which keeps the planner from starting another, and is
 		// looked at again next cycle; it must not hold back this cycle's notices.
@@ -197,7 +230,11 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		return res, err
 	}
 
-	if enforcing {
+	switch {
+	case enforcing && r.detach:
+		set := EnforceSettings(cfg, planner)
+		r.act(ctx, cfg, mailer, now, func(ctx context.Context) []enforce.Outcome { return r.exec.Run(ctx, p, set) })
+	case enforcing:
 		if err := res.acted(r.exec.Run(ctx, p, EnforceSettings(cfg, planner))); err != nil {
 			return res, err
 		}
@@ -208,7 +245,62 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		}
 	}
 	res.Duration = time.Since(began)
+	if carriedErr != nil {
+		return res, fmt.Errorf("acting since the last cycle: %w", carriedErr)
+	}
 	return res, nil
+}
+
+// act runs one detached act stage (Resume, or Run on a plan) in the
+// background and delivers what its results queued as soon as it ends. The
+// ledger times of that delivery follow the cycle's clock plus the time
+// elapsed, as the executor's own stamps do.
+func (r *Runner) act(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, now time.Time, stage func(context.Context) []enforce.Outcome) {
+	began := time.Now()
+	r.acting.Add(1)
+	go func() {
+		defer r.acting.Done()
+		outcomes := stage(ctx)
+		acted := newResult(now)
+		err := acted.acted(outcomes)
+		// The results are counted before their notices go out, so the cycle
+		// that follows a delivered commit notice has the commit too.
+		r.carry(acted, err)
+		if err == nil && len(outcomes) > 0 {
+			sent := newResult(now)
+			err = r.deliver(ctx, cfg, mailer, sent, now.Add(time.Since(began)))
+			r.carry(sent, err)
+		}
+		if err != nil {
+			// Fail closed: the executor started nothing more after the
+			// failed write; the next cycle fails with it.
+			r.log.Error().Err(err).Msg("act stage: the ledger could not record a result or a delivery")
+		}
+	}()
+}
+
+// carry keeps a detached act stage's result for the next cycle.
+func (r *Runner) carry(res *Result, err error) {
+	r.carriedMu.Lock()
+	defer r.carriedMu.Unlock()
+	if r.carried == nil {
+		r.carried = newResult(res.Started)
+	}
+	r.carried.merge(res)
+	r.carriedErr = errors.Join(r.carriedErr, err)
+}
+
+// takeCarried folds what detached act stages did since the last cycle into
+// res and returns their ledger failure, if any.
+func (r *Runner) takeCarried(res *Result) error {
+	r.carriedMu.Lock()
+	defer r.carriedMu.Unlock()
+	if r.carried != nil {
+		res.merge(r.carried)
+	}
+	err := r.carriedErr
+	r.carried, r.carriedErr = nil, nil
+	return err
 }
 
 // tell renders the notices of one action's result for the executor, which
@@ -257,6 +349,8 @@ func answered(cfg *config.Config, p *plan.Plan) []string {
 // Delivery times are the cycle's clock, like every other time the ledger
 // keeps, so a test clock and the planner agree on what happened first.
 func (r *Runner) deliver(ctx context.Context, cfg *config.Config, mailer *notify.Mailer, res *Result, now time.Time) error {
+	r.deliverMu.Lock()
+	defer r.deliverMu.Unlock()
 	pending, err := r.ledger.Pending(ctx)
 	if err != nil {
 		return err

@@ -133,6 +133,94 @@ type Executor struct {
 	// action again. An action left running is released for a later Resume.
 	mu       sync.Mutex
 	watching map[int64]bool
+	// The scheduler's state is the Executor's, not one Run's: in serve the
+	// act stage runs outside the cycle, so a Run can start while an earlier
+	// one still watches hours-long tasks. Across all of them at most
+	// MaxConcurrent tasks run, one per VM and per datastore, and a snapshot
+	// queued or running in one Run is left out of the others (claimed).
+	busy    map[string]bool // scoped VMs and datastores with a task underway
+	active  int
+	claimed map[facts.Key]bool
+	// freed is closed (and replaced) whenever an attempt ends, waking Runs
+	// that wait for a VM, a datastore or a slot another Run holds.
+	freed chan struct{}
+}
+
+// claim keeps the decisions whose snapshots no other Run holds and marks
+// them held.
+func (e *Executor) claim(due []plan.Decision) []plan.Decision {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.claimed == nil {
+		e.claimed = map[facts.Key]bool{}
+	}
+	var out []plan.Decision
+	for _, d := range due {
+		if k := d.Snapshot.Key(); !e.claimed[k] {
+			e.claimed[k] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// unclaim lets later Runs take a snapshot again.
+func (e *Executor) unclaim(d plan.Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.claimed, d.Snapshot.Key())
+}
+
+// resources are the scheduler's names of d's VM and datastores.
+func resources(d plan.Decision) []string {
+	vm := d.Snapshot.VM
+	out := []string{"vm:" + scoped(vm.VCenter, vm.MoRef)}
+	for _, x := range vm.Datastores {
+		out = append(out, "ds:"+scoped(vm.VCenter, x.MoRef))
+	}
+	return out
+}
+
+// take reserves a slot and d's VM and datastores when all are free. It also
+// returns the channel closed at the next release, taken under the same lock
+// so a Run that could not start anything never misses the release it waits for.
+func (e *Executor) take(d plan.Decision, max int) (bool, <-chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.busy == nil {
+		e.busy = map[string]bool{}
+	}
+	if e.freed == nil {
+		e.freed = make(chan struct{})
+	}
+	if e.active >= max {
+		return false, e.freed
+	}
+	res := resources(d)
+	for _, r := range res {
+		if e.busy[r] {
+			return false, e.freed
+		}
+	}
+	for _, r := range res {
+		e.busy[r] = true
+	}
+	e.active++
+	return true, e.freed
+}
+
+// put releases what take reserved and wakes the Runs waiting for it.
+func (e *Executor) put(d plan.Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range resources(d) {
+		delete(e.busy, r)
+	}
+	e.active--
+	if e.freed != nil {
+		close(e.freed)
+	}
+	e.freed = make(chan struct{})
 }
 
 func (e *Executor) now() time.Time {
@@ -250,9 +338,11 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	}
 
 	// The scheduler starts the oldest pending decision whose VM and
-	// datastores are free, while fewer than MaxConcurrent run. A decision
-	// whose VM or datastore is taken waits without holding back younger
-	// ones elsewhere.
+	// datastores are free, while fewer than MaxConcurrent tasks run in this
+	// process. A decision whose VM or datastore is taken waits without
+	// holding back younger ones elsewhere; one whose snapshot another Run
+	// holds is that Run's.
+	due = e.claim(due)
 	type done struct {
 		i   int
 		out []Outcome
@@ -260,62 +350,58 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 	var (
 		results  = make([][]Outcome, len(due))
 		started  = make([]bool, len(due))
-		busyVM   = map[string]bool{}
-		busyDS   = map[string]bool{}
 		finished = make(chan done)
 		active   = 0
 		// unrecorded is set once the ledger failed to record an attempt:
 		// fail closed, start no more (the running ones end normally).
 		unrecorded = false
 	)
-	resources := func(d plan.Decision) (string, []string) {
-		vm := scoped(d.Snapshot.VM.VCenter, d.Snapshot.VM.MoRef)
-		var ds []string
-		for _, x := range d.Snapshot.VM.Datastores {
-			ds = append(ds, scoped(d.Snapshot.VM.VCenter, x.MoRef))
-		}
-		return vm, ds
-	}
-	free := func(d plan.Decision) bool {
-		vm, ds := resources(d)
-		if busyVM[vm] {
-			return false
-		}
-		for _, x := range ds {
-			if busyDS[x] {
-				return false
+	defer func() {
+		for i, d := range due {
+			if !started[i] {
+				e.unclaim(d)
 			}
 		}
-		return true
-	}
-	take := func(d plan.Decision, v bool) {
-		vm, ds := resources(d)
-		busyVM[vm] = v
-		for _, x := range ds {
-			busyDS[x] = v
-		}
-	}
+	}()
 	pending := len(due)
 	for pending > 0 || active > 0 {
-		for i := 0; i < len(due) && active < s.MaxConcurrent && ctx.Err() == nil && !unrecorded; i++ {
-			if started[i] || !free(due[i]) {
+		var freed <-chan struct{}
+		for i := 0; i < len(due) && ctx.Err() == nil && !unrecorded; i++ {
+			if started[i] {
+				continue
+			}
+			ok, ch := e.take(due[i], s.MaxConcurrent)
+			freed = ch
+			if !ok {
 				continue
 			}
 			started[i] = true
 			pending--
 			active++
-			take(due[i], true)
 			go func(i int, d plan.Decision) {
 				k := d.Snapshot.Key() // the ledger's identity of the VM, as in inFlight
 				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
 			}(i, due[i])
 		}
-		if active == 0 {
+		stopping := ctx.Err() != nil || unrecorded
+		if active == 0 && (stopping || pending == 0) {
 			break // ctx ended or the ledger failed: the rest are left for the next cycle
 		}
-		r := <-finished
+		var r done
+		if stopping {
+			r = <-finished // nothing new starts: only this Run's own tasks are awaited
+		} else {
+			select {
+			case r = <-finished:
+			case <-freed:
+				continue // another Run's attempt ended: its VM, datastore or slot may be free
+			case <-ctx.Done():
+				continue // loop once more: nothing new starts, the running tasks are awaited
+			}
+		}
 		active--
-		take(due[r.i], false)
+		e.put(due[r.i])
+		e.unclaim(due[r.i])
 		results[r.i] = r.out
 		for _, o := range r.out {
 			unrecorded = unrecorded || o.Err != nil

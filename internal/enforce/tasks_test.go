@@ -367,3 +367,52 @@ BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
 		t.Errorf("unfinished actions %d (%v), want the one unrecorded", len(running), err)
 	}
 }
+
+// In serve the act stage runs outside the cycle, so a second Run can start
+// while the first still watches a task: the two share max_concurrent and
+// the per-VM rule, and a snapshot the first holds is not attempted again.
+func TestOverlappingRunsShareTheLimits(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	ctx := context.Background()
+	if err := e.sim.SlowRemove("db01", 800*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	if len(due(p)) < 2 {
+		t.Fatalf("due %v: the fleet needs two due consolidations", due(p))
+	}
+	x := e.executor(t0)
+	s := settings()
+	s.MaxConcurrent = 1
+
+	first := make(chan []enforce.Outcome)
+	go func() { first <- x.Run(ctx, only(p, "db01/nightly"), s) }()
+	waitFor(t, func() bool {
+		running, err := e.led.Running(ctx)
+		return err == nil && len(running) == 1 && running[0].TaskID != ""
+	})
+	second := make(chan []enforce.Outcome)
+	go func() { second <- x.Run(ctx, p, s) }()
+	// While the first Run's task goes on, the second starts nothing.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if running, err := e.led.Running(ctx); err != nil || len(running) > 1 {
+			t.Fatalf("%d actions running at once with max_concurrent 1 (%v)", len(running), err)
+		}
+	}
+	a, b := <-first, <-second
+	if got := byName(a); got["db01/nightly remove"].Result != enforce.ResultSuccess {
+		t.Errorf("first run:%s", describe(a))
+	}
+	for _, o := range b {
+		if o.Decision.Snapshot.VM.Name == "db01" {
+			t.Errorf("the second run attempted db01, which the first held:%s", describe(b))
+		}
+	}
+	if len(b) == 0 {
+		t.Error("the second run attempted nothing once the slot was free")
+	}
+	if n := e.sim.Removals("db01"); n != 1 {
+		t.Errorf("%d removal calls on db01, want 1", n)
+	}
+}
