@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapwarden/snapwarden/internal/pgtest"
 )
 
 // binDirs hold the binaries build compiled; TestMain removes them.
@@ -28,6 +30,7 @@ func TestMain(m *testing.M) {
 	for _, d := range binDirs {
 		_ = os.RemoveAll(d)
 	}
+	pgtest.Stop()
 	os.Exit(code)
 }
 

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,13 @@ import (
 	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/pgtest"
 )
+
+// TestMain stops the PostgreSQL cluster pgtest may have started.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Stop()
+	os.Exit(code)
+}
 
 // quickElector is the real leadership with no takeover delay, to keep the
 // test short; the delay itself is exercised by cmd/snapwarden's failover test.
