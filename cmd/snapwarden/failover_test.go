@@ -189,6 +189,10 @@ func TestFailover(t *testing.T) {
 	if r := standby.role(); r != "standby" {
 		t.Fatalf("the other instance is %q, want standby", r)
 	}
+	// A one-off cycle beside the leader would act twice: refused.
+	if _, stderr, code := runCLI(t, "run", "--config", c.cfg); code == 0 || !strings.Contains(stderr, "another snapwarden instance leads") {
+		t.Errorf("run beside a leader: exit %d\n%s", code, stderr)
+	}
 
 	led, err := ledger.OpenReader(ctx, c.state)
 	if err != nil {
