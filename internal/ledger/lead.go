@@ -10,16 +10,16 @@ import (
 )
 
 // Lease timing on PostgreSQL. The leader's heartbeat notices a lost
-// connection within HeartbeatEvery+HeartbeatTimeout; the server drops a
+// connection within heartbeatEvery+heartbeatTimeout; the server drops a
 // vanished leader's session (and so its lock) only after its TCP keepalives
-// fail (leaderKeepalive), and a new leader waits TakeoverDelay after taking
+// fail (leaderKeepalive), and a new leader waits takeoverDelay after taking
 // the lock before it acts. So an old leader has stopped acting before a new
 // one starts, and a takeover after the leader's death takes at most
-// keepalive + the standbys' poll interval + TakeoverDelay (about 20 s).
+// keepalive + the standbys' poll interval + takeoverDelay (about 20 s).
 const (
-	HeartbeatEvery   = 1 * time.Second
-	HeartbeatTimeout = 2 * time.Second
-	TakeoverDelay    = 2 * (HeartbeatEvery + HeartbeatTimeout)
+	heartbeatEvery   = 1 * time.Second
+	heartbeatTimeout = 2 * time.Second
+	takeoverDelay    = 2 * (heartbeatEvery + heartbeatTimeout)
 	// leaderKeepalive is the server side keepalive of the leader's session:
 	// idle 4 s, then 3 probes 2 s apart.
 	leaderKeepalive = "SET tcp_keepalives_idle = 4; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
@@ -44,7 +44,7 @@ func (ls *Lease) Release() { ls.once.Do(ls.release) }
 // previous leader that lost its connection has noticed and stopped.
 func (l *Ledger) TakeoverDelay() time.Duration {
 	if l.pg {
-		return TakeoverDelay
+		return takeoverDelay
 	}
 	return 0
 }
@@ -55,7 +55,7 @@ func (l *Ledger) TakeoverDelay() time.Duration {
 //
 // On PostgreSQL the leadership is a session-level advisory lock held on a
 // connection of its own (not one of the pool's, which may be swapped or
-// closed under us), checked every HeartbeatEvery.
+// closed under us), checked every heartbeatEvery.
 func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 	if err := l.writable("lead"); err != nil {
 		return nil, err
@@ -109,14 +109,14 @@ func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 		// Closing the session releases the lock; a closed or broken
 		// connection has lost it already.
 		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), HeartbeatTimeout)
+			cctx, cancel := context.WithTimeout(context.Background(), heartbeatTimeout)
 			defer cancel()
 			_ = conn.Close(cctx)
 		}()
 		// Those acting under the lease hear of its end first, before the
 		// (perhaps slow, on a cut network) close.
 		defer close(ls.lost)
-		t := time.NewTicker(HeartbeatEvery)
+		t := time.NewTicker(heartbeatEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -124,13 +124,13 @@ func (l *Ledger) TryLead(ctx context.Context) (*Lease, error) {
 				// Unlock before closing: the server ends a closed
 				// session in its own time, and a standby should find
 				// the lock free as soon as Release returns.
-				uctx, cancel := context.WithTimeout(context.Background(), HeartbeatTimeout)
+				uctx, cancel := context.WithTimeout(context.Background(), heartbeatTimeout)
 				_, _ = conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, lockClassLeader)
 				cancel()
 				return
 			case <-t.C:
 			}
-			hctx, cancel := context.WithTimeout(context.Background(), HeartbeatTimeout)
+			hctx, cancel := context.WithTimeout(context.Background(), heartbeatTimeout)
 			// Asking for the lock itself, not just SELECT 1: a session
 			// that survived while its lock was taken away (an admin's
 			// pg_advisory_unlock_all) would answer a plain ping.

@@ -56,7 +56,7 @@ func TestLeadership(t *testing.T) {
 WHERE locktype = 'advisory' AND classid = ?::oid AND objid = hashtext(current_schema())::oid`, lockClassLeader).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminate the leader's session: %d, %v", killed, err)
 	}
-	lost(t, a, HeartbeatEvery+HeartbeatTimeout+time.Second)
+	lost(t, a, heartbeatEvery+heartbeatTimeout+time.Second)
 
 	b, err := l2.TryLead(ctx)
 	if err != nil || b == nil {
@@ -99,7 +99,7 @@ func TestLeadershipAcrossRestart(t *testing.T) {
 	}
 	restarted := time.Now()
 	c.Restart(t)
-	lost(t, a, HeartbeatEvery+HeartbeatTimeout+time.Second)
+	lost(t, a, heartbeatEvery+heartbeatTimeout+time.Second)
 
 	var b *Lease
 	for b == nil && time.Since(restarted) < 30*time.Second {
@@ -199,7 +199,7 @@ func (p *cutProxy) close() {
 }
 
 // On a silent network cut the leader's heartbeat times out: the lease is
-// lost within HeartbeatEvery+HeartbeatTimeout, before the server drops the
+// lost within heartbeatEvery+heartbeatTimeout, before the server drops the
 // session and so before anyone else can lead.
 func TestLeadershipNetworkCut(t *testing.T) {
 	if !onPostgres {
@@ -230,7 +230,7 @@ func TestLeadershipNetworkCut(t *testing.T) {
 		t.Fatalf("TryLead = %v, %v", a, err)
 	}
 	p.setCut()
-	lost(t, a, HeartbeatEvery+HeartbeatTimeout+time.Second)
+	lost(t, a, heartbeatEvery+heartbeatTimeout+time.Second)
 	if b, err := l2.TryLead(ctx); err != nil || b != nil {
 		t.Fatalf("another instance leads while the server still has the old leader's session: %v, %v", b, err)
 	}
