@@ -56,9 +56,9 @@ func (a *app) checkCmd() *cobra.Command {
 	return cmd
 }
 
-// checkVCenter logs in, reads the inventory as a cycle does (tags and
-// creators included) and asks vCenter which privileges the account lacks;
-// it prints one line per finding and reports whether the vCenter passed.
+// checkVCenter logs in, asks vCenter which privileges the account lacks and
+// reads the inventory as a cycle does (tags and creators included); it
+// prints one line per finding and reports whether the vCenter passed.
 func checkVCenter(ctx context.Context, out io.Writer, vc config.VCenter, enforce bool, timeout time.Duration) bool {
 	name := vc.Name
 	if vc.Insecure {
@@ -80,11 +80,8 @@ func checkVCenter(ctx context.Context, out io.Writer, vc config.VCenter, enforce
 		return fail(err)
 	}
 	defer func() { _ = c.Logout(context.WithoutCancel(ctx)) }()
-	step = "retrieve (inventory, tags, creators)"
-	inv, err := c.Collect(ctx, nil)
-	if err != nil {
-		return fail(err)
-	}
+	// Privileges first: a role without System.Read makes the retrieval
+	// below fail in ways that do not say why.
 	step = "privileges"
 	missing, err := c.MissingPrivileges(ctx)
 	if err != nil {
@@ -101,6 +98,11 @@ func checkVCenter(ctx context.Context, out io.Writer, vc config.VCenter, enforce
 		}
 		fmt.Fprintf(out, "vcenter %s: %s: %s lacks privilege %s on the root folder, used to %s (see docs/vcenter-role.md)\n",
 			name, verdict, vc.Username, p.ID, p.Why)
+	}
+	step = "retrieve (inventory, tags, creators)"
+	inv, err := c.Collect(ctx, nil)
+	if err != nil {
+		return fail(err)
 	}
 	if ok {
 		fmt.Fprintf(out, "vcenter %s: ok (%s, logged in as %s, %d VMs, %d snapshots)\n",

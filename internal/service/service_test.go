@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -324,5 +325,27 @@ func TestStopCancelsACycle(t *testing.T) {
 	}
 	if out := log.String(); !strings.Contains(out, "cycle cancelled: stopping") || strings.Contains(out, "cycle failed") {
 		t.Errorf("log:\n%s", out)
+	}
+}
+
+// docs/operations.md lists every snapwarden_ series /metrics has.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics("test")
+	// Labelled series without a value are not gathered: give each one.
+	m.snapshots.WithLabelValues("ok", "acme")
+	m.bytes.WithLabelValues("ok", "acme")
+	m.vcErrors.WithLabelValues("vc-east")
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if name := f.GetName(); strings.HasPrefix(name, "snapwarden_") && !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("docs/operations.md does not list the metric `%s`", name)
+		}
 	}
 }
