@@ -61,6 +61,27 @@ measure "report (first, new)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" 
 measure "run (first cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
 measure "report (ledger knows)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" report --format json
 measure "run (steady cycle)" "$BIN/snapwarden" --config "$OUT/snapwarden.yaml" run
+# serve: a full read through its watcher, then steady cycles patched from
+# vCenter's updates (vcsim's own collector here: waits are slow at scale,
+# cycles are not); peak RSS after three cycles.
+sed 's/^schedule: .*/schedule: "@every 20s"/' "$OUT/snapwarden.yaml" >"$OUT/serve.yaml"
+"$BIN/snapwarden" --config "$OUT/serve.yaml" serve >/dev/null 2>"$OUT/serve.log" &
+SERVE=$!
+began=$(date +%s.%N)
+until [ "$(grep -c 'last cycle' "$OUT/serve.log" || true)" -ge 3 ]; do
+  kill -0 $SERVE 2>/dev/null || break
+  sleep 0.5
+done
+kib=$(awk '/VmHWM/{print $2}' /proc/$SERVE/status 2>/dev/null || echo 0)
+kill -TERM $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true
+printf '| %-22s | %6d | %8.2f s | %8.1f MiB | %5s |\n' "serve (3 cycles)" "$VMS" "$(calc "$(date +%s.%N)-$began")" "$(calc "$kib/1024")" "-"
 [ -n "$floor" ] && printf 'collect/floor ratio: %.2f   with +2 ms per call: per-VM %.2f s vs snapwarden %.2f s (%.1fx)\n' \
   "$(calc "$ours/$floor")" "$pervm" "$ours2" "$(calc "$pervm/$ours2")"
+watched=$(grep -E "^BenchmarkWatchedCycle/vms=$VMS/changed" "$OUT/vsphere.txt" | awk '{print $3/1e9, $5, $7}' || true)
+notice=$(grep -E "^BenchmarkWatchedCycle/vms=$VMS/notice" "$OUT/vsphere.txt" | awk '{print $5}' || true)
+if [ -n "$floor" ] && [ -n "$watched" ]; then
+  read -r wsecs wcalls wcopy <<<"$watched"
+  printf 'watched steady cycle (1%% of VMs changed, simfleet.FastWait collector): %.3f s = %.3fx floor, %s calls, copy %s MiB; new snapshot noticed in %s ms at worst\n' \
+    "$wsecs" "$(calc "$wsecs/$floor")" "$wcalls" "$wcopy" "${notice:--}"
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"

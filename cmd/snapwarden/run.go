@@ -98,7 +98,9 @@ func (a *app) serveCmd() *cobra.Command {
 		Short: "run cycles on the schedule, with /healthz, /metrics, /report and the support console; SIGHUP reloads the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, r, err := a.runner(cmd, cycle.Options{Detach: true}) // removals are watched outside the cycles
+			// Removals are watched outside the cycles; a Watcher per vCenter
+			// lets steady cycles read only what changed.
+			cfg, log, r, err := a.runner(cmd, cycle.Options{Detach: true, VSphere: vsphere.Options{Watch: true}})
 			if err != nil {
 				return err
 			}

@@ -43,7 +43,7 @@ func defaults() map[string]any {
 		"policy.warn_after": p.WarnAfter, "policy.deadline": p.Deadline, "policy.reminder_every": p.ReminderEvery,
 		"policy.escalate_every": p.EscalateEvery, "policy.action": string(p.Action), "policy.grace": p.Grace,
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,
-		"policy.managed_stale_after": p.ManagedStaleAfter, "policy.max_depth": p.MaxDepth,
+		"policy.managed_stale_after": p.ManagedStaleAfter, "policy.max_depth": p.MaxDepth, "policy.heads_up": p.HeadsUp,
 		"problems.scan_every": 24 * time.Hour,
 		"support.email":       "", "support.webhook": "",
 		"smtp.host": "localhost", "smtp.port": 0, "smtp.username": "", "smtp.password": "", "smtp.password_file": "",

@@ -70,7 +70,8 @@ const (
 
 	KindCustomer = "customer"
 	KindSupport  = "support"
-	KindAction   = "action" // a customer told of a consolidation
+	KindAction   = "action"   // a customer told of a consolidation
+	KindHeadsUp  = "heads-up" // an owner told a snapshot appeared
 
 	ItemWarn         = "warn"
 	ItemRemind       = "remind"
@@ -80,7 +81,8 @@ const (
 	ItemUnowned      = "unowned"
 	ItemConsolidated = "consolidated"
 	ItemFailed       = "failed"
-	ItemGone         = "gone" // the VM vanished under an unfinished action
+	ItemGone         = "gone"     // the VM vanished under an unfinished action
+	ItemHeadsUp      = "heads-up" // not a warning: History does not count it
 )
 
 // Notice states, and the recipients' (which add "sending": written before
@@ -115,7 +117,7 @@ type Record struct {
 
 var (
 	validChannels = map[string]bool{ChannelEmail: true, ChannelWebhook: true}
-	validKinds    = map[string]bool{KindCustomer: true, KindSupport: true, KindAction: true}
+	validKinds    = map[string]bool{KindCustomer: true, KindSupport: true, KindAction: true, KindHeadsUp: true}
 )
 
 // Record writes one cycle: the snapshots seen (first sight, last sight,

@@ -11,8 +11,9 @@
 package notify
 
 // Templates: customer.txt.tmpl and customer.html.tmpl run with a
-// CustomerData, support.txt.tmpl and support.html.tmpl with a SupportData;
-// each snapshot is an Entry. The .html.tmpl files are html/template, so names
+// CustomerData, support.txt.tmpl and support.html.tmpl with a SupportData,
+// headsup.txt.tmpl and headsup.html.tmpl (a new snapshot's heads-up) with a
+// HeadsUpData; each snapshot is an Entry. The .html.tmpl files are html/template, so names
 // are escaped. Every template may call size ("1.5 GiB"), age ("2 days 3
 // hours"), hours ("50.5h"), days ("14 days"), utc ("2026-11-24 12:00 UTC"),
 // date ("2026-11-24"), plural, inc, dec and oneline. NewRenderer executes

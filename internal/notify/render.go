@@ -28,9 +28,12 @@ const (
 	CustomerHTMLTemplate = "customer.html.tmpl"
 	SupportTextTemplate  = "support.txt.tmpl"
 	SupportHTMLTemplate  = "support.html.tmpl"
+	HeadsUpTextTemplate  = "headsup.txt.tmpl"
+	HeadsUpHTMLTemplate  = "headsup.html.tmpl"
 )
 
-var templateNames = []string{CustomerTextTemplate, CustomerHTMLTemplate, SupportTextTemplate, SupportHTMLTemplate}
+var templateNames = []string{CustomerTextTemplate, CustomerHTMLTemplate, SupportTextTemplate, SupportHTMLTemplate,
+	HeadsUpTextTemplate, HeadsUpHTMLTemplate}
 
 // Customer is the recipient of a customer digest, from the customer directory.
 type Customer struct {
@@ -256,6 +259,8 @@ type Renderer struct {
 	customerHTML *htmltemplate.Template
 	supportText  *texttemplate.Template
 	supportHTML  *htmltemplate.Template
+	headsUpText  *texttemplate.Template
+	headsUpHTML  *htmltemplate.Template
 }
 
 // NewRenderer loads the embedded templates and, when dir != "", overrides
@@ -311,6 +316,12 @@ func NewRenderer(dir string) (*Renderer, error) {
 	if r.supportHTML, err = parseHTML(SupportHTMLTemplate, sources, origin); err != nil {
 		return nil, err
 	}
+	if r.headsUpText, err = parseText(HeadsUpTextTemplate, sources, origin); err != nil {
+		return nil, err
+	}
+	if r.headsUpHTML, err = parseHTML(HeadsUpHTMLTemplate, sources, origin); err != nil {
+		return nil, err
+	}
 	if err := r.selfTest(origin); err != nil {
 		return nil, err
 	}
@@ -342,6 +353,8 @@ func (r *Renderer) selfTest(origin map[string]string) error {
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
 	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
 		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1}
+	h := HeadsUpData{Customer: c.Customer, SupportEmail: "s@example.com",
+		Snapshots: []HeadsUpEntry{{Entry: e, Links: []Link{{Label: "Keep", URL: "https://example.com/k"}}}}}
 	var buf bytes.Buffer
 	checks := []struct {
 		name string
@@ -351,6 +364,8 @@ func (r *Renderer) selfTest(origin map[string]string) error {
 		{CustomerHTMLTemplate, func() error { return r.customerHTML.Execute(&buf, c) }},
 		{SupportTextTemplate, func() error { return r.supportText.Execute(&buf, s) }},
 		{SupportHTMLTemplate, func() error { return r.supportHTML.Execute(&buf, s) }},
+		{HeadsUpTextTemplate, func() error { return r.headsUpText.Execute(&buf, h) }},
+		{HeadsUpHTMLTemplate, func() error { return r.headsUpHTML.Execute(&buf, h) }},
 	}
 	for _, ch := range checks {
 		buf.Reset()

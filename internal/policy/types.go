@@ -38,6 +38,10 @@ type Policy struct {
 	// MaxDepth is the deepest snapshot chain support tolerates (VMware: 2-3
 	// for performance); a deeper snapshot is a chain_too_deep problem.
 	MaxDepth int `mapstructure:"max_depth" json:"max_depth"`
+	// HeadsUp sends the owner a short notice when a snapshot first appears
+	// (serve only): what it costs, its deadline and what happens then. It
+	// is not a warning: the min_notice clock starts at the first warning.
+	HeadsUp bool `mapstructure:"heads_up" json:"heads_up"`
 }
 
 // Default is the default policy (docs/configuration.md), used for every key

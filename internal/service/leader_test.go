@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,22 @@ type quickElector struct{ *ledger.Ledger }
 
 func (quickElector) TakeoverDelay() time.Duration { return 0 }
 
+// watcher is a runner that also watches between cycles (heads-ups): only
+// while leading.
+type watcher struct {
+	*runner
+	watching atomic.Int32
+}
+
+func (w *watcher) Watch(ctx context.Context) {
+	w.watching.Add(1)
+	defer w.watching.Add(-1)
+	<-ctx.Done()
+}
+
 type instance struct {
 	r    *runner
+	w    *watcher
 	log  *syncBuffer
 	base string
 }
@@ -42,10 +57,11 @@ func startInstance(t *testing.T, ctx context.Context, state string) *instance {
 		t.Fatal(err)
 	}
 	in := &instance{r: newRunner(), log: &syncBuffer{}}
+	in.w = &watcher{runner: in.r}
 	addr, done := make(chan string, 1), make(chan error, 1)
 	cfg := &config.Config{File: "snapwarden.yaml", Schedule: "@every 1h", Listen: "127.0.0.1:0"}
 	go func() {
-		done <- Serve(ctx, cfg, in.r, Options{Log: zerolog.New(in.log), StopGrace: time.Minute,
+		done <- Serve(ctx, cfg, in.w, Options{Log: zerolog.New(in.log), StopGrace: time.Minute,
 			Ready: func(a string) { addr <- a }, Elector: quickElector{led}, CampaignEvery: 20 * time.Millisecond})
 	}()
 	in.base = "http://" + <-addr
@@ -87,6 +103,12 @@ func TestOneLeader(t *testing.T) {
 	if _, body := get(t, standby.base+"/metrics"); !strings.Contains(body, "\nsnapwarden_leader 0\n") {
 		t.Errorf("standby /metrics lacks snapwarden_leader 0")
 	}
+	for deadline := time.Now().Add(5 * time.Second); leader.w.watching.Load() != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // the watch starts beside the first cycle
+	}
+	if l, s := leader.w.watching.Load(), standby.w.watching.Load(); l != 1 || s != 0 {
+		t.Errorf("watching between cycles: leader %d, standby %d; want 1, 0", l, s)
+	}
 
 	// Cut the leader's session, as a server restart or a network cut would.
 	conn, err := pgx.Connect(ctx, state)
@@ -114,8 +136,8 @@ WHERE locktype = 'advisory' AND objid = hashtext(current_schema())::oid AND pid 
 	leader.r.mu.Lock()
 	active := leader.r.active
 	leader.r.mu.Unlock()
-	if active != 0 {
-		t.Errorf("the old leader still runs %d cycles", active)
+	if active != 0 || leader.w.watching.Load() != 0 {
+		t.Errorf("the old leader still runs %d cycles, watches %d times", active, leader.w.watching.Load())
 	}
 	if code, body := get(t, leader.base+"/healthz"); code != http.StatusOK || !strings.Contains(body, `"role":"standby"`) {
 		t.Errorf("old leader /healthz: %d %s", code, body)

@@ -222,6 +222,20 @@ func (s *Service) loop(ctx context.Context, lost <-chan struct{}) {
 	// Cycles get their own context so SIGTERM can let one finish within the grace.
 	cycleCtx, cancelCycles := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelCycles()
+	// Between cycles the runner waits for vCenter's updates (heads-ups, which
+	// deliver notices: the leader's work too). It stops with ctx, or when
+	// the leadership is lost, before the runner closes.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	if w, ok := s.runner.(interface{ Watch(context.Context) }); ok {
+		go func() { defer close(watched); w.Watch(watchCtx) }()
+	} else {
+		close(watched)
+	}
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 
 	done := make(chan struct{}, 1)
 	running, reloadPending := false, false
@@ -261,6 +275,7 @@ func (s *Service) loop(ctx context.Context, lost <-chan struct{}) {
 			return
 		case <-lost:
 			timer.Stop()
+			stopWatch()
 			cancelCycles()
 			if running {
 				<-done

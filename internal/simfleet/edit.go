@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vapi/tags"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -40,6 +41,13 @@ func (s *Sim) SetAttribute(vmName, attr, value string) error {
 	if err := cfm.Set(ctx, ref, key, value); err != nil {
 		return fmt.Errorf("vm %q: set custom attribute %q: %w", vmName, attr, err)
 	}
+	// vcsim's SetField assigns the value without telling property
+	// collectors; vCenter reports the change, so publish it as vCenter would.
+	sctx := s.Context()
+	obj := sctx.Map.Get(ref).(*simulator.VirtualMachine)
+	sctx.WithLock(obj, func() {
+		sctx.Update(obj, []types.PropertyChange{{Name: "customValue", Val: obj.CustomValue}})
+	})
 	return nil
 }
 

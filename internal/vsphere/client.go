@@ -42,6 +42,12 @@ type Options struct {
 	// ScanEvery is how often Pool.CollectScan searches a vCenter's
 	// datastores for orphan files; zero means 24 hours.
 	ScanEvery time.Duration
+	// Watch makes the pool keep a Watcher per session (serve): a cycle
+	// then reads only what changed since the last one.
+	Watch bool
+	// FullEvery is how many watched cycles pass between full reads, a
+	// safety net for a change vCenter did not report; zero means 24.
+	FullEvery int
 }
 
 func (o Options) withDefaults() Options {
@@ -62,6 +68,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ScanEvery == 0 {
 		o.ScanEvery = 24 * time.Hour
+	}
+	if o.FullEvery == 0 {
+		o.FullEvery = 24
 	}
 	return o
 }

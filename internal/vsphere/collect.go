@@ -35,11 +35,28 @@ var (
 	}
 )
 
+// inventoryKinds are the object types of the inventory read, VMs first.
+var inventoryKinds = []string{"VirtualMachine", "Folder", "Datacenter", "VirtualApp", "Datastore"}
+
 // node is a folder, datacenter or vApp: enough to build inventory paths.
 type node struct {
 	name   string
 	parent types.ManagedObjectReference
 	isDC   bool
+}
+
+// nodeOf reads a folder, datacenter or vApp retrieved with its name and parent.
+func nodeOf(oc types.ObjectContent) node {
+	n := node{isDC: oc.Obj.Type == "Datacenter"}
+	for _, p := range oc.PropSet {
+		switch v := p.Val.(type) {
+		case string:
+			n.name = v
+		case types.ManagedObjectReference:
+			n.parent = v
+		}
+	}
+	return n
 }
 
 // pendingVM is a VM with snapshots or problems whose path waits for the
@@ -58,70 +75,92 @@ type pendingVM struct {
 // and the custom field names; one bulk vAPI call for tags; one event
 // collector for creators of snapshots the ledger has not seen.
 func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, error) {
-	inv := &facts.Inventory{VCenterIDs: map[string]string{c.Name: c.InstanceUUID}}
-	nodes := map[types.ManagedObjectReference]node{}
-	stores := map[types.ManagedObjectReference]facts.Datastore{}
-	fieldNames := map[int32]string{}
-	var pending []*pendingVM
-	var ch chains
-
-	err := c.retrieve(ctx, func(objs []types.ObjectContent) error {
-		var vms []mo.VirtualMachine
-		for _, oc := range objs {
-			switch oc.Obj.Type {
-			case "VirtualMachine":
-				continue
-			case "Folder", "Datacenter", "VirtualApp":
-				n := node{isDC: oc.Obj.Type == "Datacenter"}
-				for _, p := range oc.PropSet {
-					switch v := p.Val.(type) {
-					case string:
-						n.name = v
-					case types.ManagedObjectReference:
-						n.parent = v
-					}
-				}
-				nodes[oc.Obj] = n
-			case "Datastore":
-				stores[oc.Obj] = datastoreOf(oc)
-			case "CustomFieldsManager":
-				for _, p := range oc.PropSet {
-					if defs, ok := p.Val.(types.ArrayOfCustomFieldDef); ok {
-						for _, d := range defs.CustomFieldDef {
-							fieldNames[d.Key] = d.Name
-						}
-					}
-				}
-			}
-		}
-		if err := mo.LoadObjectContent(onlyType(objs, "VirtualMachine"), &vms); err != nil {
-			return fmt.Errorf("decode VMs: %w", err)
-		}
-		for i := range vms {
-			inv.VMs++
-			if p := c.addVM(inv, &vms[i], &ch); p != nil {
-				pending = append(pending, p)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	b := c.newBuilder()
+	if err := c.retrieve(ctx, b.page); err != nil {
 		return nil, fmt.Errorf("vcenter %q: list snapshots: %w", c.Name, err)
 	}
+	return b.finish(ctx, known)
+}
 
-	inv.Problems = append(inv.Problems, ch.phantoms()...)
-	for _, p := range pending {
-		p.vm.Folder, p.vm.Datacenter = path(nodes, p.parent)
+// builder turns the objects of one retrieval (or of a Watcher's copy) into
+// an inventory: VMs one at a time, then paths, phantoms, tags and creators
+// once every object is known.
+type builder struct {
+	c          *Client
+	inv        *facts.Inventory
+	nodes      map[types.ManagedObjectReference]node
+	stores     map[types.ManagedObjectReference]facts.Datastore
+	fieldNames map[int32]string
+	pending    []*pendingVM
+	ch         chains
+}
+
+func (c *Client) newBuilder() *builder {
+	return &builder{c: c, inv: &facts.Inventory{VCenterIDs: map[string]string{c.Name: c.InstanceUUID}},
+		nodes: map[types.ManagedObjectReference]node{}, stores: map[types.ManagedObjectReference]facts.Datastore{},
+		fieldNames: map[int32]string{}}
+}
+
+// page takes one page of a retrieval: containers, datastores and custom
+// field names are kept, VMs decoded and added.
+func (b *builder) page(objs []types.ObjectContent) error {
+	for _, oc := range objs {
+		b.object(oc)
+	}
+	var vms []mo.VirtualMachine
+	if err := mo.LoadObjectContent(onlyType(objs, "VirtualMachine"), &vms); err != nil {
+		return fmt.Errorf("decode VMs: %w", err)
+	}
+	for i := range vms {
+		b.vm(&vms[i])
+	}
+	return nil
+}
+
+// object keeps what paths, datastores and custom attributes need from an
+// object that is not a VM.
+func (b *builder) object(oc types.ObjectContent) {
+	switch oc.Obj.Type {
+	case "Folder", "Datacenter", "VirtualApp":
+		b.nodes[oc.Obj] = nodeOf(oc)
+	case "Datastore":
+		b.stores[oc.Obj] = datastoreOf(oc)
+	case "CustomFieldsManager":
+		for _, p := range oc.PropSet {
+			if defs, ok := p.Val.(types.ArrayOfCustomFieldDef); ok {
+				for _, d := range defs.CustomFieldDef {
+					b.fieldNames[d.Key] = d.Name
+				}
+			}
+		}
+	}
+}
+
+// vm adds one decoded VM.
+func (b *builder) vm(m *mo.VirtualMachine) {
+	b.inv.VMs++
+	if p := b.c.addVM(b.inv, m, &b.ch); p != nil {
+		b.pending = append(b.pending, p)
+	}
+}
+
+// finish resolves paths, datastores and attribute names, judges phantom
+// deltas, and reads tags and the creators of snapshots known does not hold.
+func (b *builder) finish(ctx context.Context, known Known) (*facts.Inventory, error) {
+	c, inv := b.c, b.inv
+	inv.Problems = append(inv.Problems, b.ch.phantoms()...)
+	for _, p := range b.pending {
+		p.vm.Folder, p.vm.Datacenter = path(b.nodes, p.parent)
 		p.vm.Path = p.vm.Folder + "/" + p.vm.Name
 		for _, ref := range p.ds {
-			if d, ok := stores[ref]; ok {
+			if d, ok := b.stores[ref]; ok {
 				p.vm.Datastores = append(p.vm.Datastores, d)
 			}
 		}
 		if len(p.attrs) > 0 {
 			p.vm.CustomAttributes = make(map[string]string, len(p.attrs))
 			for k, v := range p.attrs {
-				if name, ok := fieldNames[k]; ok {
+				if name, ok := b.fieldNames[k]; ok {
 					p.vm.CustomAttributes[name] = v
 				}
 			}
@@ -131,7 +170,7 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 		pr := &inv.Problems[i]
 		pr.VCenter, pr.Datacenter = c.Name, pr.VM.Datacenter
 	}
-	if err := c.tags(ctx, pending); err != nil {
+	if err := c.tags(ctx, b.pending); err != nil {
 		return nil, fmt.Errorf("vcenter %q: read tags: %w", c.Name, err)
 	}
 	if err := c.creators(ctx, inv.Snapshots, known); err != nil {
@@ -144,17 +183,8 @@ func (c *Client) Collect(ctx context.Context, known Known) (*facts.Inventory, er
 // to fn, so a page's layoutEx can be reduced to sizes and dropped before the
 // next one arrives.
 func (c *Client) retrieve(ctx context.Context, fn func([]types.ObjectContent) error) error {
-	kinds := []string{"VirtualMachine", "Folder", "Datacenter", "VirtualApp", "Datastore"}
-	props := []types.PropertySpec{{Type: "VirtualMachine", PathSet: vmProps}}
-	for _, t := range kinds[1:] {
-		props = append(props, types.PropertySpec{Type: t, PathSet: containerProps[t]})
-	}
-	var extra []types.ObjectSpec
-	if cfm := c.vim.ServiceContent.CustomFieldsManager; cfm != nil {
-		props = append(props, types.PropertySpec{Type: "CustomFieldsManager", PathSet: []string{"field"}})
-		extra = append(extra, types.ObjectSpec{Obj: *cfm})
-	}
-	return c.retrieveView(ctx, kinds, props, extra, fn)
+	props, extra := c.watchedProps(inventoryKinds)
+	return c.retrieveView(ctx, inventoryKinds, props, extra, fn)
 }
 
 // retrieveView reads props of every inventory object of the kinds through

@@ -69,16 +69,7 @@ func (c *Client) Orphans(ctx context.Context) ([]facts.Problem, error) {
 					}
 				}
 			default:
-				n := node{isDC: oc.Obj.Type == "Datacenter"}
-				for _, p := range oc.PropSet {
-					switch v := p.Val.(type) {
-					case string:
-						n.name = v
-					case types.ManagedObjectReference:
-						n.parent = v
-					}
-				}
-				nodes[oc.Obj] = n
+				nodes[oc.Obj] = nodeOf(oc)
 			}
 		}
 		return nil

@@ -22,11 +22,13 @@ type Pool struct {
 	mu      sync.Mutex
 	targets []config.VCenter
 	clients map[string]*Client
+	// watched holds each vCenter's Watcher when opt.Watch is set.
+	watched map[string]*watched
 }
 
 // NewPool prepares sessions for the vCenters; it dials lazily.
 func NewPool(vcs []config.VCenter, opt Options) *Pool {
-	return &Pool{opt: opt.withDefaults(), targets: vcs, clients: map[string]*Client{}}
+	return &Pool{opt: opt.withDefaults(), targets: vcs, clients: map[string]*Client{}, watched: map[string]*watched{}}
 }
 
 // SetTargets replaces the vCenters after a config reload; sessions of
@@ -51,6 +53,7 @@ func (p *Pool) SetTargets(ctx context.Context, vcs []config.VCenter) {
 	p.targets = vcs
 	p.mu.Unlock()
 	for _, c := range drop {
+		p.unwatch(ctx, c.Name)
 		_ = c.Logout(ctx)
 	}
 }
@@ -117,6 +120,7 @@ func (p *Pool) drop(ctx context.Context, name string) {
 	delete(p.clients, name)
 	p.mu.Unlock()
 	if ok {
+		p.unwatch(ctx, name)
 		_ = c.Logout(ctx)
 	}
 }
@@ -150,7 +154,7 @@ func (p *Pool) CollectScan(ctx context.Context, known Known, lastScan map[string
 			defer cancel()
 			c, err := p.Client(cctx, t.Name)
 			if err == nil {
-				results[i], err = c.Collect(cctx, known)
+				results[i], err = p.collect(cctx, c, known)
 				if err != nil {
 					p.drop(ctx, t.Name)
 				} else if lastScan != nil && time.Since(lastScan[t.Name]) >= p.opt.ScanEvery {
@@ -221,7 +225,8 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.clients = map[string]*Client{}
 	p.mu.Unlock()
 	var errs []error
-	for _, c := range clients {
+	for name, c := range clients {
+		p.unwatch(ctx, name)
 		errs = append(errs, c.Logout(ctx))
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,68 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/snapwarden/snapwarden/internal/facts"
+)
+
+// HeadsUpSent reports which of keys already have a heads-up in the outbox
+// (queued or delivered): a heads-up goes once per snapshot. Candidates are
+// the few snapshots that just appeared, so each is one indexed look-up.
+func (l *Ledger) HeadsUpSent(ctx context.Context, keys []facts.Key) (map[facts.Key]bool, error) {
+	out := map[facts.Key]bool{}
+	if l.db == nil || len(keys) == 0 {
+		return out, nil
+	}
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: heads-ups sent: %w", l.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, k := range keys {
+		err := query(ctx, tx, `SELECT 1 FROM notice_items WHERE key = ? AND action = ? LIMIT 1`, func(*sql.Rows) error {
+			out[k] = true
+			return nil
+		}, k.String(), ItemHeadsUp)
+		if err != nil {
+			return nil, fmt.Errorf("ledger %s: heads-up sent for %s: %w", l.path, k, err)
+		}
+	}
+	return out, nil
+}
+
+// QueueHeadsUps adds heads-up notices to the outbox in one transaction. No
+// cycle planned them: the pass between cycles did.
+func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Time) (err error) {
+	if err := l.writable("queue heads-ups"); err != nil {
+		return err
+	}
+	wrap := func(err error) error { return fmt.Errorf("ledger %s: queue heads-ups: %w", l.path, err) }
+	for i, n := range notices {
+		if err := checkNotice(n); err != nil {
+			return wrap(fmt.Errorf("notice %d: %w", i, err))
+		}
+	}
+	if len(notices) == 0 {
+		return nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
+		return wrap(err)
+	}
+	if err = tx.Commit(); err != nil {
+		return wrap(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
