@@ -8,6 +8,13 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: all build test vet demo bench clean deb
 
+# The PostgreSQL ledger's tests and benchmarks use SNAPWARDEN_TEST_POSTGRES (a
+# DSN); unset, it is the local server when it answers as postgres, else
+# internal/pgtest starts a throwaway cluster (initdb) or the tests skip saying why.
+PG_LOCAL := postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+SNAPWARDEN_TEST_POSTGRES ?= $(shell psql '$(PG_LOCAL)' -Atqc 'select 1' >/dev/null 2>&1 && echo '$(PG_LOCAL)')
+export SNAPWARDEN_TEST_POSTGRES
+
 all: build
 
 build:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -56,6 +57,29 @@ func (a *app) runCmd() *cobra.Command {
 			defer func() {
 				if err := r.Close(ctx); err != nil {
 					log.Warn().Err(err).Msg("closing sessions and ledger")
+				}
+			}()
+			// Beside `serve` instances on PostgreSQL, one cycle may run
+			// only while no instance leads.
+			lease, err := r.Ledger().TryLead(ctx)
+			if err != nil {
+				return runtimeErr(err)
+			}
+			if lease == nil {
+				return runtimeErr(fmt.Errorf("another snapwarden instance leads on this ledger: it runs the cycles; stop it first"))
+			}
+			defer lease.Release()
+			select { // a leader that just lost its connection stops first
+			case <-time.After(r.Ledger().TakeoverDelay()):
+			case <-ctx.Done():
+			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-lease.Lost():
+					cancel()
+				case <-ctx.Done():
 				}
 			}()
 			res, err := r.Cycle(ctx, time.Now().UTC())
@@ -116,6 +140,7 @@ func (a *app) serveCmd() *cobra.Command {
 				Version: buildVersion(),
 				Public:  r.Public(),
 				Ledger:  r.Ledger(),
+				Elector: r.Ledger(),
 			})
 			if err != nil {
 				return runtimeErr(err)

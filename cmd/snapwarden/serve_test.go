@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapwarden/snapwarden/internal/pgtest"
 )
 
 // binDirs hold the binaries build compiled; TestMain removes them.
@@ -28,6 +30,7 @@ func TestMain(m *testing.M) {
 	for _, d := range binDirs {
 		_ = os.RemoveAll(d)
 	}
+	pgtest.Stop()
 	os.Exit(code)
 }
 
@@ -87,7 +90,7 @@ func watchLog(r io.Reader) *logWatcher {
 }
 
 // wait returns the first line, from index from on, whose message contains msg.
-func (w *logWatcher) wait(t *testing.T, from int, msg string) (map[string]any, int) {
+func (w *logWatcher) wait(t testing.TB, from int, msg string) (map[string]any, int) {
 	t.Helper()
 	timer := time.AfterFunc(60*time.Second, func() {
 		w.mu.Lock()

@@ -348,3 +348,21 @@ func TestEveryKeyDocumented(t *testing.T) {
 	}
 	walk("", knownKeys(configType))
 }
+
+// A PostgreSQL state is a DSN, not a path relative to the config's folder;
+// SNAPWARDEN_STATE carries one with its password.
+func TestPostgresState(t *testing.T) {
+	dsn := "postgres://snapwarden@db.example/snapwarden?sslmode=verify-full"
+	c, err := Load(write(t, minimal+"state: "+dsn+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != dsn {
+		t.Errorf("state = %q, want the DSN as written", c.State)
+	}
+	withPassword := "postgresql://snapwarden:s3cret@db.example/snapwarden"
+	t.Setenv("SNAPWARDEN_STATE", withPassword)
+	if c, err = Load(write(t, minimal)); err != nil || c.State != withPassword {
+		t.Errorf("state from the environment = %q, %v", c.State, err)
+	}
+}

@@ -12,8 +12,10 @@ import (
 const envPrefix = "SNAPWARDEN_"
 
 // notKeys are SNAPWARDEN_ variables that are not config keys: the CLI's
-// config path, the benchmarks' fleet size and the crash tests' failpoint.
-var notKeys = map[string]bool{"SNAPWARDEN_CONFIG": true, "SNAPWARDEN_BENCH_VMS": true, "SNAPWARDEN_FAILPOINT": true}
+// config path, the benchmarks' fleet size, the crash tests' failpoint and the
+// tests' PostgreSQL server.
+var notKeys = map[string]bool{"SNAPWARDEN_CONFIG": true, "SNAPWARDEN_BENCH_VMS": true, "SNAPWARDEN_FAILPOINT": true,
+	"SNAPWARDEN_TEST_POSTGRES": true}
 
 // envSetting is one SNAPWARDEN_ variable resolved to the key it sets.
 type envSetting struct {

@@ -173,7 +173,10 @@ func (c *Config) resolvePaths(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
-	abs(&c.State)
+	// state may name a PostgreSQL database instead of a file.
+	if !strings.HasPrefix(c.State, "postgres://") && !strings.HasPrefix(c.State, "postgresql://") {
+		abs(&c.State)
+	}
 	abs(&c.Templates)
 	abs(&c.Console.UsersFile)
 	secret := func(p *string) {

@@ -26,7 +26,7 @@ func (c *Config) validate(e *Error) {
 		e.add("schedule %q is not a cron spec (such as \"@every 1h\" or \"0 * * * *\"): %v", c.Schedule, err)
 	}
 	if c.State == "" {
-		e.add("state must name the ledger file, such as /var/lib/snapwarden/ledger.db")
+		e.add("state must name the ledger file, such as /var/lib/snapwarden/ledger.db, or a PostgreSQL database (postgres://...)")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		e.add("listen %q must be host:port, such as 127.0.0.1:9469: %v", c.Listen, err)

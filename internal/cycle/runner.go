@@ -123,7 +123,7 @@ func (r *Runner) Reload(cfg *config.Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cfg != nil && r.cfg.State != cfg.State {
-		r.log.Warn().Str("state", cfg.State).Msg("state changed: the ledger moves at the next restart")
+		r.log.Warn().Str("state", ledger.Redact(cfg.State)).Msg("state changed: the ledger moves at the next restart")
 	}
 	if r.cfg != nil && r.cfg.Collect != cfg.Collect {
 		r.log.Warn().Msg("collect changed: takes effect at the next restart")

@@ -65,7 +65,7 @@ func (l *Ledger) Acks(ctx context.Context, now time.Time) (map[facts.Key]Ack, er
 	err := query(ctx, l.db, `
 SELECT vcenter, vm_uuid, snapshot_id, created, state, by_user, note, at, until_at FROM (
 	SELECT *, ROW_NUMBER() OVER (PARTITION BY key ORDER BY at DESC, id DESC) AS rn FROM acks
-) WHERE rn = 1 AND until_at > ?`, func(rows *sql.Rows) error {
+) AS latest WHERE rn = 1 AND until_at > ?`, func(rows *sql.Rows) error {
 		var (
 			a                 Ack
 			vc, uuid, snap    string

@@ -61,15 +61,11 @@ func (l *Ledger) StartAction(ctx context.Context, a Action) (int64, error) {
 	if err := failpoint.Hit("ledger.start-action"); err != nil {
 		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
 	}
-	res, err := l.db.ExecContext(ctx, `
+	id, err := l.insertID(ctx, l.db, `
 INSERT INTO actions(key, key_vcenter, vm_uuid, snapshot_id, created, vcenter, vm, snapshot, customer, kind, started_at, task_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.String(), k.VCenter, k.VMUUID, k.Snapshot, nanos(k.Created), vc, a.VM, a.Snapshot, a.Customer, a.Kind,
 		a.StartedAt.UnixNano(), a.TaskID)
-	if err != nil {
-		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, fmt.Errorf("ledger %s: start action on %s: %w", l.path, k, err)
 	}
@@ -128,7 +124,7 @@ UPDATE actions SET finished_at = ?, result = ?, fault = ? WHERE id = ? AND finis
 	if err = l.oneAction(res, id, "finish"); err != nil {
 		return err
 	}
-	if err = insertNotices(ctx, tx, notices, at, nil); err != nil {
+	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
 		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
 	}
 	if err = failpoint.Hit("ledger.finish-action"); err != nil {

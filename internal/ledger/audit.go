@@ -107,7 +107,8 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 SELECT COALESCE(v.name, s.vcenter), s.vm, s.vm_uuid, s.name, s.customer, s.creator, s.size_bytes, s.first_seen, s.resolved_at
 FROM snapshots s LEFT JOIN vcenters v ON v.id = s.vcenter
 WHERE (s.first_seen >= ?1 OR s.resolved_at >= ?1)
-	AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR s.customer = ?3) AND (?4 = '' OR s.vm_uuid = ?4)`, func(rows *sql.Rows) error {
+	AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR s.customer = ?3) AND (?4 = '' OR s.vm_uuid = ?4)
+ORDER BY s.rowid`, func(rows *sql.Rows) error {
 		var (
 			e               Event
 			creator         string
@@ -144,7 +145,7 @@ FROM notices n
 LEFT JOIN notice_items i ON i.notice_id = n.id
 LEFT JOIN snapshots s ON s.key = i.key
 LEFT JOIN vcenters v ON v.id = i.vcenter
-WHERE n.created_at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR i.vm_uuid = ?3)
+WHERE n.created_at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR i.vm_uuid = ?3)
 ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
 		var (
 			e                               Event
@@ -188,7 +189,8 @@ SELECT a.at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.state, a.by_user, a.note,
 FROM acks a
 LEFT JOIN snapshots s ON s.key = a.key
 LEFT JOIN vcenters v ON v.id = a.vcenter
-WHERE a.at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR a.vm_uuid = ?3)`, func(rows *sql.Rows) error {
+WHERE a.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR a.vm_uuid = ?3)
+ORDER BY a.id`, func(rows *sql.Rows) error {
 		var (
 			e           Event
 			at, until   sql.NullInt64
@@ -212,7 +214,8 @@ WHERE a.at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR a.vm_
 	err = query(ctx, tx, `
 SELECT a.started_at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.vm, a.snapshot, a.customer, a.kind, a.task_id, a.finished_at, a.result, a.fault
 FROM actions a LEFT JOIN vcenters v ON v.id = a.key_vcenter
-WHERE a.started_at >= ?1 AND (?2 = '' OR a.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR a.customer = ?3) AND (?4 = '' OR a.vm_uuid = ?4)`, func(rows *sql.Rows) error {
+WHERE a.started_at >= ?1 AND (?2 = '' OR lower(a.vm) = lower(?2)) AND (?3 = '' OR a.customer = ?3) AND (?4 = '' OR a.vm_uuid = ?4)
+ORDER BY a.id`, func(rows *sql.Rows) error {
 		var (
 			e                 Event
 			started, finished sql.NullInt64

@@ -58,7 +58,7 @@ func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Ti
 			_ = tx.Rollback()
 		}
 	}()
-	if err = insertNotices(ctx, tx, notices, at, nil); err != nil {
+	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
 		return wrap(err)
 	}
 	if err = tx.Commit(); err != nil {

@@ -141,7 +141,7 @@ SELECT key, reason FROM (
 	JOIN notices n ON n.id = i.notice_id
 	JOIN snapshots s ON s.key = i.key
 	WHERE i.action = 'blocked' AND s.resolved_at IS NULL
-) WHERE rn = 1`, func(rows *sql.Rows) error {
+) AS latest WHERE rn = 1`, func(rows *sql.Rows) error {
 		var text, reason string
 		if err := rows.Scan(&text, &reason); err != nil {
 			return err
@@ -184,7 +184,7 @@ SELECT key, started_at, fault FROM (
 		ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.finished_at DESC, a.id DESC) AS rn
 	FROM actions a JOIN snapshots s ON s.key = a.key
 	WHERE a.finished_at IS NOT NULL AND a.result = 'error' AND s.resolved_at IS NULL
-) WHERE rn = 1`, func(rows *sql.Rows) error {
+) AS latest WHERE rn = 1`, func(rows *sql.Rows) error {
 		// Only failed attempts: a refusal (busy VM, closed window) is not
 		// the fault support should read about.
 		var (
@@ -207,7 +207,7 @@ SELECT key, task_id FROM (
 	SELECT a.key, a.task_id, ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.started_at DESC, a.id DESC) AS rn
 	FROM actions a JOIN snapshots s ON s.key = a.key
 	WHERE a.finished_at IS NULL AND s.resolved_at IS NULL
-) WHERE rn = 1`, func(rows *sql.Rows) error {
+) AS latest WHERE rn = 1`, func(rows *sql.Rows) error {
 		var text, task string
 		if err := rows.Scan(&text, &task); err != nil {
 			return err

@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 
@@ -29,6 +32,13 @@ type Ledger struct {
 	db       *sql.DB  // nil for a reader of a ledger that does not exist yet
 	lock     *os.File // the held advisory lock; nil for readers
 	readOnly bool
+	// pg is set for a PostgreSQL ledger; dsn is then its connection string
+	// (path is the DSN without its password, for messages).
+	pg  bool
+	dsn string
+	// campaign is a standby's connection for TryLead, kept between tries.
+	campaignMu sync.Mutex
+	campaign   *pgx.Conn
 }
 
 // Open opens the ledger at path for writing, creating it (and its parent
@@ -36,9 +46,16 @@ type Ledger struct {
 // It takes an exclusive advisory lock on path+".lock" so two snapwarden
 // processes never send the same notices or act twice on one snapshot; a
 // second Open of the same file fails at once, even within one process.
+//
+// A postgres:// path opens the ledger in that PostgreSQL database instead:
+// several instances may share it, so no lock is taken here; the one that
+// acts is the one holding Lead's leadership.
 func Open(ctx context.Context, path string) (*Ledger, error) {
 	if path == "" {
 		return nil, errors.New("ledger: no path: set state: to the ledger file")
+	}
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, false)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger %s: create directory: %w", path, err)
@@ -73,6 +90,9 @@ func Open(ctx context.Context, path string) (*Ledger, error) {
 func OpenReader(ctx context.Context, path string) (*Ledger, error) {
 	if path == "" {
 		return nil, errors.New("ledger: no path: set state: to the ledger file")
+	}
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, true)
 	}
 	l := &Ledger{path: path, readOnly: true}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -111,6 +131,12 @@ func OpenReader(ctx context.Context, path string) (*Ledger, error) {
 // Close releases the database and, for the writer, the lock.
 func (l *Ledger) Close() error {
 	var err error
+	l.campaignMu.Lock()
+	if l.campaign != nil {
+		_ = l.campaign.Close(context.Background())
+		l.campaign = nil
+	}
+	l.campaignMu.Unlock()
 	if l.db != nil {
 		if e := l.db.Close(); e != nil {
 			err = fmt.Errorf("ledger %s: close: %w", l.path, e)
@@ -124,7 +150,7 @@ func (l *Ledger) Close() error {
 	return err
 }
 
-// Path returns the ledger's file name, for logs.
+// Path returns the ledger's file name (or its DSN without password), for logs.
 func (l *Ledger) Path() string { return l.path }
 
 // dsn builds the modernc.org/sqlite data source name. The "file:" URI form

@@ -14,13 +14,50 @@ import (
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/pgtest"
 )
 
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
+// onPostgres is set while TestMain runs the suite a second time, on
+// PostgreSQL: every test runs on both backends.
+var onPostgres bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if why := pgtest.Start(); why != "" {
+		fmt.Println("ledger: the suite did NOT run on PostgreSQL:", why)
+	} else {
+		fmt.Println("ledger: the same suite on PostgreSQL")
+		onPostgres = true
+		if c := m.Run(); c != 0 {
+			code = c
+		}
+		pgtest.Stop()
+	}
+	os.Exit(code)
+}
+
+// stateT returns a new, empty ledger location on the backend under test: a
+// file name, or a DSN of a schema of its own.
+func stateT(t testing.TB) string {
+	t.Helper()
+	if onPostgres {
+		return pgtest.Schema(t)
+	}
+	return filepath.Join(t.TempDir(), "ledger.db")
+}
+
+// sqliteOnly skips a test of SQLite's file handling on PostgreSQL.
+func sqliteOnly(t *testing.T) {
+	if onPostgres {
+		t.Skip("about the SQLite file")
+	}
+}
+
 func openT(t testing.TB) (*Ledger, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "ledger.db")
+	path := stateT(t)
 	l, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +392,7 @@ func TestOutbox(t *testing.T) {
 
 func TestCrashBeforeMarkSent(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ledger.db")
+	path := stateT(t)
 	l, err := Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -391,6 +428,7 @@ func TestCrashBeforeMarkSent(t *testing.T) {
 }
 
 func TestLock(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "state", "snapwarden")
 	path := filepath.Join(dir, "ledger.db")
@@ -466,6 +504,9 @@ func TestOpenReader(t *testing.T) {
 		t.Errorf("reader after the writer closed: %v %v", hist, err)
 	}
 	r2.Close()
+	if onPostgres {
+		return
+	}
 
 	// A file a writer created but has not migrated yet reads as empty.
 	blank := filepath.Join(t.TempDir(), "blank.db")
@@ -672,20 +713,37 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	version := func() int {
-		db, err := sql.Open("sqlite", path)
+	// raw runs one statement on the ledger outside the package's code.
+	raw := func(q string, scan ...any) {
+		t.Helper()
+		driverName := "sqlite"
+		if onPostgres {
+			driverName = "pgx"
+		}
+		db, err := sql.Open(driverName, path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		var v int
-		if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		if len(scan) > 0 {
+			err = db.QueryRow(q).Scan(scan...)
+		} else {
+			_, err = db.Exec(q)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	getVersion, setVersion := "PRAGMA user_version", "PRAGMA user_version = "
+	if onPostgres {
+		getVersion, setVersion = "SELECT version FROM schema_version", "UPDATE schema_version SET version = "
+	}
+	version := func() (v int) {
+		raw(getVersion, &v)
 		return v
 	}
 	if v := version(); v != len(migrations) {
-		t.Fatalf("user_version = %d, want %d", v, len(migrations))
+		t.Fatalf("schema version = %d, want %d", v, len(migrations))
 	}
 	// Opening again applies nothing and keeps the data.
 	l, err := Open(ctx, path)
@@ -696,31 +754,29 @@ func TestMigrations(t *testing.T) {
 	if err != nil || hist[s.Key()].Creator != "alice" {
 		t.Fatalf("after re-open: %v %v", hist, err)
 	}
-	var mode string
-	if err := l.db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal_mode = %q %v", mode, err)
+	if !onPostgres {
+		var mode string
+		if err := l.db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode = %q %v", mode, err)
+		}
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if v := version(); v != len(migrations) {
-		t.Fatalf("user_version after re-open = %d", v)
+		t.Fatalf("schema version after re-open = %d", v)
 	}
 
 	// A ledger written by a newer snapwarden is refused, not mangled.
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("PRAGMA user_version = " + strconv.Itoa(len(migrations)+1)); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	raw(setVersion + strconv.Itoa(len(migrations)+1))
 	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "newer than this snapwarden knows") {
 		t.Errorf("Open of a newer ledger: %v", err)
 	}
 	if _, err := OpenReader(ctx, path); err == nil || !strings.Contains(err.Error(), "newer than this snapwarden knows") {
 		t.Errorf("OpenReader of a newer ledger: %v", err)
+	}
+	if onPostgres {
+		return
 	}
 	// The failed Open released its lock.
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -733,6 +789,40 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("Open after a refused Open: %v", err)
 	}
 	l.Close()
+}
+
+// Instances starting together on one database migrate it once: the others
+// wait for the migration lock and find the schema current.
+func TestConcurrentOpen(t *testing.T) {
+	if !onPostgres {
+		t.Skip("one SQLite file has one writer (TestLock)")
+	}
+	ctx := context.Background()
+	path := stateT(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			l, err := Open(ctx, path)
+			if err == nil {
+				err = l.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	l, err := OpenReader(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var versions int
+	if err := l.db.QueryRow("SELECT count(*) FROM schema_version").Scan(&versions); err != nil || versions != 1 {
+		t.Errorf("schema_version rows = %d, %v; want 1", versions, err)
+	}
 }
 
 // BenchmarkRecord20000 records cycles of 20,000 snapshots already known (the
@@ -915,18 +1005,25 @@ func TestFinishActionQueuesNotices(t *testing.T) {
 // address in the notice's state; old failures count as reported.
 func TestMigrationRecipients(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	db, err := sql.Open("sqlite", path)
+	path := stateT(t)
+	// The ledger as it was just before the recipients' migration.
+	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE notice_recipients") })
+	schema, version, empty := strings.Join(migrations[:before], ""), `PRAGMA user_version = `+strconv.Itoa(before)+`;`, `x''`
+	driverName := "sqlite"
+	if onPostgres {
+		schema, version, empty = pgMigration(schema), `CREATE TABLE schema_version (version BIGINT NOT NULL);
+INSERT INTO schema_version VALUES (`+strconv.Itoa(before)+`);`, `''::bytea`
+		driverName = "pgx"
+	}
+	db, err := sql.Open(driverName, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The ledger as it was just before the recipients' migration.
-	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE notice_recipients") })
-	if _, err := db.Exec(strings.Join(migrations[:before], "") + `PRAGMA user_version = ` + strconv.Itoa(before) + `;
+	if _, err := db.Exec(schema + version + strings.ReplaceAll(`
 INSERT INTO notices(id, message_id, channel, kind, customer, recipients, subject, body, state, attempts, created_at, sent_at)
 VALUES (1, '<a@x>', 'email', 'customer', 'acme', '["a@acme.example","b@acme.example"]', 's', x'', 'sent', 1, 5, 6),
        (2, '<b@x>', 'email', 'customer', 'acme', '["a@acme.example"]', 's', x'', 'failed', 1, 5, NULL),
-       (3, '<c@x>', 'email', 'support', '', '["support@p.example"]', 's', x'', 'pending', 0, 5, NULL);`); err != nil {
+       (3, '<c@x>', 'email', 'support', '', '["support@p.example"]', 's', x'', 'pending', 0, 5, NULL);`, `x''`, empty)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -936,7 +1033,8 @@ VALUES (1, '<a@x>', 'email', 'customer', 'acme', '["a@acme.example","b@acme.exam
 	}
 	defer l.Close()
 	var got []string
-	if err := query(ctx, l.db, `SELECT notice_id || ' ' || address || ' ' || state || ' ' || (reported_at IS NOT NULL) FROM notice_recipients ORDER BY notice_id, address`,
+	if err := query(ctx, l.db, `SELECT notice_id || ' ' || address || ' ' || state || ' ' || CASE WHEN reported_at IS NULL THEN 0 ELSE 1 END
+FROM notice_recipients ORDER BY notice_id, address`,
 		func(r *sql.Rows) error {
 			var s string
 			err := r.Scan(&s)

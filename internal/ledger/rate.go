@@ -25,7 +25,7 @@ SELECT SUM(size), SUM(took) FROM (
 	SELECT s.size_bytes AS size, a.finished_at - a.started_at AS took
 	FROM actions a JOIN snapshots s ON s.key = a.key
 	WHERE a.kind = 'remove' AND a.result = 'success' AND s.size_bytes > 0 AND a.finished_at > a.started_at
-	ORDER BY a.finished_at DESC LIMIT ?)`, rateSample).Scan(&bytes, &nanos)
+	ORDER BY a.finished_at DESC LIMIT ?) AS recent`, rateSample).Scan(&bytes, &nanos)
 	if err != nil {
 		return 0, fmt.Errorf("ledger %s: removal rate: %w", l.path, err)
 	}

@@ -19,15 +19,25 @@ func (s *Service) routes() *http.ServeMux {
 }
 
 // healthz is 200 when the last cycle succeeded and is recent: finished within
-// two schedule intervals (plus slack for a long cycle).
+// two schedule intervals (plus slack for a long cycle), or on a standby that
+// reaches the ledger. It names the role: "leader" or "standby".
 func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	last, lastErr, done, sched := s.last, s.lastErr, s.lastDone, s.sched
+	last, lastErr, done, sched, role, campaignErr := s.last, s.lastErr, s.lastDone, s.sched, s.role, s.campaignErr
 	s.mu.Unlock()
 	now := s.opt.Now()
-	body := map[string]any{"status": "ok"}
+	body := map[string]any{"status": "ok", "role": role}
 	code := http.StatusOK
 	switch {
+	case role == roleStandby && campaignErr != "":
+		body["status"], code = "standby: cannot reach the ledger: "+campaignErr, http.StatusServiceUnavailable
+		last = nil
+	case role == roleStandby:
+		// A standby is healthy while it serves and could take over: it runs
+		// no cycles, and its last one (from when it led) says nothing of
+		// the leader's.
+		body["status"] = "standby: another instance leads"
+		last = nil
 	case last == nil && lastErr == nil:
 		body["status"], code = "starting: no cycle finished yet", http.StatusServiceUnavailable
 	case lastErr != nil:

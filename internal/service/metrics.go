@@ -26,6 +26,7 @@ type metrics struct {
 	cycles        *prometheus.CounterVec
 	vcErrors      *prometheus.CounterVec
 	lastSuccess   prometheus.Gauge
+	leader        prometheus.Gauge
 }
 
 // newMetrics registers the series; version is snapwarden's, for build_info.
@@ -54,6 +55,8 @@ func newMetrics(version string) *metrics {
 			Help: "Cycles in which a vCenter could not be collected, by vCenter."}, []string{"vcenter"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_last_success_timestamp_seconds",
 			Help: "Unix time of the last cycle that completed without errors."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_leader",
+			Help: "1 on the instance that leads (runs cycles), 0 on a standby."}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "snapwarden_build_info",
 		Help: "Always 1; the labels say which snapwarden and Go build is running."}, []string{"version", "goversion"})
@@ -71,7 +74,7 @@ func newMetrics(version string) *metrics {
 		m.cycles.WithLabelValues(r)
 	}
 	m.reg.MustRegister(buildInfo, m.snapshots, m.bytes, m.oldest, m.noticesSent, m.noticesFailed, m.escalations, m.actions,
-		m.duration, m.cycles, m.vcErrors, m.lastSuccess,
+		m.duration, m.cycles, m.vcErrors, m.lastSuccess, m.leader,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

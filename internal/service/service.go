@@ -53,7 +53,29 @@ type Options struct {
 	Public http.Handler
 	// PublicReady, if set, is called with the public listener's address.
 	PublicReady func(addr string)
+	// Elector grants the leadership among instances sharing a ledger on
+	// PostgreSQL; nil means this process always leads.
+	Elector Elector
+	// CampaignEvery is how often a standby tries to take the leadership;
+	// zero means 2 s.
+	CampaignEvery time.Duration
 }
+
+// Elector grants the leadership: only the leader runs cycles (and so
+// delivers the outbox and acts on snapshots); standbys serve HTTP.
+type Elector interface {
+	// TryLead takes the leadership if free; nil, nil when another leads.
+	TryLead(ctx context.Context) (*ledger.Lease, error)
+	// TakeoverDelay is how long a new leader waits before acting, for an
+	// old one that lost its connection to notice and stop.
+	TakeoverDelay() time.Duration
+}
+
+// Roles in /healthz.
+const (
+	roleLeader  = "leader"
+	roleStandby = "standby"
+)
 
 // Service is a running `serve`.
 type Service struct {
@@ -67,8 +89,12 @@ type Service struct {
 	last     *cycle.Result
 	lastErr  error
 	lastDone time.Time
-	auth     *auth
-	listen   string // the address served, which reloads do not change
+	role     string
+	// campaignErr is why a standby's last try for the leadership failed
+	// ("" when it found another leader).
+	campaignErr string
+	auth        *auth
+	listen      string // the address served, which reloads do not change
 }
 
 // Serve runs cycles on cfg's schedule until ctx is cancelled (SIGTERM), then
@@ -80,6 +106,9 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	if opt.StopGrace == 0 {
 		opt.StopGrace = 30 * time.Second
 	}
+	if opt.CampaignEvery == 0 {
+		opt.CampaignEvery = 2 * time.Second
+	}
 	sched, err := cron.ParseStandard(cfg.Schedule)
 	if err != nil {
 		return fmt.Errorf("%s: schedule: %w", cfg.File, err)
@@ -88,7 +117,8 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	if err != nil {
 		return err
 	}
-	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version), auth: a, listen: cfg.Listen}
+	s := &Service{opt: opt, runner: runner, cfg: cfg, sched: sched, metrics: newMetrics(opt.Version), auth: a, listen: cfg.Listen,
+		role: roleStandby}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -121,16 +151,7 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	stopWatchdog := watchdog(opt.Log)
 	defer stopWatchdog()
 
-	// Between cycles the runner waits for vCenter's updates (heads-ups);
-	// it stops with ctx, before the runner closes.
-	watched := make(chan struct{})
-	if w, ok := runner.(interface{ Watch(context.Context) }); ok {
-		go func() { defer close(watched); w.Watch(ctx) }()
-	} else {
-		close(watched)
-	}
-	s.loop(ctx)
-	<-watched
+	s.lead(ctx)
 
 	notify(opt.Log, daemon.SdNotifyStopping, "STATUS=stopping")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -141,12 +162,94 @@ func Serve(ctx context.Context, cfg *config.Config, runner Runner, opt Options) 
 	return nil
 }
 
+// lead runs cycles while this instance holds the leadership, until ctx is
+// cancelled. A standby campaigns every CampaignEvery; a leader that loses the
+// leadership cancels its cycle at once and becomes a standby again.
+func (s *Service) lead(ctx context.Context) {
+	if s.opt.Elector == nil {
+		s.setRole(roleLeader)
+		s.loop(ctx, nil)
+		return
+	}
+	var lastErr string
+	for ctx.Err() == nil {
+		lease, err := s.opt.Elector.TryLead(ctx)
+		if err != nil && err.Error() != lastErr && ctx.Err() == nil {
+			// Once per distinct error: a database down for an hour
+			// would otherwise log every poll.
+			s.opt.Log.Error().Err(err).Msg("standby: cannot campaign for the leadership")
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+		s.mu.Lock()
+		s.campaignErr = lastErr
+		s.mu.Unlock()
+		if lease == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.opt.CampaignEvery):
+			}
+			continue
+		}
+		delay := s.opt.Elector.TakeoverDelay()
+		if delay > 0 { // a shared ledger; a file has one writer anyway
+			s.opt.Log.Info().Dur("delay", delay).Msg("took the leadership: acting after the takeover delay")
+		}
+		select {
+		case <-ctx.Done():
+			lease.Release()
+			return
+		case <-lease.Lost():
+			continue
+		case <-time.After(delay):
+		}
+		s.setRole(roleLeader)
+		s.loop(ctx, lease.Lost())
+		s.setRole(roleStandby)
+		if ctx.Err() != nil {
+			lease.Release()
+			return
+		}
+		s.opt.Log.Error().Msg("lost the leadership (connection to the ledger lost): cycle cancelled, now a standby")
+	}
+}
+
+func (s *Service) setRole(role string) {
+	s.mu.Lock()
+	s.role = role
+	s.mu.Unlock()
+	v := 0.0
+	if role == roleLeader {
+		v = 1
+	}
+	s.metrics.leader.Set(v)
+	notify(s.opt.Log, "STATUS="+role)
+}
+
 // loop runs cycles one at a time: a cycle that overruns the next activation
 // skips it rather than overlapping, and reloads wait for a running cycle.
-func (s *Service) loop(ctx context.Context) {
+// It returns when ctx is cancelled (after the grace) or, at once, when lost
+// is closed: the leadership is gone and another instance may act.
+func (s *Service) loop(ctx context.Context, lost <-chan struct{}) {
 	// Cycles get their own context so SIGTERM can let one finish within the grace.
 	cycleCtx, cancelCycles := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelCycles()
+	// Between cycles the runner waits for vCenter's updates (heads-ups, which
+	// deliver notices: the leader's work too). It stops with ctx, or when
+	// the leadership is lost, before the runner closes.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	if w, ok := s.runner.(interface{ Watch(context.Context) }); ok {
+		go func() { defer close(watched); w.Watch(watchCtx) }()
+	} else {
+		close(watched)
+	}
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 
 	done := make(chan struct{}, 1)
 	running, reloadPending := false, false
@@ -174,11 +277,22 @@ func (s *Service) loop(ctx context.Context) {
 				s.opt.Log.Info().Dur("grace", s.opt.StopGrace).Msg("stop requested: letting the running cycle finish")
 				select {
 				case <-done:
+				case <-lost: // another instance may act now: no grace
+					cancelCycles()
+					<-done
 				case <-time.After(s.opt.StopGrace):
 					s.opt.Log.Warn().Msg("cycle still running after the grace: cancelling it; queued notices are delivered next start")
 					cancelCycles()
 					<-done
 				}
+			}
+			return
+		case <-lost:
+			timer.Stop()
+			stopWatch()
+			cancelCycles()
+			if running {
+				<-done
 			}
 			return
 		case <-done:
