@@ -140,7 +140,7 @@ func requestEvents(ctx context.Context, tx querier, since int64, vm, cust string
 	return query(ctx, tx, `
 SELECT r.at, r.vcenter, COALESCE(s.vm, ''), COALESCE(s.name, r.snapshot_id), r.customer, r.action, r.remote
 FROM requests r LEFT JOIN snapshots s ON s.key = r.key
-WHERE r.at >= ?1 AND (?2 = '' OR s.vm = ?2 COLLATE NOCASE) AND (?3 = '' OR r.customer = ?3)`, func(rows *sql.Rows) error {
+WHERE r.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR r.customer = ?3)`, func(rows *sql.Rows) error {
 		var (
 			e              Event
 			at             sql.NullInt64
