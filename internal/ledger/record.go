@@ -193,6 +193,9 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 	if err = l.insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
 		return 0, wrap(err)
 	}
+	if err = thinSamples(ctx, tx, finished); err != nil {
+		return 0, wrap(err)
+	}
 	if err = failpoint.Hit("ledger.record"); err != nil {
 		return 0, wrap(err)
 	}
