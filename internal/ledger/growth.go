@@ -43,61 +43,73 @@ ORDER BY z.key, z.at`, func(rows *sql.Rows) error {
 	return out, nil
 }
 
-// SampleHorizon is how long every size sample is kept. Older samples are
-// thinned to the last of each snapshot's day, and the samples of a snapshot
-// resolved longer ago are dropped: growth reads only plan.GrowthWindow back,
-// and without this a large fleet adds a row per snapshot per cycle forever.
+// SampleHorizon is how long a resolved snapshot's size samples are kept.
 const SampleHorizon = 7 * 24 * time.Hour
 
-// thinDaysPerCycle bounds thinSamples' work in one cycle: a ledger from
-// before thinning catches up over that many days a cycle.
-const thinDaysPerCycle = 2
+// thinning bounds the size samples, which a large fleet adds a row per
+// snapshot per cycle of: growth reads plan.GrowthWindow back (and the last
+// sample before it), so older samples keep the last of each snapshot's day,
+// and those older than SampleHorizon the last of each 7-day period. The
+// last sample before growth's window stays: it is the size at the window's
+// start (samples are written on change).
+var thinning = []struct {
+	horizon, period time.Duration
+}{
+	{plan.GrowthWindow, 24 * time.Hour},
+	{SampleHorizon, SampleHorizon},
+}
 
-const day = int64(24 * time.Hour)
+// thinPeriodsPerCycle bounds a tier's work in one cycle: a ledger from
+// before thinning catches up over that many periods a cycle.
+const thinPeriodsPerCycle = 2
 
-// thinSamples thins the size samples of whole UTC days older than
-// SampleHorizon before now, oldest first and at most thinDaysPerCycle of
-// them, within the cycle's transaction. A day keeps each snapshot's last
-// sample (its size at the end of the day, which is also the size at the start
-// of the next: samples are written on change); the samples of snapshots
-// resolved that day go. Each day is thinned once, so the work of a cycle is
-// about one day of samples however long the ledger has run.
+// thinSamples thins the size samples within the cycle's transaction, tier
+// by tier, and drops the samples of snapshots resolved more than
+// SampleHorizon before now. Each tier goes on from where the previous cycle
+// left it (sample_thinning): it deletes, between the start of that period
+// and its new horizon, every sample followed by a later one of the same
+// snapshot in the same period before the horizon. What lies before the
+// last horizon is thinned already (one sample per snapshot per period), so
+// a cycle's work is about one cycle of samples, however long the ledger
+// has run.
 func thinSamples(ctx context.Context, tx *sql.Tx, now time.Time) error {
-	horizon := now.Add(-SampleHorizon).UnixNano()
-	var from sql.NullInt64
-	err := tx.QueryRowContext(ctx, `SELECT next_day FROM sample_thinning`).Scan(&from)
-	if errors.Is(err, sql.ErrNoRows) {
-		// The first thinning starts at the oldest sample's day.
-		if err = tx.QueryRowContext(ctx, `SELECT MIN(at) FROM size_samples`).Scan(&from); err != nil || !from.Valid {
-			return err
+	for _, tier := range thinning {
+		period := int64(tier.period)
+		horizon := now.Add(-tier.horizon).UnixNano()
+		var from sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT next_at FROM sample_thinning WHERE period_ns = ?`, period).Scan(&from)
+		if errors.Is(err, sql.ErrNoRows) {
+			// The first thinning starts at the oldest sample.
+			if err = tx.QueryRowContext(ctx, `SELECT MIN(at) FROM size_samples`).Scan(&from); err != nil || !from.Valid {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO sample_thinning(period_ns, next_at) VALUES (?, ?)`, period, from.Int64)
 		}
-		from.Int64 -= from.Int64 % day
-		_, err = tx.ExecContext(ctx, `INSERT INTO sample_thinning(next_day) VALUES (?)`, from.Int64)
-	}
-	if err != nil {
-		return fmt.Errorf("sample thinning: %w", err)
-	}
-	start := from.Int64
-	for n := 0; n < thinDaysPerCycle && start+day <= horizon; n++ {
-		end := start + day
+		if err != nil {
+			return fmt.Errorf("sample thinning: %w", err)
+		}
+		start := from.Int64 - from.Int64%period
+		end := min(horizon, start+thinPeriodsPerCycle*period)
+		if end <= from.Int64 {
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, `
 DELETE FROM size_samples WHERE at >= ? AND at < ?
-	AND EXISTS (SELECT 1 FROM size_samples y WHERE y.key = size_samples.key AND y.at > size_samples.at AND y.at < ?)`,
-			start, end, end); err != nil {
-			return fmt.Errorf("thin size samples of %s: %w", time.Unix(0, start).UTC().Format(time.DateOnly), err)
+	AND EXISTS (SELECT 1 FROM size_samples y WHERE y.key = size_samples.key AND y.at > size_samples.at AND y.at < ?
+		AND y.at < size_samples.at - size_samples.at % ? + ?)`,
+			start, end, end, period, period); err != nil {
+			return fmt.Errorf("thin size samples from %s: %w", time.Unix(0, start).UTC().Format(time.RFC3339), err)
 		}
-		if _, err := tx.ExecContext(ctx, `
+		if tier.horizon == SampleHorizon {
+			if _, err := tx.ExecContext(ctx, `
 DELETE FROM size_samples WHERE key IN (SELECT s.key FROM snapshots s WHERE s.resolved_at >= ? AND s.resolved_at < ?)`,
-			start, end); err != nil {
-			return fmt.Errorf("drop size samples of snapshots resolved %s: %w", time.Unix(0, start).UTC().Format(time.DateOnly), err)
+				from.Int64, end); err != nil {
+				return fmt.Errorf("drop size samples of snapshots resolved from %s: %w", time.Unix(0, from.Int64).UTC().Format(time.RFC3339), err)
+			}
 		}
-		start = end
-	}
-	if start == from.Int64 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sample_thinning SET next_day = ?`, start); err != nil {
-		return fmt.Errorf("sample thinning: %w", err)
+		if _, err := tx.ExecContext(ctx, `UPDATE sample_thinning SET next_at = ? WHERE period_ns = ?`, end, period); err != nil {
+			return fmt.Errorf("sample thinning: %w", err)
+		}
 	}
 	return nil
 }

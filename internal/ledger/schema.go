@@ -224,14 +224,15 @@ CREATE TABLE requests (
 CREATE INDEX requests_key ON requests(key, at);
 CREATE INDEX requests_at ON requests(at);
 `,
-	// 7: size samples stay bounded (thinSamples): the indexes find one day's
-	// samples and the snapshots resolved in one day; the single row of
-	// sample_thinning is the start of the first day not thinned yet.
+	// 7: size samples stay bounded (thinSamples): the indexes find the
+	// samples of a time range and the snapshots resolved in one; a row of
+	// sample_thinning is where each tier of thinning goes on from.
 	`
 CREATE INDEX size_samples_at ON size_samples(at);
 CREATE INDEX snapshots_resolved ON snapshots(resolved_at) WHERE resolved_at IS NOT NULL;
 CREATE TABLE sample_thinning (
-	next_day INTEGER NOT NULL
+	period_ns INTEGER PRIMARY KEY, -- the tier's period (nanoseconds)
+	next_at   INTEGER NOT NULL
 );
 `,
 }
