@@ -17,7 +17,9 @@ echo "== go test -bench (vCenter collection at $VMS VMs: floor, snapwarden, per-
 SNAPWARDEN_BENCH_VMS=$VMS go test -run '^$' -bench . -benchtime 3x -benchmem ./internal/vsphere 2>&1 \
   | grep -v FileAlreadyExists | tee "$OUT/vsphere.txt" | grep -E '^Benchmark|^ok'
 # The ledger's benchmarks run on SQLite, then on PostgreSQL (SNAPWARDEN_TEST_POSTGRES, see Makefile).
-go test -run '^$' -bench . -benchtime 3x -benchmem ./internal/ledger ./internal/report 2>&1 | grep -E '^Benchmark|^ok|^ledger:'
+go test -run '^$' -bench . -skip Samples30Days -benchtime 3x -benchmem ./internal/ledger ./internal/report 2>&1 | grep -E '^Benchmark|^ok|^ledger:'
+# 30 simulated days of hourly samples take minutes: once.
+go test -run '^$' -bench Samples30Days -benchtime 1x ./internal/ledger 2>&1 | grep -E '^Benchmark|^ok'
 echo "== takeover: two serve processes on PostgreSQL, the leader killed (-9) 10 times"
 go test -run '^$' -bench Takeover -benchtime 10x ./cmd/snapwarden 2>&1 | grep -E '^Benchmark|^ok|no PostgreSQL'
 SNAPWARDEN_BENCH_VMS=$VMS go test -run '^$' -bench . -benchtime 2x -benchmem ./internal/cycle 2>&1 \

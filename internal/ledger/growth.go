@@ -80,8 +80,11 @@ func thinSamples(ctx context.Context, tx *sql.Tx, now time.Time) error {
 		err := tx.QueryRowContext(ctx, `SELECT next_at FROM sample_thinning WHERE period_ns = ?`, period).Scan(&from)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The first thinning starts at the oldest sample.
-			if err = tx.QueryRowContext(ctx, `SELECT MIN(at) FROM size_samples`).Scan(&from); err != nil || !from.Valid {
-				return err
+			if err = tx.QueryRowContext(ctx, `SELECT MIN(at) FROM size_samples`).Scan(&from); err != nil {
+				return fmt.Errorf("sample thinning: oldest sample: %w", err)
+			}
+			if !from.Valid {
+				return nil // no samples yet
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO sample_thinning(period_ns, next_at) VALUES (?, ?)`, period, from.Int64)
 		}

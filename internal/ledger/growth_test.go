@@ -88,8 +88,9 @@ func TestSamplesThinned(t *testing.T) {
 
 // BenchmarkSamples30Days writes the size samples of 20,000 snapshots that all
 // grow every hourly cycle for 30 days, thinning as Record does, and reports
-// the ledger file's size: what thinning bounds (SQLite; a file reuses the
-// pages freed, it does not shrink).
+// the ledger file's size (what thinning bounds: SQLite reuses the pages
+// freed, the file does not shrink) and the slowest cycle's write and
+// thinning (the work a cycle does, which must not grow with the days).
 func BenchmarkSamples30Days(b *testing.B) {
 	if onPostgres {
 		b.Skip("measures the SQLite file")
@@ -104,7 +105,9 @@ func BenchmarkSamples30Days(b *testing.B) {
 			list[i] = seen(s, fmt.Sprintf("cust%d", i%50), "", 1<<30)
 		}
 		record(b, l, Record{Started: t0, Snapshots: list})
+		var slowest time.Duration
 		for c := 1; c <= cycles; c++ {
+			began := time.Now()
 			at := t0.Add(time.Duration(c) * time.Hour)
 			// One statement grows them all; the trigger writes the samples,
 			// as Record's upsert does.
@@ -125,6 +128,7 @@ func BenchmarkSamples30Days(b *testing.B) {
 			if err != nil {
 				b.Fatalf("cycle %d: %v", c, err)
 			}
+			slowest = max(slowest, time.Since(began))
 		}
 		var samples int64
 		if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM size_samples`).Scan(&samples); err != nil {
@@ -139,5 +143,6 @@ func BenchmarkSamples30Days(b *testing.B) {
 		}
 		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB")
 		b.ReportMetric(float64(samples), "samples")
+		b.ReportMetric(slowest.Seconds(), "s/slowest-cycle")
 	}
 }
