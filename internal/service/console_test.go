@@ -51,8 +51,8 @@ func (c cycleSignal) Cycle(ctx context.Context, now time.Time) (*cycle.Result, e
 
 // startConsole serves the demo fleet; console is the config's console:
 // block ("" for none), and any other top-level block such as self_service:
-// (whose public listener it serves too). The clock is real (the fleet's ages count back from
-// now), so the next scheduled cycle is an hour away.
+// (whose public listener it serves too). The clock is real (the fleet's ages
+// count back from now), so the next scheduled cycle is an hour away.
 func startConsole(t testing.TB, console string) *consoleEnv {
 	t.Helper()
 	dir := t.TempDir()
