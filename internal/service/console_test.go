@@ -120,6 +120,19 @@ smtp: {host: 127.0.0.1, port: %d, from: "snapwarden <noreply@provider.example>",
 		t.Fatalf("serve: %v", err)
 	}
 	<-sig.done
+	// The runner's cycle has returned; the service records its result a
+	// moment later. Wait for that, so /healthz judges the cycle, not the start.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		res, err := http.Get(e.base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(b), "no cycle finished yet") {
+			break
+		}
+	}
 	return e
 }
 
