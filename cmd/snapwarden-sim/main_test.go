@@ -19,6 +19,7 @@ import (
 	"github.com/snapwarden/snapwarden/internal/cli"
 	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
+	"github.com/snapwarden/snapwarden/internal/selfservice"
 	"github.com/snapwarden/snapwarden/internal/simfleet"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
@@ -101,6 +102,11 @@ func TestRunSmallFleet(t *testing.T) {
 		t.Errorf("password_file: got %q", vc.PasswordFile)
 	}
 	checkFile(t, vc.PasswordFile, 0o600, "snapwarden-demo")
+	// The link key is private and long enough for snapwarden to accept it.
+	checkFile(t, filepath.Join(dir, "link.key"), 0o600, "")
+	if _, err := selfservice.LoadKeys(filepath.Join(dir, "link.key")); err != nil {
+		t.Error(err)
+	}
 	if state.SMTP.Host != "127.0.0.1" || state.SMTP.Port == 0 {
 		t.Errorf("smtp: got %+v", *state.SMTP)
 	}
@@ -113,6 +119,9 @@ func TestRunSmallFleet(t *testing.T) {
 		"password_file: " + vc.PasswordFile,
 		"ca_file: " + vc.CAFile,
 		fmt.Sprintf("smtp: {host: 127.0.0.1, port: %d,", state.SMTP.Port),
+		"key_file: " + filepath.Join(dir, "link.key"),
+		"public_url: http://127.0.0.1:",
+		"listen: 127.0.0.1:",
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("rendered config lacks %q:\n%s", want, cfg)

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -48,6 +51,19 @@ type templateData struct {
 	Dir string
 	// SMTP is the sink's address; zero with --smtp=false.
 	SMTP smtpInfo
+	// SelfService is what a self_service section needs on 127.0.0.1.
+	SelfService selfServiceInfo
+}
+
+// selfServiceInfo lets a rendered config offer the customers' links on
+// loopback: a key file and a port that was free when the sim started.
+type selfServiceInfo struct {
+	// KeyFile holds a random HMAC key (mode 0600), made once per --dir.
+	KeyFile string
+	// Listen is 127.0.0.1:PORT for self_service.listen.
+	Listen string
+	// URL is http://Listen, for self_service.public_url.
+	URL string
 }
 
 // simJSON is the layout of DIR/sim.json, read by end-to-end tests.
@@ -162,6 +178,11 @@ func writeState(o *options, state *simJSON) error {
 	if state.SMTP != nil {
 		data.SMTP = *state.SMTP
 	}
+	ss, err := selfService(o.dir)
+	if err != nil {
+		return err
+	}
+	data.SelfService = ss
 	var buf bytes.Buffer
 	if err := o.tmpl.Execute(&buf, data); err != nil {
 		// The template parsed but refers to something the data lacks.
@@ -172,6 +193,34 @@ func writeState(o *options, state *simJSON) error {
 		return fmt.Errorf("--config-out %s: %w", o.configOut, err)
 	}
 	return nil
+}
+
+// selfService makes DIR/link.key unless it exists (links already mailed keep
+// working across restarts) and picks a free loopback port for the public
+// listener. The port is free now; snapwarden serve binds it a moment later,
+// which is good enough on a developer's machine.
+func selfService(dir string) (selfServiceInfo, error) {
+	key := filepath.Join(dir, "link.key")
+	if _, err := os.Stat(key); errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 48)
+		if _, err := rand.Read(raw); err != nil {
+			return selfServiceInfo{}, fmt.Errorf("link key: %w", err)
+		}
+		if err := writeFileAtomic(key, []byte(base64.StdEncoding.EncodeToString(raw)+"\n"), 0o600); err != nil {
+			return selfServiceInfo{}, fmt.Errorf("link key %s: %w", key, err)
+		}
+	} else if err != nil {
+		return selfServiceInfo{}, fmt.Errorf("link key %s: %w", key, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return selfServiceInfo{}, fmt.Errorf("a free port for the self-service listener: %w", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return selfServiceInfo{}, fmt.Errorf("a free port for the self-service listener: %w", err)
+	}
+	return selfServiceInfo{KeyFile: key, Listen: addr, URL: "http://" + addr}, nil
 }
 
 // vmCount is the number of VMs a fleet builds, generated ones included.

@@ -243,7 +243,7 @@ ORDER BY a.id`, func(rows *sql.Rows) error {
 	if err != nil {
 		return nil, wrap("actions", err)
 	}
-	if err := requestEvents(ctx, tx, since, vm, cust, keep); err != nil {
+	if err := requestEvents(ctx, tx, since, vm, cust, f.VMID, keep); err != nil {
 		return nil, wrap("requests", err)
 	}
 

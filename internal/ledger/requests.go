@@ -135,18 +135,22 @@ ORDER BY r.at, r.id`, func(rows *sql.Rows) error {
 	return out, nil
 }
 
-// requestEvents adds the requests at or after since to an Audit.
-func requestEvents(ctx context.Context, tx querier, since int64, vm, cust string, keep func(Event)) error {
+// requestEvents adds the requests at or after since to an Audit; vmID
+// narrows them to one VM by instance UUID.
+func requestEvents(ctx context.Context, tx querier, since int64, vm, cust, vmID string, keep func(Event)) error {
 	return query(ctx, tx, `
-SELECT r.at, r.vcenter, COALESCE(s.vm, ''), COALESCE(s.name, r.snapshot_id), r.customer, r.action, r.remote
-FROM requests r LEFT JOIN snapshots s ON s.key = r.key
-WHERE r.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR r.customer = ?3)`, func(rows *sql.Rows) error {
+SELECT r.at, COALESCE(v.name, r.vcenter), r.vm_uuid, COALESCE(s.vm, ''), COALESCE(s.name, r.snapshot_id), r.customer, r.action, r.remote
+FROM requests r
+LEFT JOIN snapshots s ON s.key = r.key
+LEFT JOIN vcenters v ON v.id = r.vcenter
+WHERE r.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR r.customer = ?3) AND (?4 = '' OR r.vm_uuid = ?4)
+ORDER BY r.id`, func(rows *sql.Rows) error {
 		var (
 			e              Event
 			at             sql.NullInt64
 			action, remote string
 		)
-		if err := rows.Scan(&at, &e.VCenter, &e.VM, &e.Snapshot, &e.Customer, &action, &remote); err != nil {
+		if err := rows.Scan(&at, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &e.Customer, &action, &remote); err != nil {
 			return err
 		}
 		e.At, e.Kind, e.Result = fromNanos(at), EventRequest, action
@@ -157,5 +161,5 @@ WHERE r.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR r.cust
 		e.What += ")"
 		keep(e)
 		return nil
-	}, since, vm, cust)
+	}, since, vm, cust, vmID)
 }

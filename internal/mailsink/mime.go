@@ -12,15 +12,20 @@ import (
 )
 
 // htmlPart returns the decoded text/html part of a message, or nil.
-func htmlPart(raw []byte) []byte {
+func htmlPart(raw []byte) []byte { return Part(raw, "text/html") }
+
+// Part returns the first decoded part of a message whose media type is
+// mediaType (such as text/plain), or nil, for tools and tests that read the
+// messages the sink kept.
+func Part(raw []byte, mediaType string) []byte {
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return nil
 	}
-	return findHTML(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
+	return findPart(mediaType, msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
 }
 
-func findHTML(contentType, encoding string, body io.Reader) []byte {
+func findPart(want, contentType, encoding string, body io.Reader) []byte {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return nil
@@ -32,12 +37,12 @@ func findHTML(contentType, encoding string, body io.Reader) []byte {
 			if err != nil {
 				return nil
 			}
-			if html := findHTML(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p); html != nil {
-				return html
+			if b := findPart(want, p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p); b != nil {
+				return b
 			}
 		}
 	}
-	if mt != "text/html" {
+	if mt != want {
 		return nil
 	}
 	switch strings.ToLower(encoding) {

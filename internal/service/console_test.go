@@ -34,6 +34,8 @@ type consoleEnv struct {
 	base string
 	sink *mailsink.Sink
 	log  *syncBuffer
+	// runner is serve's runner, for a test to run the next cycle itself.
+	runner *cycle.Runner
 }
 
 // cycleSignal tells the test when a cycle has finished.
@@ -48,8 +50,9 @@ func (c cycleSignal) Cycle(ctx context.Context, now time.Time) (*cycle.Result, e
 }
 
 // startConsole serves the demo fleet; console is the config's console:
-// block ("" for none). The clock is real (the fleet's ages count back from
-// now), so the next scheduled cycle is an hour away.
+// block ("" for none), and any other top-level block such as self_service:
+// (whose public listener it serves too). The clock is real (the fleet's ages
+// count back from now), so the next scheduled cycle is an hour away.
 func startConsole(t testing.TB, console string) *consoleEnv {
 	t.Helper()
 	dir := t.TempDir()
@@ -96,13 +99,13 @@ smtp: {host: 127.0.0.1, port: %d, from: "snapwarden <noreply@provider.example>",
 		t.Fatal(err)
 	}
 	sig := cycleSignal{Runner: r, done: make(chan struct{}, 10)}
-	e := &consoleEnv{sink: sink, log: &syncBuffer{}}
+	e := &consoleEnv{sink: sink, log: &syncBuffer{}, runner: r}
 	addr := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, cfg, sig, Options{Load: func() (*config.Config, error) { return config.Load(path) },
-			Log: zerolog.New(e.log), Ledger: r.Ledger(), Ready: func(a string) { addr <- a }})
+			Log: zerolog.New(e.log), Ledger: r.Ledger(), Ready: func(a string) { addr <- a }, Public: r.Public()})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -117,6 +120,19 @@ smtp: {host: 127.0.0.1, port: %d, from: "snapwarden <noreply@provider.example>",
 		t.Fatalf("serve: %v", err)
 	}
 	<-sig.done
+	// The runner's cycle has returned; the service records its result a
+	// moment later. Wait for that, so /healthz judges the cycle, not the start.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		res, err := http.Get(e.base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(b), "no cycle finished yet") {
+			break
+		}
+	}
 	return e
 }
 
