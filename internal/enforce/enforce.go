@@ -43,20 +43,21 @@ const (
 
 // Guard names: the stable Reason of a refused Outcome.
 const (
-	GuardGone      = "gone"       // the snapshot no longer exists
-	GuardRecreated = "recreated"  // a snapshot with the same id but another create time
-	GuardBusy      = "busy"       // a task runs on the VM, or vCenter said it is busy
-	GuardInFlight  = "in-flight"  // another consolidation of the VM is in flight
-	GuardExempt    = "exempt"     // the re-read snapshot is exempt (tag, keep-until)
-	GuardManaged   = "managed"    // the re-read snapshot belongs to backup software
-	GuardMinNotice = "min-notice" // the current owner was not told min_notice before
-	GuardOwner     = "owner"      // the re-read VM has another owner (or two) than the plan's
-	GuardWindow    = "window"     // outside the maintenance window
-	GuardDatastore = "datastore"  // the datastore lacks room for the merge
-	GuardMode      = "mode"       // the plan was made in dry-run mode
-	GuardVCenter   = "vcenter"    // vCenter could not be asked, so no guard could be checked
-	GuardNotDue    = "not-due"    // the re-read snapshot is not past deadline + grace
-	GuardBackup    = "backup"     // a backup (managed) snapshot is on the re-read VM
+	GuardGone      = "gone"         // the snapshot no longer exists
+	GuardRecreated = "recreated"    // a snapshot with the same id but another create time
+	GuardBusy      = "busy"         // a task runs on the VM, or vCenter said it is busy
+	GuardInFlight  = "in-flight"    // another consolidation of the VM is in flight
+	GuardExempt    = "exempt"       // the re-read snapshot is exempt (tag, keep-until)
+	GuardManaged   = "managed"      // the re-read snapshot belongs to backup software
+	GuardMinNotice = "min-notice"   // the current owner was not told min_notice before
+	GuardOwner     = "owner"        // the re-read VM has another owner (or two) than the plan's
+	GuardWindow    = "window"       // outside the maintenance window
+	GuardDatastore = "datastore"    // the datastore lacks room for the merge
+	GuardMode      = "mode"         // the plan was made in dry-run mode
+	GuardVCenter   = "vcenter"      // vCenter could not be asked, so no guard could be checked
+	GuardNotDue    = "not-due"      // the re-read snapshot is not past deadline + grace
+	GuardBackup    = "backup"       // a backup (managed) snapshot is on the re-read VM
+	GuardClone     = "linked-clone" // another VM's disk chain uses the VM's files (as collected)
 )
 
 // Settings are the enforcement settings of the config.
@@ -460,6 +461,13 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	}
 	if name := r.backup(rr.Tree, d, now); name != "" {
 		return refuse(GuardBackup, plan.BackupRefusal(name), "")
+	}
+	// The plan's fact, not a re-read: which VMs use a file of this VM's
+	// chains takes every VM's layoutEx, a read of the whole inventory per
+	// removal; a linked clone made since the collection is the one case
+	// this misses.
+	if clones := vm.SharesDisksWith; len(clones) > 0 {
+		return refuse(GuardClone, plan.LinkedCloneRefusal(clones), "")
 	}
 	if s.Rules != nil {
 		var ids []string

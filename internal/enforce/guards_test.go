@@ -281,3 +281,34 @@ func TestBackupOnTheReReadVM(t *testing.T) {
 		t.Errorf("%d refusals on web01 (want 2: old and mid), %d removals elsewhere:%s", web, others, describe(out))
 	}
 }
+
+// TestLinkedCloneOnThePlannedVM: a due decision whose VM's disk files the
+// collection found in another VM's chain (the planner blocks such a VM; a
+// plan built otherwise must not slip through) is refused, naming the clone.
+func TestLinkedCloneOnThePlannedVM(t *testing.T) {
+	e := newEnv(t, "overdue.yaml")
+	e.warn(t, t0.Add(-time.Hour), nil)
+	p := e.plan(t, t0)
+	for i := range p.Decisions {
+		if vm := p.Decisions[i].Snapshot.VM; vm.Name == "web01" {
+			vm.SharesDisksWith = []string{"clone01"}
+		}
+	}
+	out := e.executor(t0).Run(context.Background(), p, settings())
+	web, others := 0, 0
+	for _, o := range out {
+		switch {
+		case o.Decision.Snapshot.VM.Name != "web01":
+			if o.Result == enforce.ResultSuccess {
+				others++
+			}
+		case o.Result == enforce.ResultRefused && o.Reason == enforce.GuardClone && strings.Contains(o.Detail, "clone01"):
+			web++
+		default:
+			t.Errorf("web01 under a linked clone:%s", describe([]enforce.Outcome{o}))
+		}
+	}
+	if web != 2 || others == 0 {
+		t.Errorf("%d refusals on web01 (want 2: old and mid), %d removals elsewhere:%s", web, others, describe(out))
+	}
+}

@@ -32,6 +32,10 @@ type VM struct {
 	ConsolidationNeeded bool `json:"consolidation_needed"`
 	// Datastores hold the VM's files, with their space at collection time.
 	Datastores []Datastore `json:"datastores,omitempty"`
+	// SharesDisksWith names the other VMs and templates whose disk chains
+	// name a file of this VM's chains (linked clones of it, or the source
+	// it was cloned from), sorted; filled for VMs with snapshots only.
+	SharesDisksWith []string `json:"shares_disks_with,omitempty"`
 }
 
 // Datastore is a datastore's identity and space as read during collection.

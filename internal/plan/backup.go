@@ -27,3 +27,11 @@ func backupSnapshots(items []Item) map[*facts.VM]string {
 func BackupRefusal(name string) string {
 	return fmt.Sprintf("backup snapshot %q is on the VM: no consolidation while backup software holds a snapshot; next cycle", name)
 }
+
+// LinkedCloneRefusal is the linked-clone guard's sentence, shared with
+// enforce: committing a snapshot merges disk files that the named VMs'
+// chains read as well, which would corrupt them.
+func LinkedCloneRefusal(vms []string) string {
+	return fmt.Sprintf("disk files of the VM are in the disk chains of %q (a linked clone, or its source): no consolidation; support should check",
+		vms)
+}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,18 @@ func TestNoConsolidationBesideABackup(t *testing.T) {
 	}
 	if d := ds[2]; d.Action != ActionConsolidate || !d.Due {
 		t.Errorf("another VM: %s %s (%s), want consolidate", d.Action, d.Reason, d.Why)
+	}
+}
+
+// TestNoConsolidationUnderALinkedClone: an overdue snapshot of a VM whose
+// disk files another VM's chain uses is blocked, naming that VM.
+func TestNoConsolidationUnderALinkedClone(t *testing.T) {
+	warned := ownedBy(History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour)}, "acme")
+	src := evaluate(item("golden", 61*time.Hour, policy.ActionConsolidate, true), t0)
+	src.Snapshot.VM.SharesDisksWith = []string{"clone01"}
+	d := decideOne(t, src, warned, Settings{MaxPerRun: 10, MaxAttempts: 3}, t0)
+	if d.Action != ActionBlocked || d.Reason != ReasonGuardLinkedClone || !d.EscalateNow || !strings.Contains(d.Why, "clone01") {
+		t.Errorf("under a linked clone: %s %s escalate=%v (%s), want blocked guard-linked-clone naming clone01", d.Action, d.Reason, d.EscalateNow, d.Why)
 	}
 }
 

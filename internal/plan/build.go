@@ -237,6 +237,10 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 		d.block(now, ReasonGuardBackup, BackupRefusal(d.Backup))
 		return
 	}
+	if vm := d.Snapshot.VM; vm != nil && len(vm.SharesDisksWith) > 0 {
+		d.block(now, ReasonGuardLinkedClone, LinkedCloneRefusal(vm.SharesDisksWith))
+		return
+	}
 	if why, next := set.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
 		d.block(next, ReasonGuardWindow, why)
 		return

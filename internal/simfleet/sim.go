@@ -517,6 +517,11 @@ func (s *Sim) refresh(ref types.ManagedObjectReference) error {
 				le := layout(obj, s.sizes, s.vmsn, ex)
 				ctx.Update(obj, []types.PropertyChange{{Name: "layoutEx", Val: le}})
 				obj.LayoutEx = le
+			} else if obj.LayoutEx != nil {
+				// vcsim rebuilt it without telling the property
+				// collector: a watcher would keep the files of the
+				// removed snapshots (a linked clone's base among them).
+				ctx.Update(obj, []types.PropertyChange{{Name: "layoutEx", Val: obj.LayoutEx}})
 			}
 			return
 		}

@@ -145,10 +145,11 @@ func (b *builder) vm(m *mo.VirtualMachine) {
 }
 
 // finish resolves paths, datastores and attribute names, judges phantom
-// deltas, and reads tags and the creators of snapshots known does not hold.
+// deltas and shared disk files, and reads tags and the creators of snapshots known does not hold.
 func (b *builder) finish(ctx context.Context, known Known) (*facts.Inventory, error) {
 	c, inv := b.c, b.inv
 	inv.Problems = append(inv.Problems, b.ch.phantoms()...)
+	b.ch.shared()
 	for _, p := range b.pending {
 		p.vm.Folder, p.vm.Datacenter = path(b.nodes, p.parent)
 		p.vm.Path = p.vm.Folder + "/" + p.vm.Name
@@ -265,15 +266,13 @@ func onlyType(objs []types.ObjectContent, t string) []types.ObjectContent {
 // disk chains go to ch, which judges phantom deltas once all are read.
 func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine, ch *chains) *pendingVM {
 	if m.Config != nil && m.Config.Template {
-		ch.add(m, nil) // a template's disks can be a linked clone's base
+		ch.add(m, nil, false) // a template's disks can be a linked clone's base
 		return nil
 	}
 	vm := &facts.VM{VCenter: c.Name, VCenterID: c.InstanceUUID, Name: m.Name, MoRef: m.Self.Value,
 		PowerState: string(m.Runtime.PowerState), ConsolidationNeeded: m.Runtime.ConsolidationNeeded}
 	snapshots := m.Snapshot != nil && len(m.Snapshot.RootSnapshotList) > 0
-	if snapshots {
-		ch.add(m, nil)
-	} else if !ch.add(m, vm) && !vm.ConsolidationNeeded {
+	if !ch.add(m, vm, snapshots) && !snapshots && !vm.ConsolidationNeeded {
 		return nil
 	}
 	if m.Config != nil {

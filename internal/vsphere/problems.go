@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -16,25 +17,34 @@ type link struct {
 	size int64
 }
 
-// chains finds phantom deltas over one retrieval. A linked clone runs on a
-// delta too, but the links below its own belong to its source VM, whose
-// layoutEx names them as well: only links no other VM names count, so
-// users are counted over the whole inventory before anything is judged.
+// chains finds phantom deltas and shared disk files over one retrieval. A
+// linked clone runs on a delta too, but the links below its own belong to
+// its source VM, whose layoutEx names them as well: only links no other VM
+// names count, so users are gathered over the whole inventory before
+// anything is judged.
 type chains struct {
-	users      map[string]int // descriptor of a chain link -> VMs naming it
+	users      map[string][]linkUser // descriptor of a chain link -> VMs naming it
 	candidates []candidate
+	// snapshotted are the VMs with snapshots: committing one merges files
+	// that another VM's chain may read (a linked clone's base).
+	snapshotted []candidate
 }
 
-// candidate is a VM without snapshots with a disk chain longer than 1.
+// linkUser is a VM (or template) naming a chain link.
+type linkUser struct{ moref, name string }
+
+// candidate is a VM without snapshots with a disk chain longer than 1, or a
+// VM with snapshots.
 type candidate struct {
 	vm    *facts.VM
 	disks [][]link // base first
 }
 
-// add counts the chain links of m; vm is the VM's facts when it has no
-// snapshot (the only kind that can hold a phantom), nil otherwise. It
-// reports whether the VM became a candidate.
-func (ch *chains) add(m *mo.VirtualMachine, vm *facts.VM) bool {
+// add gathers the chain links of m; vm is the VM's facts, nil for a
+// template, and snapshots tells whether it has snapshots (then it cannot
+// hold a phantom, but its files can be another VM's base). It reports
+// whether the VM without snapshots became a phantom candidate.
+func (ch *chains) add(m *mo.VirtualMachine, vm *facts.VM, snapshots bool) bool {
 	le := m.LayoutEx
 	if le == nil || len(le.Disk) == 0 {
 		return false
@@ -55,16 +65,20 @@ func (ch *chains) add(m *mo.VirtualMachine, vm *facts.VM) bool {
 				l.size += files[k].Size
 			}
 			if ch.users == nil {
-				ch.users = map[string]int{}
+				ch.users = map[string][]linkUser{}
 			}
-			ch.users[l.name]++
+			ch.users[l.name] = append(ch.users[l.name], linkUser{moref: m.Self.Value, name: m.Name})
 			chain = append(chain, l)
 		}
-		if len(chain) > 1 {
+		if len(chain) > 1 || snapshots && len(chain) > 0 {
 			disks = append(disks, chain)
 		}
 	}
 	if vm == nil || len(disks) == 0 {
+		return false
+	}
+	if snapshots {
+		ch.snapshotted = append(ch.snapshotted, candidate{vm: vm, disks: disks})
 		return false
 	}
 	ch.candidates = append(ch.candidates, candidate{vm: vm, disks: disks})
@@ -80,7 +94,7 @@ func (ch *chains) phantoms() []facts.Problem {
 		for _, chain := range c.disks {
 			own := chain[:0:0]
 			for _, l := range chain {
-				if ch.users[l.name] <= 1 {
+				if len(ch.users[l.name]) <= 1 {
 					own = append(own, l)
 				}
 			}
@@ -100,6 +114,28 @@ func (ch *chains) phantoms() []facts.Problem {
 		}
 	}
 	return out
+}
+
+// shared fills SharesDisksWith of every VM with snapshots whose chain
+// links other VMs (or templates) name too: a linked clone of it, or the
+// source it was cloned from. The layoutEx alone does not tell which of the
+// two a VM is, and committing either could rewrite a file the other reads,
+// so both are marked.
+func (ch *chains) shared() {
+	for _, c := range ch.snapshotted {
+		var names []string
+		for _, chain := range c.disks {
+			for _, l := range chain {
+				for _, u := range ch.users[l.name] {
+					if u.moref != c.vm.MoRef {
+						names = append(names, u.name)
+					}
+				}
+			}
+		}
+		slices.Sort(names)
+		c.vm.SharesDisksWith = slices.Compact(names)
+	}
 }
 
 func plural(n int, one, many string) string {

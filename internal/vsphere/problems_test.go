@@ -12,7 +12,8 @@ import (
 
 // TestProblemsFromCollect: consolidation_needed and phantom_delta come from
 // the one collection; a linked clone is no phantom; the deep chain's
-// snapshots are all collected (plan judges their depth).
+// snapshots are all collected (plan judges their depth); the source of a
+// linked clone knows the clone shares its disks.
 func TestProblemsFromCollect(t *testing.T) {
 	s := startSim(t, "problems.yaml")
 	var calls Counter
@@ -36,6 +37,12 @@ func TestProblemsFromCollect(t *testing.T) {
 	ph, ok := got["phantom_delta phantom01"]
 	if !ok || ph.Path != "[LocalDS_0] phantom01/phantom01-000001.vmdk" || ph.Datastore != "LocalDS_0" || ph.SizeBytes != 3<<30 {
 		t.Errorf("phantom_delta = %+v", ph)
+	}
+	for _, sn := range inv.Snapshots {
+		want := map[string]string{"golden01": "clone01"}[sn.VM.Name]
+		if got := strings.Join(sn.VM.SharesDisksWith, ","); got != want {
+			t.Errorf("%s shares disks with %q, want %q (clone01 is a linked clone of golden01's snapshot)", sn.VM.Name, got, want)
+		}
 	}
 	if depth := maxDepth(inv, "deep01"); depth != 4 {
 		t.Errorf("deep01's deepest snapshot is %d deep, want 4", depth)
