@@ -43,6 +43,7 @@ func defaults() map[string]any {
 		"policy.warn_after": p.WarnAfter, "policy.deadline": p.Deadline, "policy.reminder_every": p.ReminderEvery,
 		"policy.escalate_every": p.EscalateEvery, "policy.action": string(p.Action), "policy.grace": p.Grace,
 		"policy.max_keep": p.MaxKeep, "policy.exempt_tag": p.ExemptTag, "policy.managed_patterns": p.ManagedPatterns,
+		"policy.platform_patterns":   p.PlatformPatterns,
 		"policy.managed_stale_after": p.ManagedStaleAfter, "policy.max_depth": p.MaxDepth, "policy.heads_up": p.HeadsUp,
 		"problems.scan_every": 24 * time.Hour,
 		"support.email":       "", "support.webhook": "",
@@ -260,6 +261,10 @@ func (c *Config) mergeCustomerPolicies(e *Error) {
 		p.ManagedPatterns = append([]string(nil), c.Policy.ManagedPatterns...)
 		if _, ok := cu.Override["managed_patterns"]; ok {
 			p.ManagedPatterns = nil
+		}
+		p.PlatformPatterns = append([]string(nil), c.Policy.PlatformPatterns...)
+		if _, ok := cu.Override["platform_patterns"]; ok {
+			p.PlatformPatterns = nil
 		}
 		dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 			DecodeHook: decodeHook(), Result: &p, ErrorUnused: true, WeaklyTypedInput: true,

@@ -62,6 +62,16 @@ func EvaluateSeen(s *facts.Snapshot, p Policy, now, firstSeen time.Time) Verdict
 // judge decides state and reason; it may set ExemptUntil and MalformedMarker.
 func judge(s *facts.Snapshot, p Policy, now time.Time, v *Verdict) (State, Reason, string) {
 	note := ""
+	if s.VM != nil {
+		// A platform's VM is the platform's whatever its snapshots are
+		// called, and no creator makes it a customer's.
+		if pat, ok := managedName(s.VM.Name, p.PlatformPatterns); ok {
+			return managed(v, p, ReasonPlatformVM, fmt.Sprintf("VM name matches platform pattern %q: the platform's own VM", pat))
+		}
+		if pat, ok := managedName(s.VM.Path, p.PlatformPatterns); ok && s.VM.Path != "" {
+			return managed(v, p, ReasonPlatformVM, fmt.Sprintf("VM path matches platform pattern %q: the platform's own VM", pat))
+		}
+	}
 	if pat, ok := managedName(s.Name, p.ManagedPatterns); ok {
 		detail := fmt.Sprintf("name matches managed pattern %q", pat)
 		if by, ok := managedCreator(s.Creator, p.ManagedCreators); ok {

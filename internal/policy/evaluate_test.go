@@ -85,6 +85,45 @@ func TestEvaluateStates(t *testing.T) {
 	}
 }
 
+// TestPlatformPatterns: a VM whose name or inventory path matches
+// platform_patterns (case-insensitively) is the platform's: its snapshots
+// are managed whatever they are called, stale after managed_stale_after;
+// a customer's VM with a similar name is judged by age.
+func TestPlatformPatterns(t *testing.T) {
+	p := Default()
+	p.PlatformPatterns = append(p.PlatformPatterns, "/DC0/vm/Platform/*")
+	for _, tt := range []struct {
+		name, vm, path string
+		age            time.Duration
+		state          State
+		reason         Reason
+		detail         string
+	}{
+		{"vCD shadow VM", "shadow-centos7 (4f2a)", "/DC0/vm/System vDC/shadow-centos7 (4f2a)", 2 * time.Hour, StateManaged, ReasonPlatformVM, `VM name matches platform pattern "shadow-*"`},
+		{"Horizon replica, any case", "Replica-0a1b2c", "/DC0/vm/VMwareViewComposerReplicaFolder/Replica-0a1b2c", 2 * time.Hour, StateManaged, ReasonPlatformVM, `"replica-*"`},
+		{"instant-clone parent", "cp-parent-77", "/DC0/vm/ClonePrepInternalTemplateFolder/cp-parent-77", 2 * time.Hour, StateManaged, ReasonPlatformVM, ""},
+		{"by inventory path", "builder01", "/DC0/vm/Platform/builder01", 2 * time.Hour, StateManaged, ReasonPlatformVM, `VM path matches platform pattern "/DC0/vm/Platform/*"`},
+		{"stale platform snapshot", "replica-9", "/DC0/vm/replica-9", 30 * time.Hour, StateManaged, ReasonManagedStale, "platform pattern"},
+		{"a customer's VM named like one", "web-replica-1", "/DC0/vm/Customers/acme/web-replica-1", 30 * time.Hour, StateWarning, ReasonWarnAge, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := snap("pre-patch", "", tt.age, "snapwarden-exempt")
+			s.VM.Name, s.VM.Path = tt.vm, tt.path
+			if tt.state == StateWarning {
+				s.VM.Tags = nil
+			}
+			v := Evaluate(s, p, now)
+			if v.State != tt.state || v.Reason != tt.reason || !strings.Contains(v.Detail, tt.detail) {
+				t.Fatalf("got %s/%s (%s), want %s/%s with %q", v.State, v.Reason, v.Detail, tt.state, tt.reason, tt.detail)
+			}
+		})
+	}
+	p.PlatformPatterns = []string{"["}
+	if err := p.Validate("policy"); err == nil || !strings.Contains(err.Error(), "policy.platform_patterns[0]") {
+		t.Errorf("a bad pattern: %v, want an error naming policy.platform_patterns[0]", err)
+	}
+}
+
 // TestManagedCreators: with managed_creators set, a backup-looking name or
 // description is backup software's only when a backup account created it;
 // an unknown creator stays managed (never removed; support told when stale).

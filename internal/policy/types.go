@@ -35,6 +35,11 @@ type Policy struct {
 	// if its creator matches too; one of unknown creator stays managed.
 	ManagedCreators   []string      `mapstructure:"managed_creators" json:"managed_creators"`
 	ManagedStaleAfter time.Duration `mapstructure:"managed_stale_after" json:"managed_stale_after"`
+	// PlatformPatterns match (shell-style, case-insensitive) the name or the
+	// inventory path of VMs a platform runs for itself (vCloud Director
+	// shadow VMs, Horizon replicas): their snapshots are the platform's, so
+	// they are managed like a backup's, whatever their name.
+	PlatformPatterns []string `mapstructure:"platform_patterns" json:"platform_patterns"`
 	// MaxDepth is the deepest snapshot chain support tolerates (VMware: 2-3
 	// for performance); a deeper snapshot is a chain_too_deep problem.
 	MaxDepth int `mapstructure:"max_depth" json:"max_depth"`
@@ -58,7 +63,10 @@ func Default() Policy {
 		ExemptTag:         "snapwarden-exempt",
 		ManagedPatterns:   []string{"VEEAM BACKUP TEMPORARY SNAPSHOT*", "Restore Point *", "__GX_BACKUP__*", "Cohesity_*", "Rubrik*"},
 		ManagedStaleAfter: 24 * time.Hour,
-		MaxDepth:          3,
+		// vCloud Director's fast-provisioning shadow VMs; Horizon's View
+		// Composer replicas and instant-clone internal VMs.
+		PlatformPatterns: []string{"shadow-*", "replica-*", "cp-template-*", "cp-replica-*", "cp-parent-*"},
+		MaxDepth:         3,
 	}
 }
 
@@ -92,6 +100,11 @@ func (p Policy) Validate(prefix string) error {
 	for i, pat := range p.ManagedPatterns {
 		if _, err := matchPattern(pat, ""); err != nil {
 			return fmt.Errorf("%s.managed_patterns[%d] %q is not a valid shell pattern: %w", prefix, i, pat, err)
+		}
+	}
+	for i, pat := range p.PlatformPatterns {
+		if _, err := matchPattern(pat, ""); err != nil {
+			return fmt.Errorf("%s.platform_patterns[%d] %q is not a valid shell pattern: %w", prefix, i, pat, err)
 		}
 	}
 	for i, pat := range p.ManagedCreators {
@@ -152,11 +165,12 @@ const (
 	ReasonManagedName                   // name matches a managed pattern
 	ReasonManagedDesc                   // description says backup software owns it
 	ReasonManagedStale                  // managed and older than managed_stale_after
+	ReasonPlatformVM                    // the VM's name or path matches a platform pattern
 )
 
 var reasonNames = [...]string{
 	"young", "warn-age", "past-deadline", "exempt-tag", "keep-until", "keep-until-capped",
-	"managed-name", "managed-description", "managed-stale",
+	"managed-name", "managed-description", "managed-stale", "platform-vm",
 }
 
 // String returns a short stable name of the reason.
