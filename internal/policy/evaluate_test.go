@@ -99,12 +99,12 @@ func TestPlatformPatterns(t *testing.T) {
 		reason         Reason
 		detail         string
 	}{
-		{"vCD shadow VM", "shadow-centos7 (4f2a)", "/DC0/vm/System vDC/shadow-centos7 (4f2a)", 2 * time.Hour, StateManaged, ReasonPlatformVM, `VM name matches platform pattern "shadow-*"`},
-		{"Horizon replica, any case", "Replica-0a1b2c", "/DC0/vm/VMwareViewComposerReplicaFolder/Replica-0a1b2c", 2 * time.Hour, StateManaged, ReasonPlatformVM, `"replica-*"`},
-		{"instant-clone parent", "cp-parent-77", "/DC0/vm/ClonePrepInternalTemplateFolder/cp-parent-77", 2 * time.Hour, StateManaged, ReasonPlatformVM, ""},
+		{"Horizon replica, any case", "Replica-0a1b2c3d-0000-4e5f-8a9b-0123456789ab", "/DC0/vm/VMwareViewComposerReplicaFolder/Replica-0a1b2c3d-0000-4e5f-8a9b-0123456789ab", 2 * time.Hour, StateManaged, ReasonPlatformVM, `VM name matches platform pattern "replica-`},
+		{"instant-clone parent", "cp-parent-77aa1b2c-0000-4e5f-8a9b-0123456789ab", "/DC0/vm/ClonePrepInternalTemplateFolder/cp-parent-77aa1b2c-0000-4e5f-8a9b-0123456789ab", 2 * time.Hour, StateManaged, ReasonPlatformVM, ""},
 		{"by inventory path", "builder01", "/DC0/vm/Platform/builder01", 2 * time.Hour, StateManaged, ReasonPlatformVM, `VM path matches platform pattern "/DC0/vm/Platform/*"`},
-		{"stale platform snapshot", "replica-9", "/DC0/vm/replica-9", 30 * time.Hour, StateManaged, ReasonManagedStale, "platform pattern"},
+		{"stale platform snapshot", "replica-9e8d7c6b-0000-4e5f-8a9b-0123456789ab", "/DC0/vm/replica-9e8d7c6b-0000-4e5f-8a9b-0123456789ab", 30 * time.Hour, StateManaged, ReasonManagedStale, "platform pattern"},
 		{"a customer's VM named like one", "web-replica-1", "/DC0/vm/Customers/acme/web-replica-1", 30 * time.Hour, StateWarning, ReasonWarnAge, ""},
+		{"a customer's replica-test", "replica-test", "/DC0/vm/Customers/acme/replica-test", 30 * time.Hour, StateWarning, ReasonWarnAge, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := snap("pre-patch", "", tt.age, "snapwarden-exempt")
