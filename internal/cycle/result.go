@@ -28,6 +28,9 @@ type Result struct {
 	// Actions counts consolidation results by result (success, error,
 	// refused, running).
 	Actions map[string]int
+	// Pending is the outbox backlog after the cycle's delivery: notices
+	// still owed to some recipient (retried next time).
+	Pending int
 	// Outcomes are the act stage's results, for logs and the demo.
 	Outcomes []enforce.Outcome
 }

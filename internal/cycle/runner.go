@@ -265,6 +265,9 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 			}
 		}
 	}
+	if res.Pending, err = r.ledger.OutboxPending(ctx); err != nil {
+		return res, err
+	}
 	res.Duration = time.Since(began)
 	if carriedErr != nil {
 		return res, fmt.Errorf("acting since the last cycle: %w", carriedErr)

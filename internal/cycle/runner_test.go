@@ -312,8 +312,13 @@ func TestSMTPDownThenUp(t *testing.T) {
 	if res.Queued["customer"] != 0 {
 		t.Errorf("a second cycle queued %v again while the first were pending", res.Queued)
 	}
+	if res.Pending != 3 {
+		t.Errorf("outbox backlog %d while SMTP refuses, want the 3 notices held back", res.Pending)
+	}
 	e.sink.Refuse(false)
-	cycle(t, r, t0.Add(2*time.Hour))
+	if res = cycle(t, r, t0.Add(2*time.Hour)); res.Pending != 0 {
+		t.Errorf("outbox backlog %d after recovery, want 0", res.Pending)
+	}
 	ms := messages(t, e.sink, 0)
 	if len(ms) != 3 {
 		t.Fatalf("after recovery %d messages, want the 3 held back", len(ms))

@@ -11,6 +11,19 @@ import (
 	"github.com/snapwarden/snapwarden/internal/failpoint"
 )
 
+// OutboxPending counts the notices something is still owed for (a
+// recipient not yet settled): the outbox backlog /metrics exports.
+func (l *Ledger) OutboxPending(ctx context.Context) (int, error) {
+	if l.db == nil {
+		return 0, nil
+	}
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM notices WHERE state = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("ledger %s: count pending notices: %w", l.path, err)
+	}
+	return n, nil
+}
+
 // Pending returns the notices to deliver: state pending, oldest first, with
 // their items and recipients. The body is the exact bytes queued by Record,
 // so a notice re-delivered after a crash is byte-for-byte the one planned.

@@ -35,8 +35,7 @@ var (
 // awaited are metrics the rules and the dashboard use before the service
 // exports them; they may be missing from /metrics, every other name may not.
 var awaited = map[string]string{
-	"snapwarden_leader":         "1 on the instance holding the PostgreSQL leader lock (high availability)",
-	"snapwarden_outbox_pending": "notices waiting in the outbox",
+	"snapwarden_leader": "1 on the instance holding the PostgreSQL leader lock (high availability)",
 }
 
 type ruleFile struct {

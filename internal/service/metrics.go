@@ -27,6 +27,7 @@ type metrics struct {
 	vcErrors      *prometheus.CounterVec
 	lastSuccess   prometheus.Gauge
 	leader        prometheus.Gauge
+	pending       prometheus.Gauge
 }
 
 // newMetrics registers the series; version is snapwarden's, for build_info.
@@ -57,6 +58,8 @@ func newMetrics(version string) *metrics {
 			Help: "Unix time of the last cycle that completed without errors."}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_leader",
 			Help: "1 on the instance that leads (runs cycles), 0 on a standby."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "snapwarden_outbox_pending",
+			Help: "Notices still owed to a recipient after the last cycle's delivery (retried at the next)."}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "snapwarden_build_info",
 		Help: "Always 1; the labels say which snapwarden and Go build is running."}, []string{"version", "goversion"})
@@ -74,7 +77,7 @@ func newMetrics(version string) *metrics {
 		m.cycles.WithLabelValues(r)
 	}
 	m.reg.MustRegister(buildInfo, m.snapshots, m.bytes, m.oldest, m.noticesSent, m.noticesFailed, m.escalations, m.actions,
-		m.duration, m.cycles, m.vcErrors, m.lastSuccess, m.leader,
+		m.duration, m.cycles, m.vcErrors, m.lastSuccess, m.leader, m.pending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +115,7 @@ func (m *metrics) observe(r *cycle.Result, err error) {
 		}
 	}
 	m.oldest.Set(oldest)
+	m.pending.Set(float64(r.Pending))
 	for k, n := range r.Sent {
 		m.noticesSent.WithLabelValues(k).Add(float64(n))
 	}
