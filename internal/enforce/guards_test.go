@@ -264,22 +264,7 @@ func TestBackupOnTheReReadVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := e.executor(t0).Run(context.Background(), p, settings())
-	web, others := 0, 0
-	for _, o := range out {
-		switch {
-		case o.Decision.Snapshot.VM.Name != "web01":
-			if o.Result == enforce.ResultSuccess {
-				others++
-			}
-		case o.Result == enforce.ResultRefused && o.Reason == enforce.GuardBackup && strings.Contains(o.Detail, "VEEAM BACKUP TEMPORARY SNAPSHOT"):
-			web++
-		default:
-			t.Errorf("web01 beside a backup:%s", describe([]enforce.Outcome{o}))
-		}
-	}
-	if web != 2 || others == 0 {
-		t.Errorf("%d refusals on web01 (want 2: old and mid), %d removals elsewhere:%s", web, others, describe(out))
-	}
+	refusedOnWeb01(t, out, enforce.GuardBackup, "VEEAM BACKUP TEMPORARY SNAPSHOT", "beside a backup")
 }
 
 // TestLinkedCloneOnThePlannedVM: a due decision whose VM's disk files the
@@ -295,6 +280,13 @@ func TestLinkedCloneOnThePlannedVM(t *testing.T) {
 		}
 	}
 	out := e.executor(t0).Run(context.Background(), p, settings())
+	refusedOnWeb01(t, out, enforce.GuardClone, "clone01", "under a linked clone")
+}
+
+// refusedOnWeb01 checks that guard, with a detail naming detail, refused
+// both due removals on web01 (old and mid) while other VMs' removals went on.
+func refusedOnWeb01(t *testing.T, out []enforce.Outcome, guard, detail, situation string) {
+	t.Helper()
 	web, others := 0, 0
 	for _, o := range out {
 		switch {
@@ -302,10 +294,10 @@ func TestLinkedCloneOnThePlannedVM(t *testing.T) {
 			if o.Result == enforce.ResultSuccess {
 				others++
 			}
-		case o.Result == enforce.ResultRefused && o.Reason == enforce.GuardClone && strings.Contains(o.Detail, "clone01"):
+		case o.Result == enforce.ResultRefused && o.Reason == guard && strings.Contains(o.Detail, detail):
 			web++
 		default:
-			t.Errorf("web01 under a linked clone:%s", describe([]enforce.Outcome{o}))
+			t.Errorf("web01 %s:%s", situation, describe([]enforce.Outcome{o}))
 		}
 	}
 	if web != 2 || others == 0 {
