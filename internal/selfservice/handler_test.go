@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -307,6 +308,21 @@ func TestRateLimit(t *testing.T) {
 	}
 	if !l.Allow("192.0.2.1", t0.Add(time.Second)) {
 		t.Fatal("a token did not come back after a second")
+	}
+	// A flood from many addresses that stay active cannot grow the map past
+	// maxClients; once they go idle, new clients get in again.
+	flood := NewLimiter(0.001, 2)
+	for i := 0; i < maxClients+500; i++ {
+		flood.Allow(fmt.Sprintf("2001:db8::%x", i), t0)
+	}
+	if n := len(flood.buckets); n > maxClients {
+		t.Errorf("%d clients tracked after a flood, want at most %d", n, maxClients)
+	}
+	if flood.Allow("192.0.2.9", t0) {
+		t.Error("a new client got in while every tracked one was active")
+	}
+	if !flood.Allow("192.0.2.9", t0.Add(time.Hour)) {
+		t.Error("a new client was refused after the flood's clients went idle")
 	}
 	// Over HTTP: the 429 page with Retry-After.
 	e := newEnv(t)

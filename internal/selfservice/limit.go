@@ -6,7 +6,9 @@ import (
 )
 
 // maxClients bounds the limiter's memory: beyond it, buckets that are full
-// again (idle clients) are dropped.
+// again (idle clients) are dropped, and while every tracked client is still
+// active a new one is refused, so a flood from many addresses cannot grow
+// the map (nor make every request scan it: a prune runs at most once a second).
 const maxClients = 10000
 
 // Limiter is a token bucket per client address.
@@ -14,8 +16,9 @@ type Limiter struct {
 	rate  float64 // tokens a second
 	burst float64
 
-	mu      sync.Mutex
-	buckets map[string]*bucket
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	lastPrune time.Time
 }
 
 type bucket struct {
@@ -34,8 +37,12 @@ func (l *Limiter) Allow(client string, now time.Time) bool {
 	defer l.mu.Unlock()
 	b := l.buckets[client]
 	if b == nil {
-		if len(l.buckets) >= maxClients {
+		if len(l.buckets) >= maxClients && now.Sub(l.lastPrune) >= time.Second {
 			l.prune(now)
+			l.lastPrune = now
+		}
+		if len(l.buckets) >= maxClients {
+			return false
 		}
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[client] = b
