@@ -86,17 +86,24 @@ func (s *Sim) ext() *extension {
 	x := &extension{sim: s, consolidates: map[string]int{}, slow: map[string]time.Duration{}, fail: map[string]*failure{},
 		reject: map[string]*failure{}, removals: map[string]int{}}
 	extensions[s] = x
+	s.chainHandler(x.handle)
+	return x
+}
+
+// chainHandler installs h as the registry's Handler hook after whatever
+// extension installed one first (watch.go and this file each hook once per
+// Sim): the earlier hook answers first, h gets the calls it leaves to vcsim.
+func (s *Sim) chainHandler(h func(*simulator.Context, *simulator.Method) (mo.Reference, types.BaseMethodFault)) {
 	reg := s.Model.Map()
 	prev := reg.Handler
 	reg.Handler = func(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
 		if prev != nil {
-			if h, f := prev(ctx, m); h != nil || f != nil {
-				return h, f
+			if r, f := prev(ctx, m); r != nil || f != nil {
+				return r, f
 			}
 		}
-		return x.handle(ctx, m)
+		return h(ctx, m)
 	}
-	return x
 }
 
 // callWrapper is a wrapper that lives in a session registry for one call.

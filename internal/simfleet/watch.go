@@ -46,16 +46,7 @@ func (s *Sim) watchExt() *watchExt {
 	}
 	x := &watchExt{listeners: map[types.ManagedObjectReference]*listener{}}
 	watchExts[s] = x
-	reg := s.Model.Map()
-	prev := reg.Handler
-	reg.Handler = func(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		if prev != nil {
-			if h, f := prev(ctx, m); h != nil || f != nil {
-				return h, f
-			}
-		}
-		return x.handle(ctx, m)
-	}
+	s.chainHandler(x.handle)
 	return x
 }
 

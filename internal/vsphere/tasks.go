@@ -190,8 +190,10 @@ func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (Rerea
 	return r, nil
 }
 
-// Snapshot is Recheck without the VM's tasks: whether the snapshot still
-// exists, and its facts.
+// Snapshot is Recheck's answer without the VM's busy task and tree: whether
+// the snapshot still exists, and its facts. It makes Recheck's whole read
+// (datastores, recent tasks and the vAPI tag read included), so the facts
+// are complete; callers that only ask whether it is gone pay for that too.
 func (c *Client) Snapshot(ctx context.Context, vmMoRef, snapshotID string) (facts.Snapshot, bool, error) {
 	r, err := c.Recheck(ctx, vmMoRef, snapshotID)
 	return r.Snapshot, r.Exists, err
