@@ -236,15 +236,13 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 		res.Queued[n.Kind]++
 	}
 	rec := ledger.Record{Started: now, Finished: now, Mode: cfg.Enforcement.Mode, Notices: notices,
-		Snapshots: seen(p), Answered: keyVCenters(answered(cfg, p), p.VCenterIDs), VCenterIDs: p.VCenterIDs}
+		Snapshots: seen(p), Answered: keyVCenters(answered(cfg, p), p.VCenterIDs), VCenterIDs: p.VCenterIDs,
+		Problems: p.Problems, ProblemVCenters: answered(cfg, p), Scans: inv.Scanned}
 	for _, e := range p.Errors {
 		rec.Errors = append(rec.Errors, e.VCenter+": "+e.Error)
 	}
 	rec.Summary = res.Summary()
 	if _, err := r.ledger.Record(ctx, rec); err != nil {
-		return res, err
-	}
-	if err := r.ledger.RecordProblems(ctx, now, p.Problems, answered(cfg, p), inv.Scanned); err != nil {
 		return res, err
 	}
 	if err := r.deliver(ctx, cfg, mailer, res, now); err != nil {

@@ -62,25 +62,13 @@ FROM problems WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
 	return h, nil
 }
 
-// RecordProblems writes one cycle's problems in one transaction: each is
-// seen at at (its first sight kept); the open problems of the vCenters that
-// answered but are not among them are resolved; the orphan scans that ran
-// (by vCenter, when) are remembered.
-func (l *Ledger) RecordProblems(ctx context.Context, at time.Time, problems []plan.Problem, answered []string,
-	scans map[string]time.Time) (err error) {
-	if err := l.writable("record problems"); err != nil {
-		return err
-	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: record problems: %w", l.path, err) }
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+// recordProblems writes one cycle's problems (Record's Problems,
+// ProblemVCenters and Scans) in Record's transaction: each is seen at at
+// (its first sight kept); the open problems of the vCenters that answered but
+// are not among them are resolved; the orphan scans that ran (by vCenter,
+// when) are remembered.
+func recordProblems(ctx context.Context, tx *sql.Tx, at time.Time, problems []plan.Problem, answered []string,
+	scans map[string]time.Time) error {
 	stmt, err := tx.PrepareContext(ctx, `
 INSERT INTO problems(key, kind, vcenter, datacenter, vm, vm_id, datastore, path, size_bytes, customer, detail,
 	first_seen, last_seen, resolved_at)
@@ -96,7 +84,7 @@ ON CONFLICT(key) DO UPDATE SET
 	last_seen = excluded.last_seen,
 	resolved_at = NULL`)
 	if err != nil {
-		return wrap(fmt.Errorf("prepare problem upsert: %w", err))
+		return fmt.Errorf("prepare problem upsert: %w", err)
 	}
 	defer stmt.Close()
 	ns := at.UnixNano()
@@ -105,25 +93,22 @@ ON CONFLICT(key) DO UPDATE SET
 		if p.VM != nil {
 			vm, vmID = p.VM.Name, p.VM.MoRef
 		}
-		if _, err = stmt.ExecContext(ctx, p.Key(), string(p.Kind), p.VCenter, p.Datacenter, vm, vmID, p.Datastore, p.Path,
+		if _, err := stmt.ExecContext(ctx, p.Key(), string(p.Kind), p.VCenter, p.Datacenter, vm, vmID, p.Datastore, p.Path,
 			p.SizeBytes, p.Customer, p.Detail, p.FirstSeen.UnixNano(), ns); err != nil {
-			return wrap(fmt.Errorf("problem %s: %w", p.Key(), err))
+			return fmt.Errorf("problem %s: %w", p.Key(), err)
 		}
 	}
 	for _, vc := range answered {
-		if _, err = tx.ExecContext(ctx, `UPDATE problems SET resolved_at = ? WHERE vcenter = ? AND resolved_at IS NULL AND last_seen <> ?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE problems SET resolved_at = ? WHERE vcenter = ? AND resolved_at IS NULL AND last_seen <> ?`,
 			ns, vc, ns); err != nil {
-			return wrap(fmt.Errorf("resolve problems of %s: %w", vc, err))
+			return fmt.Errorf("resolve problems of %s: %w", vc, err)
 		}
 	}
 	for vc, t := range scans {
-		if _, err = tx.ExecContext(ctx, `INSERT INTO orphan_scans(vcenter, at) VALUES (?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orphan_scans(vcenter, at) VALUES (?, ?)
 ON CONFLICT(vcenter) DO UPDATE SET at = excluded.at`, vc, t.UnixNano()); err != nil {
-			return wrap(fmt.Errorf("orphan scan of %s: %w", vc, err))
+			return fmt.Errorf("orphan scan of %s: %w", vc, err)
 		}
-	}
-	if err = tx.Commit(); err != nil {
-		return wrap(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }

@@ -24,7 +24,8 @@ func TestProblemsAcrossCycles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.RecordProblems(ctx, now, plan.Problems(ps, func(*facts.VM) string { return "acme" }, h, now), answered, scans); err != nil {
+		if _, err := l.Record(ctx, Record{Started: now, Problems: plan.Problems(ps, func(*facts.VM) string { return "acme" }, h, now),
+			ProblemVCenters: answered, Scans: scans}); err != nil {
 			t.Fatal(err)
 		}
 		if h, err = l.Problems(ctx); err != nil {
@@ -72,5 +73,28 @@ func TestSamples(t *testing.T) {
 	want := []plan.Sample{{At: t0.Add(2 * time.Hour), Bytes: 2}, {At: t0.Add(4 * time.Hour), Bytes: 5}}
 	if g := got[s.Key()]; len(g) != 2 || g[0] != want[0] || g[1] != want[1] {
 		t.Errorf("samples since 3h = %+v, want the size at 3h (sampled at 2h) and the change at 4h: %+v", g, want)
+	}
+}
+
+// The support digest announcing a new problem and the problem's first sight
+// are one write: a Record that fails after writing the problem (its notice
+// refused here) leaves no first sight behind, so the next cycle announces it
+// once, not a second time after a digest already queued.
+func TestProblemsWrittenWithTheCycle(t *testing.T) {
+	l, _ := openT(t)
+	ctx := context.Background()
+	record(t, l, Record{Started: t0, Notices: []Notice{notice("n1", "support", "")}})
+	stuck := facts.Problem{Kind: facts.ConsolidationNeeded, VCenter: "vc1", VM: &facts.VM{VCenter: "vc1", Name: "web01", MoRef: "vm-1"}}
+	ps := plan.Problems([]facts.Problem{stuck}, func(*facts.VM) string { return "acme" }, plan.ProblemHistory{}, t0)
+	if _, err := l.Record(ctx, Record{Started: t0, Problems: ps, ProblemVCenters: []string{"vc1"},
+		Notices: []Notice{notice("n1", "support", "")}}); err == nil {
+		t.Fatal("a duplicate Message-ID was accepted")
+	}
+	h, err := l.Problems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.FirstSeen) != 0 {
+		t.Errorf("a failed Record left its problems behind: %+v", h.FirstSeen)
 	}
 }

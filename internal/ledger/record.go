@@ -10,6 +10,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/failpoint"
+	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
 // Seen is one snapshot observed in a cycle.
@@ -113,6 +114,15 @@ type Record struct {
 	// instance UUID: the names are kept for people, and rows still keyed by
 	// the name (from before keys used the UUID) are re-keyed first.
 	VCenterIDs map[string]string
+	// Problems are the cycle's problems, ProblemVCenters the vCenters (by
+	// config name) that answered, whose open problems not among them are
+	// resolved, and Scans the orphan scans that ran. They are written with
+	// the rest: the support digest that announces a new problem is queued
+	// here, and a problem whose first sight were lost would be announced
+	// again by the next cycle.
+	Problems        []plan.Problem
+	ProblemVCenters []string
+	Scans           map[string]time.Time
 }
 
 var (
@@ -190,6 +200,9 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 		}
 	}
 
+	if err = recordProblems(ctx, tx, seenAt, r.Problems, r.ProblemVCenters, r.Scans); err != nil {
+		return 0, wrap(err)
+	}
 	if err = l.insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
 		return 0, wrap(err)
 	}
