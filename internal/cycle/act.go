@@ -86,7 +86,7 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 
 // diskConsolidation is the support digest's line of a disk consolidation
 // of a consolidation_needed VM that ended, and its ledger item; false for
-// a refusal or a task still running.
+// a task still running or a refusal that passes by itself.
 func diskConsolidation(o enforce.Outcome) (notify.DiskConsolidation, ledger.Item, bool) {
 	vm := o.Decision.Snapshot.VM
 	dc := notify.DiskConsolidation{VCenter: vm.VCenter, VM: vm.Name, Customer: o.Decision.Customer, At: o.At, TaskID: o.TaskID}
@@ -98,6 +98,15 @@ func diskConsolidation(o enforce.Outcome) (notify.DiskConsolidation, ledger.Item
 		dc.Result, dc.Fault, item.Action, item.Reason = "failed", o.Fault, ledger.ItemFailed, o.Fault
 	case enforce.ResultGone:
 		dc.Result, dc.Fault, item.Action, item.Reason = "VM gone", o.Detail, ledger.ItemGone, o.Detail
+	case enforce.ResultRefused:
+		if o.Reason != enforce.GuardDisk {
+			// Passing refusals (window, busy VM) are tried again next cycle.
+			return dc, item, false
+		}
+		// Lasting until someone changes the disk: support decides; the
+		// planner holds it back for plan.DiskModeRecheck, so this is said
+		// at most once a day.
+		dc.Result, dc.Fault, item.Action, item.Reason = "refused", o.Detail, ledger.ItemBlocked, o.Reason
 	default:
 		return dc, item, false
 	}

@@ -79,7 +79,7 @@ func TestFixConsolidationNeeded(t *testing.T) {
 			t.Errorf("%s: %d ConsolidateVMDisks_Task calls, want %d", vm, got, want)
 		}
 	}
-	var toSupport bool
+	var consolidated, refusedTold bool
 	for _, m := range messages(t, e.sink, n) {
 		if m.to[0] != "support@provider.example" {
 			for _, s := range []string{"globex-stuck", "consolidat"} {
@@ -89,10 +89,11 @@ func TestFixConsolidationNeeded(t *testing.T) {
 			}
 			continue
 		}
-		toSupport = toSupport || strings.Contains(m.body, "DISK CONSOLIDATIONS (1)") && strings.Contains(m.body, "globex-stuck01 on vc-test: consolidated")
+		consolidated = consolidated || strings.Contains(m.body, "DISK CONSOLIDATIONS") && strings.Contains(m.body, "globex-stuck01 on vc-test: consolidated")
+		refusedTold = refusedTold || strings.Contains(m.body, "DISK CONSOLIDATIONS") && strings.Contains(m.body, "globex-stuck02 on vc-test: refused")
 	}
-	if !toSupport {
-		t.Error("support was not told of globex-stuck01's disk consolidation")
+	if !consolidated || !refusedTold {
+		t.Errorf("support told of globex-stuck01's disk consolidation %v, of globex-stuck02's refusal %v; want both", consolidated, refusedTold)
 	}
 	events, err := r.ledger.Audit(context.Background(), ledger.Filter{VM: "globex-stuck02"})
 	if err != nil {
@@ -107,16 +108,28 @@ func TestFixConsolidationNeeded(t *testing.T) {
 	}
 
 	// The next cycle finds globex-stuck01 fixed and starts nothing more;
-	// once its disk is persistent again, globex-stuck02 is consolidated.
+	// globex-stuck02 is held back on the refusal (the collection does not
+	// read disk modes) even though its disk was made persistent meanwhile,
+	// and support is not told again.
 	if err := e.sim.SetDiskMode("globex-stuck02", "persistent"); err != nil {
 		t.Fatal(err)
 	}
+	n = len(e.sink.Messages())
 	res = cycle(t, r, t0.Add(2*time.Hour))
 	for _, p := range res.Plan.Problems {
 		if p.VM != nil && p.VM.Name == "globex-stuck01" {
 			t.Errorf("globex-stuck01 still has problem %s after its consolidation", p.Kind)
 		}
 	}
+	if f := fixOf(t, res.Plan, "globex-stuck02"); f.Action != plan.ActionBlocked || !strings.Contains(f.Why, "independent_nonpersistent") {
+		t.Errorf("fix of globex-stuck02 after its refusal = %+v, want blocked naming the disk mode", f)
+	}
+	if len(res.Outcomes) != 0 || len(messages(t, e.sink, n)) != 0 {
+		t.Errorf("the cycle after the refusal: outcomes %v, %d messages; want none", res.Outcomes, len(messages(t, e.sink, n)))
+	}
+	// A day after the refusal the disks are read again: now persistent,
+	// globex-stuck02 is consolidated.
+	res = cycle(t, r, t0.Add(time.Hour+plan.DiskModeRecheck+time.Minute))
 	for vm, want := range map[string]int{"globex-stuck01": 1, "globex-stuck02": 1, "acme-stuck01": 0} {
 		if got := e.sim.Consolidations(vm); got != want {
 			t.Errorf("after the second enforce cycle %s: %d ConsolidateVMDisks_Task calls, want %d", vm, got, want)

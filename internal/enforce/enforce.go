@@ -44,23 +44,23 @@ const (
 
 // Guard names: the stable Reason of a refused Outcome.
 const (
-	GuardGone      = "gone"         // the snapshot no longer exists
-	GuardRecreated = "recreated"    // a snapshot with the same id but another create time
-	GuardBusy      = "busy"         // a task runs on the VM, or vCenter said it is busy
-	GuardInFlight  = "in-flight"    // another consolidation of the VM is in flight
-	GuardExempt    = "exempt"       // the re-read snapshot is exempt (tag, keep-until)
-	GuardManaged   = "managed"      // the re-read snapshot belongs to backup software
-	GuardMinNotice = "min-notice"   // the current owner was not told min_notice before
-	GuardOwner     = "owner"        // the re-read VM has another owner (or two) than the plan's
-	GuardWindow    = "window"       // outside the maintenance window
-	GuardDatastore = "datastore"    // the datastore lacks room for the merge
-	GuardMode      = "mode"         // the plan was made in dry-run mode
-	GuardVCenter   = "vcenter"      // vCenter could not be asked, so no guard could be checked
-	GuardNotDue    = "not-due"      // the re-read snapshot is not past deadline + grace
-	GuardBackup    = "backup"       // a backup (managed) snapshot is on the re-read VM
-	GuardClone     = "linked-clone" // another VM's disk chain uses the VM's files (as collected)
-	GuardDisk      = "disk-mode"    // a disk of the re-read VM is non-persistent (independent or legacy)
-	GuardNotNeeded = "not-needed"   // the reloaded VM no longer needs its disks consolidated
+	GuardGone      = "gone"             // the snapshot no longer exists
+	GuardRecreated = "recreated"        // a snapshot with the same id but another create time
+	GuardBusy      = "busy"             // a task runs on the VM, or vCenter said it is busy
+	GuardInFlight  = "in-flight"        // another consolidation of the VM is in flight
+	GuardExempt    = "exempt"           // the re-read snapshot is exempt (tag, keep-until)
+	GuardManaged   = "managed"          // the re-read snapshot belongs to backup software
+	GuardMinNotice = "min-notice"       // the current owner was not told min_notice before
+	GuardOwner     = "owner"            // the re-read VM has another owner (or two) than the plan's
+	GuardWindow    = "window"           // outside the maintenance window
+	GuardDatastore = "datastore"        // the datastore lacks room for the merge
+	GuardMode      = "mode"             // the plan was made in dry-run mode
+	GuardVCenter   = "vcenter"          // vCenter could not be asked, so no guard could be checked
+	GuardNotDue    = "not-due"          // the re-read snapshot is not past deadline + grace
+	GuardBackup    = "backup"           // a backup (managed) snapshot is on the re-read VM
+	GuardClone     = "linked-clone"     // another VM's disk chain uses the VM's files (as collected)
+	GuardDisk      = plan.GuardDiskMode // a disk of the re-read VM is non-persistent (independent or legacy)
+	GuardNotNeeded = "not-needed"       // the reloaded VM no longer needs its disks consolidated
 )
 
 // surprisingModes are the disk modes whose disks a snapshot never covers
@@ -663,14 +663,20 @@ func action(d plan.Decision, kind string, at time.Time) ledger.Action {
 		Snapshot: d.Snapshot.Name, Customer: d.Customer, Kind: kind, StartedAt: at}
 }
 
-// refuse records a refusal as an action finished "refused" and returns it.
+// refuse records a refusal as an action finished "refused", with the
+// notices Tell renders of it (most refusals have none: the planner
+// escalates the ones that last), and returns it.
 func (r *run) refuse(ctx context.Context, d plan.Decision, kind, guard, detail, fault string) Outcome {
 	e, now := r.e, r.clock()
 	o := Outcome{Decision: d, Kind: kind, Result: ResultRefused, Reason: guard, Detail: detail, Fault: fault, At: now}
 	wctx := context.WithoutCancel(ctx) // a refusal found is recorded even while stopping
+	var notices []ledger.Notice
 	id, err := e.Ledger.StartAction(wctx, action(d, kind, now))
+	if err == nil && e.Tell != nil {
+		notices, err = e.Tell(o)
+	}
 	if err == nil {
-		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), nil)
+		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), notices)
 	}
 	if err != nil {
 		o.Err = err

@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/failpoint"
+	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
 // Action is one consolidation attempt. It is written before the vSphere task
@@ -185,4 +187,15 @@ FROM actions `+where, args...)
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// diskModeRefusal is the refusal sentence and time of a finished action
+// that enforce refused for a non-persistent disk, which only enforce can
+// see: the planner holds the consolidation back on it (plan.DiskModeRecheck).
+func diskModeRefusal(result, fault string, finished sql.NullInt64) (string, time.Time) {
+	why, ok := strings.CutPrefix(fault, plan.GuardDiskMode+": ")
+	if result != ResultRefused || !ok {
+		return "", time.Time{}
+	}
+	return why, fromNanos(finished)
 }

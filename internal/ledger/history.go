@@ -203,6 +203,28 @@ SELECT key, started_at, fault FROM (
 		return nil, wrap("last attempt", err)
 	}
 	err = query(ctx, tx, `
+SELECT key, finished_at, result, fault FROM (
+	SELECT a.key, a.finished_at, a.result, a.fault,
+		ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.finished_at DESC, a.id DESC) AS rn
+	FROM actions a JOIN snapshots s ON s.key = a.key
+	WHERE a.finished_at IS NOT NULL AND s.resolved_at IS NULL
+) AS latest WHERE rn = 1 AND result = 'refused'`, func(rows *sql.Rows) error {
+		var (
+			text, result, fault string
+			finished            sql.NullInt64
+		)
+		if err := rows.Scan(&text, &finished, &result, &fault); err != nil {
+			return err
+		}
+		if e := byText[text]; e != nil {
+			e.h.DiskModeRefusal, e.h.DiskModeRefusedAt = diskModeRefusal(result, fault, finished)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("last refusal", err)
+	}
+	err = query(ctx, tx, `
 SELECT key, task_id FROM (
 	SELECT a.key, a.task_id, ROW_NUMBER() OVER (PARTITION BY a.key ORDER BY a.started_at DESC, a.id DESC) AS rn
 	FROM actions a JOIN snapshots s ON s.key = a.key

@@ -613,6 +613,25 @@ func TestActions(t *testing.T) {
 	if h.InFlight || h.TaskID != "" || h.Attempts != 2 || h.LastFault != "InsufficientDisk" || !h.LastAttemptAt.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("history after attempts = %+v", h)
 	}
+	if h.DiskModeRefusal != "" {
+		t.Errorf("disk-mode refusal %q, want none: the latest attempt failed", h.DiskModeRefusal)
+	}
+	// The latest attempt refused for a non-persistent disk: the planner
+	// holds the snapshot back on it.
+	a.StartedAt = t0.Add(3 * time.Hour)
+	id4, err := l.StartAction(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id4, t0.Add(3*time.Hour+time.Second), ResultRefused, "disk-mode: Hard disk 2 (append)", nil); err != nil {
+		t.Fatal(err)
+	}
+	if hist, err = l.History(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := hist[s.Key()]; h.DiskModeRefusal != "Hard disk 2 (append)" || !h.DiskModeRefusedAt.Equal(t0.Add(3*time.Hour+time.Second)) || h.Attempts != 2 {
+		t.Errorf("history after a disk-mode refusal = %+v", h)
+	}
 	if run, err = l.Running(ctx); err != nil || len(run) != 0 {
 		t.Errorf("running after finish = %v, %v", run, err)
 	}

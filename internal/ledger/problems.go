@@ -83,6 +83,9 @@ WHERE snapshot_id = '' AND kind = 'consolidate-disks' ORDER BY id`, func(rows *s
 		}
 		h := out[k]
 		h.InFlight, h.TaskID = !finished.Valid, task
+		if finished.Valid {
+			h.DiskModeRefusal, h.DiskModeRefusedAt = diskModeRefusal(res, flt, finished)
+		}
 		switch res {
 		case ResultSuccess:
 			h.Attempts, h.LastFault = 0, ""

@@ -117,7 +117,8 @@ type DiskConsolidation struct {
 	Customer string
 	At       time.Time
 	TaskID   string
-	// Result is "consolidated", "failed" or "VM gone".
+	// Result is "consolidated", "failed", "VM gone" or "refused" (a disk in
+	// a non-persistent mode; Fault says which).
 	Result string
 	Fault  string
 }

@@ -244,6 +244,10 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 		d.block(now, ReasonGuardLinkedClone, LinkedCloneRefusal(vm.SharesDisksWith))
 		return
 	}
+	if why, ok := diskModeHeld(h.DiskModeRefusal, h.DiskModeRefusedAt, now); ok {
+		d.block(now, ReasonGuardDiskMode, why)
+		return
+	}
 	if why, next := set.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {
 		d.block(next, ReasonGuardWindow, why)
 		return

@@ -31,6 +31,9 @@ type FixHistory struct {
 	// stopped), with its task id.
 	InFlight bool
 	TaskID   string
+	// DiskModeRefusal and DiskModeRefusedAt are as in History.
+	DiskModeRefusal   string
+	DiskModeRefusedAt time.Time
 }
 
 // VMKey is the ledger's identity of a VM, the key of its disk
@@ -61,6 +64,7 @@ func Fixes(p *Plan, hist map[facts.Key]FixHistory, policyFor func(customer strin
 		}
 		f := &pr.Fix
 		h := hist[VMKey(pr.VM)]
+		odd, held := diskModeHeld(h.DiskModeRefusal, h.DiskModeRefusedAt, now)
 		switch {
 		case pr.Customer == "":
 			f.Why = "the VM has no single owner: support consolidates it"
@@ -71,6 +75,8 @@ func Fixes(p *Plan, hist map[facts.Key]FixHistory, policyFor func(customer strin
 			f.Action, f.At, f.Why = ActionConsolidate, now, fmt.Sprintf("disk consolidation task %s is running", h.TaskID)
 		case removing[pr.VM]:
 			f.Action, f.At, f.Why = ActionConsolidate, now, "the snapshot removal due this cycle consolidates the disks too"
+		case held:
+			f.Action, f.Due, f.At, f.Why = ActionBlocked, true, now, odd
 		case set.MaxAttempts > 0 && h.Attempts >= set.MaxAttempts:
 			f.Action, f.Due, f.At = ActionBlocked, true, now
 			f.Why = fmt.Sprintf("disk consolidation failed %d times (last: %s); left to support", h.Attempts, h.LastFault)
@@ -93,3 +99,24 @@ func Fixes(p *Plan, hist map[facts.Key]FixHistory, policyFor func(customer strin
 
 // FixDue reports whether a problem's disk consolidation is to start now.
 func (p *Problem) FixDue() bool { return p.Fix.Action == ActionConsolidate && p.Fix.Due }
+
+// DiskModeRecheck is how long a disk-mode refusal holds before enforce
+// reads the VM's disks again: the collection does not read disk modes (it
+// would slow by half), so the planner knows of a non-persistent disk only
+// from enforce's last refusal. Support is told once; a VM whose disk was
+// made persistent is acted on within a day.
+const DiskModeRecheck = 24 * time.Hour
+
+// GuardDiskMode is enforce's guard name for a disk in a non-persistent
+// mode, the prefix of its refusal in the ledger.
+const GuardDiskMode = "disk-mode"
+
+// diskModeHeld says whether enforce's disk-mode refusal at at still holds
+// at now, and why for support.
+func diskModeHeld(refusal string, at, now time.Time) (string, bool) {
+	if refusal == "" || !now.Before(at.Add(DiskModeRecheck)) {
+		return "", false
+	}
+	return fmt.Sprintf("%s (found at %s; read again after %s)", refusal, at.UTC().Format(time.RFC3339),
+		at.Add(DiskModeRecheck).UTC().Format(time.RFC3339)), true
+}
