@@ -159,27 +159,17 @@ WHERE notice_id = ? AND address = ? AND state IN ('pending', 'sending')`, at.Uni
 	return nil
 }
 
-// MarkSent records that every recipient of notice id still owed accepted
-// it at at. Marking a notice already sent again is a no-op, so a retried
-// call after a lost reply is harmless.
-func (l *Ledger) MarkSent(ctx context.Context, id int64, at time.Time) error {
-	return l.settle(ctx, id, "", at, StateSent, "")
-}
-
 // MarkRecipientSent records that address accepted notice id at at.
+// Marking a recipient already sent again is a no-op, so a retried call
+// after a lost reply is harmless.
 func (l *Ledger) MarkRecipientSent(ctx context.Context, id int64, address string, at time.Time) error {
 	return l.settle(ctx, id, address, at, StateSent, "")
 }
 
-// MarkFailed records a failed delivery attempt to every recipient of
-// notice id still owed; permanent marks them failed (never retried, for a
-// rejected recipient say), else they stay pending to be retried next time.
-func (l *Ledger) MarkFailed(ctx context.Context, id int64, at time.Time, errText string, permanent bool) error {
-	return l.settle(ctx, id, "", at, failState(permanent), errText)
-}
-
 // MarkRecipientFailed records a failed attempt to deliver notice id to
-// address; errText is the server's reply. permanent as for MarkFailed.
+// address; errText is the server's reply. permanent marks the recipient
+// failed (never retried: a rejected contact, say), else it stays pending to
+// be retried next time.
 func (l *Ledger) MarkRecipientFailed(ctx context.Context, id int64, address string, at time.Time, errText string, permanent bool) error {
 	return l.settle(ctx, id, address, at, failState(permanent), errText)
 }
@@ -191,11 +181,10 @@ func failState(permanent bool) string {
 	return StatePending
 }
 
-// settle moves the recipients of notice id still owed (address, or all of
-// them when address is "") to state, then settles the notice in the same
-// transaction: sent_at is the first acceptance; the notice stays pending
-// while a recipient is owed, else it is sent (delivered to at least one)
-// or failed (to none).
+// settle moves recipient address of notice id, if still owed, to state,
+// then settles the notice in the same transaction: sent_at is the first
+// acceptance; the notice stays pending while a recipient is owed, else it
+// is sent (delivered to at least one) or failed (to none).
 func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.Time, state, errText string) error {
 	op := "mark sent"
 	if state != StateSent {
@@ -205,10 +194,7 @@ func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.T
 		return err
 	}
 	wrap := func(err error) error {
-		if address != "" {
-			return fmt.Errorf("ledger %s: %s notice %d to %s: %w", l.path, op, id, address, err)
-		}
-		return fmt.Errorf("ledger %s: %s notice %d: %w", l.path, op, id, err)
+		return fmt.Errorf("ledger %s: %s notice %d to %s: %w", l.path, op, id, address, err)
 	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -221,14 +207,13 @@ func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.T
 	if state == StateSent {
 		sentAt = at.UnixNano()
 	}
-	// A successful attempt of a recipient never marked "sending" (MarkSent
-	// of a whole notice) still counts as an attempt.
+	// An attempt settled without Sending before it still counts as one.
 	res, err := tx.ExecContext(ctx, `
 UPDATE notice_recipients SET state = ?, sent_at = ?, last_attempt_at = ?,
 	attempts = CASE WHEN state = 'sending' THEN attempts ELSE attempts + 1 END,
 	last_error = CASE WHEN ? = '' THEN last_error ELSE ? END
-WHERE notice_id = ? AND (? = '' OR address = ?) AND state IN ('pending', 'sending')`,
-		state, sentAt, at.UnixNano(), errText, errText, id, address, address)
+WHERE notice_id = ? AND address = ? AND state IN ('pending', 'sending')`,
+		state, sentAt, at.UnixNano(), errText, errText, id, address)
 	if err != nil {
 		return wrap(err)
 	}
@@ -261,20 +246,13 @@ WHERE id = ?`, at.UnixNano(), errText, errText, id); err != nil {
 	return nil
 }
 
-// noTransition explains an update that touched no recipient: the notice or
-// recipient does not exist, or it is settled already. Marking sent what is
-// sent is fine (an idempotent repeat); anything else is an error.
+// noTransition explains an update that touched no recipient: the recipient
+// does not exist, or it is settled already. Marking sent what is sent is
+// fine (an idempotent repeat); anything else is an error.
 func (l *Ledger) noTransition(ctx context.Context, tx *sql.Tx, id int64, address, state string, wrap func(error) error) error {
 	var got string
-	var err error
-	if address == "" {
-		err = tx.QueryRowContext(ctx, `SELECT state FROM notices WHERE id = ?`, id).Scan(&got)
-	} else {
-		err = tx.QueryRowContext(ctx, `SELECT state FROM notice_recipients WHERE notice_id = ? AND address = ?`, id, address).Scan(&got)
-	}
+	err := tx.QueryRowContext(ctx, `SELECT state FROM notice_recipients WHERE notice_id = ? AND address = ?`, id, address).Scan(&got)
 	switch {
-	case errors.Is(err, sql.ErrNoRows) && address == "":
-		return wrap(errors.New("no such notice"))
 	case errors.Is(err, sql.ErrNoRows):
 		return wrap(errors.New("no such recipient"))
 	case err != nil:
