@@ -17,19 +17,20 @@ func (l *Ledger) HeadsUpSent(ctx context.Context, keys []facts.Key) (map[facts.K
 	if l.db == nil || len(keys) == 0 {
 		return out, nil
 	}
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("ledger %s: heads-ups sent: %w", l.path, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	for _, k := range keys {
-		err := query(ctx, tx, `SELECT 1 FROM notice_items WHERE key = ? AND action = ? LIMIT 1`, func(*sql.Rows) error {
-			out[k] = true
-			return nil
-		}, k.String(), ItemHeadsUp)
-		if err != nil {
-			return nil, fmt.Errorf("ledger %s: heads-up sent for %s: %w", l.path, k, err)
+	err := l.read(ctx, "heads-ups sent", func(tx *sql.Tx) error {
+		for _, k := range keys {
+			err := query(ctx, tx, `SELECT 1 FROM notice_items WHERE key = ? AND action = ? LIMIT 1`, func(*sql.Rows) error {
+				out[k] = true
+				return nil
+			}, k.String(), ItemHeadsUp)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

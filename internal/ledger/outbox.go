@@ -31,75 +31,69 @@ func (l *Ledger) Pending(ctx context.Context) ([]Notice, error) {
 	if l.db == nil {
 		return nil, nil
 	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: pending notices: %w", l.path, err) }
 	// One read transaction: the items must belong to the notices just read,
 	// even if the writer marks some sent meanwhile.
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	out, err := scanNotices(ctx, tx, `WHERE state = 'pending' ORDER BY created_at, id`)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	byID := make(map[int64]*Notice, len(out))
-	for i := range out {
-		byID[out[i].ID] = &out[i]
-	}
-	rows, err := tx.QueryContext(ctx, `
+	var out []Notice
+	err := l.read(ctx, "pending notices", func(tx *sql.Tx) error {
+		var err error
+		if out, err = scanNotices(ctx, tx, `WHERE state = 'pending' ORDER BY created_at, id`); err != nil || len(out) == 0 {
+			return err
+		}
+		byID := make(map[int64]*Notice, len(out))
+		for i := range out {
+			byID[out[i].ID] = &out[i]
+		}
+		rows, err := tx.QueryContext(ctx, `
 SELECT i.notice_id, i.vcenter, i.vm_uuid, i.snapshot_id, i.created, i.action, i.reason
 FROM notice_items i JOIN notices n ON n.id = i.notice_id
 WHERE n.state = 'pending'
 ORDER BY i.notice_id, i.rowid`)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id             int64
-			vc, uuid, snap string
-			created        sql.NullInt64
-			action, reason string
-		)
-		if err := rows.Scan(&id, &vc, &uuid, &snap, &created, &action, &reason); err != nil {
-			return nil, wrap(err)
+		if err != nil {
+			return err
 		}
-		if n := byID[id]; n != nil {
-			n.Items = append(n.Items, Item{Key: keyOf(vc, uuid, snap, created), Action: action, Reason: reason})
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id             int64
+				vc, uuid, snap string
+				created        sql.NullInt64
+				action, reason string
+			)
+			if err := rows.Scan(&id, &vc, &uuid, &snap, &created, &action, &reason); err != nil {
+				return err
+			}
+			if n := byID[id]; n != nil {
+				n.Items = append(n.Items, Item{Key: keyOf(vc, uuid, snap, created), Action: action, Reason: reason})
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
-	}
-	rrows, err := tx.QueryContext(ctx, `
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rrows, err := tx.QueryContext(ctx, `
 SELECT r.notice_id, r.address, r.state, r.attempts, r.last_error
 FROM notice_recipients r JOIN notices n ON n.id = r.notice_id
 WHERE n.state = 'pending'
 ORDER BY r.notice_id, r.rowid`)
+		if err != nil {
+			return err
+		}
+		defer rrows.Close()
+		for rrows.Next() {
+			var (
+				id int64
+				d  Delivery
+			)
+			if err := rrows.Scan(&id, &d.Address, &d.State, &d.Attempts, &d.LastError); err != nil {
+				return err
+			}
+			if n := byID[id]; n != nil {
+				n.Deliveries = append(n.Deliveries, d)
+			}
+		}
+		return rrows.Err()
+	})
 	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rrows.Close()
-	for rrows.Next() {
-		var (
-			id int64
-			d  Delivery
-		)
-		if err := rrows.Scan(&id, &d.Address, &d.State, &d.Attempts, &d.LastError); err != nil {
-			return nil, wrap(err)
-		}
-		if n := byID[id]; n != nil {
-			n.Deliveries = append(n.Deliveries, d)
-		}
-	}
-	if err := rrows.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -284,43 +278,43 @@ func (l *Ledger) Unreported(ctx context.Context) ([]Bounce, error) {
 	if l.db == nil {
 		return nil, nil
 	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: unreported rejections: %w", l.path, err) }
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, `
+	var out []Bounce
+	err := l.read(ctx, "unreported rejections", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
 SELECT r.notice_id, n.message_id, n.customer, r.address, r.last_error, r.last_attempt_at, n.state = 'failed'
 FROM notice_recipients r JOIN notices n ON n.id = r.notice_id
 WHERE r.state = 'failed' AND r.reported_at IS NULL
 ORDER BY r.last_attempt_at, r.notice_id, r.rowid`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				b  Bounce
+				at sql.NullInt64
+			)
+			if err := rows.Scan(&b.NoticeID, &b.MessageID, &b.Customer, &b.Address, &b.Reply, &at, &b.Unreachable); err != nil {
+				return err
+			}
+			b.At = fromNanos(at)
+			out = append(out, b)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			if !out[i].Unreachable {
+				continue
+			}
+			if out[i].Items, err = noticeItems(ctx, tx, out[i].NoticeID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rows.Close()
-	var out []Bounce
-	for rows.Next() {
-		var (
-			b  Bounce
-			at sql.NullInt64
-		)
-		if err := rows.Scan(&b.NoticeID, &b.MessageID, &b.Customer, &b.Address, &b.Reply, &at, &b.Unreachable); err != nil {
-			return nil, wrap(err)
-		}
-		b.At = fromNanos(at)
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
-	}
-	for i := range out {
-		if !out[i].Unreachable {
-			continue
-		}
-		if out[i].Items, err = noticeItems(ctx, tx, out[i].NoticeID); err != nil {
-			return nil, wrap(err)
-		}
+		return nil, err
 	}
 	return out, nil
 }
