@@ -37,33 +37,19 @@ func (l *Ledger) HeadsUpSent(ctx context.Context, keys []facts.Key) (map[facts.K
 
 // QueueHeadsUps adds heads-up notices to the outbox in one transaction. No
 // cycle planned them: the pass between cycles did.
-func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Time) (err error) {
+func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Time) error {
 	if err := l.writable("queue heads-ups"); err != nil {
 		return err
 	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: queue heads-ups: %w", l.path, err) }
 	for i, n := range notices {
 		if err := checkNotice(n); err != nil {
-			return wrap(fmt.Errorf("notice %d: %w", i, err))
+			return fmt.Errorf("ledger %s: queue heads-ups: notice %d: %w", l.path, i, err)
 		}
 	}
 	if len(notices) == 0 {
 		return nil
 	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
-		return wrap(err)
-	}
-	if err = tx.Commit(); err != nil {
-		return wrap(fmt.Errorf("commit: %w", err))
-	}
-	return nil
+	return l.write(ctx, "queue heads-ups", func(tx *sql.Tx) error {
+		return l.insertNotices(ctx, tx, notices, at, nil)
+	})
 }

@@ -187,38 +187,29 @@ func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.T
 	if err := l.writable(op); err != nil {
 		return err
 	}
-	wrap := func(err error) error {
-		return fmt.Errorf("ledger %s: %s notice %d to %s: %w", l.path, op, id, address, err)
-	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	// Rollback after Commit is a no-op; it also ends the transaction of an
-	// idempotent repeat, which returns nil without committing.
-	defer func() { _ = tx.Rollback() }()
 	var sentAt any
 	if state == StateSent {
 		sentAt = at.UnixNano()
 	}
-	// An attempt settled without Sending before it still counts as one.
-	res, err := tx.ExecContext(ctx, `
+	return l.write(ctx, fmt.Sprintf("%s notice %d to %s", op, id, address), func(tx *sql.Tx) error {
+		// An attempt settled without Sending before it still counts as one.
+		res, err := tx.ExecContext(ctx, `
 UPDATE notice_recipients SET state = ?, sent_at = ?, last_attempt_at = ?,
 	attempts = CASE WHEN state = 'sending' THEN attempts ELSE attempts + 1 END,
 	last_error = CASE WHEN ? = '' THEN last_error ELSE ? END
 WHERE notice_id = ? AND address = ? AND state IN ('pending', 'sending')`,
-		state, sentAt, at.UnixNano(), errText, errText, id, address)
-	if err != nil {
-		return wrap(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return wrap(err)
-	}
-	if n == 0 {
-		return l.noTransition(ctx, tx, id, address, state, wrap)
-	}
-	if _, err := tx.ExecContext(ctx, `
+			state, sentAt, at.UnixNano(), errText, errText, id, address)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return noTransition(ctx, tx, id, address, state)
+		}
+		if _, err := tx.ExecContext(ctx, `
 UPDATE notices SET
 	sent_at = COALESCE(sent_at, (SELECT MIN(sent_at) FROM notice_recipients WHERE notice_id = notices.id)),
 	attempts = (SELECT MAX(attempts) FROM notice_recipients WHERE notice_id = notices.id),
@@ -229,32 +220,27 @@ UPDATE notices SET
 		WHEN EXISTS (SELECT 1 FROM notice_recipients WHERE notice_id = notices.id AND state = 'sent') THEN 'sent'
 		ELSE 'failed' END
 WHERE id = ?`, at.UnixNano(), errText, errText, id); err != nil {
-		return wrap(err)
-	}
-	if err := failpoint.Hit("ledger.mark"); err != nil {
-		return wrap(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return wrap(fmt.Errorf("commit: %w", err))
-	}
-	return nil
+			return err
+		}
+		return failpoint.Hit("ledger.mark")
+	})
 }
 
 // noTransition explains an update that touched no recipient: the recipient
 // does not exist, or it is settled already. Marking sent what is sent is
 // fine (an idempotent repeat); anything else is an error.
-func (l *Ledger) noTransition(ctx context.Context, tx *sql.Tx, id int64, address, state string, wrap func(error) error) error {
+func noTransition(ctx context.Context, tx *sql.Tx, id int64, address, state string) error {
 	var got string
 	err := tx.QueryRowContext(ctx, `SELECT state FROM notice_recipients WHERE notice_id = ? AND address = ?`, id, address).Scan(&got)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return wrap(errors.New("no such recipient"))
+		return errors.New("no such recipient")
 	case err != nil:
-		return wrap(err)
+		return err
 	case got == StateSent && state == StateSent:
 		return nil
 	}
-	return wrap(fmt.Errorf("it is %s, not pending", got))
+	return fmt.Errorf("it is %s, not pending", got)
 }
 
 // Bounce is a recipient that rejected a notice for good, for the support

@@ -22,3 +22,22 @@ func (l *Ledger) read(ctx context.Context, what string, fn func(*sql.Tx) error) 
 	}
 	return nil
 }
+
+// write runs fn in a transaction and commits it when fn returns nil; when
+// fn fails nothing it wrote is kept. fn's errors are wrapped with the ledger
+// and what is written.
+func (l *Ledger) write(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ledger %s: %s: begin: %w", l.path, what, err)
+	}
+	// Rollback after Commit is a no-op.
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return fmt.Errorf("ledger %s: %s: %w", l.path, what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("ledger %s: %s: commit: %w", l.path, what, err)
+	}
+	return nil
+}
