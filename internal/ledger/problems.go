@@ -11,8 +11,9 @@ import (
 )
 
 // Problems returns what the ledger remembers of problems: the first sight
-// of each open one, the last orphan scan of each vCenter and the open
-// orphan files those scans found.
+// of each open one, the last orphan scan of each vCenter, the open orphan
+// files those scans found and the disk consolidations run on
+// consolidation_needed VMs.
 func (l *Ledger) Problems(ctx context.Context) (plan.ProblemHistory, error) {
 	h := plan.ProblemHistory{FirstSeen: map[string]time.Time{}, Scans: map[string]time.Time{}}
 	if l.db == nil {
@@ -52,9 +53,41 @@ FROM problems WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
 		if err != nil {
 			return fmt.Errorf("orphan scans: %w", err)
 		}
+		if h.Fixes, err = fixes(ctx, tx); err != nil {
+			return fmt.Errorf("disk consolidations: %w", err)
+		}
 		return nil
 	})
 	return h, err
+}
+
+// fixes reads the disk consolidations of consolidation_needed VMs: the
+// consolidate-disks actions that name no snapshot (the ones that follow a
+// removal name its snapshot), oldest first, folded per VM.
+func fixes(ctx context.Context, tx *sql.Tx) (map[facts.Key]plan.FixHistory, error) {
+	out := map[facts.Key]plan.FixHistory{}
+	err := query(ctx, tx, `SELECT key_vcenter, vm_uuid, task_id, finished_at, result, fault FROM actions
+WHERE snapshot_id = '' AND kind = 'consolidate-disks' ORDER BY id`, func(rows *sql.Rows) error {
+		var (
+			k              facts.Key
+			task, res, flt string
+			finished       sql.NullInt64
+		)
+		if err := rows.Scan(&k.VCenter, &k.VMUUID, &task, &finished, &res, &flt); err != nil {
+			return err
+		}
+		h := out[k]
+		h.InFlight, h.TaskID = !finished.Valid, task
+		switch res {
+		case ResultSuccess:
+			h.Attempts, h.LastFault = 0, ""
+		case ResultError:
+			h.Attempts, h.LastFault = h.Attempts+1, flt
+		}
+		out[k] = h
+		return nil
+	})
+	return out, err
 }
 
 // recordProblems writes one cycle's problems (Record's Problems,

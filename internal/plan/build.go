@@ -23,6 +23,9 @@ type Settings struct {
 	MinNotice time.Duration
 	// Window is the maintenance window; nil means consolidation may run at any time.
 	Window *Window
+	// FixConsolidationNeeded consolidates the disks of consolidation_needed
+	// VMs (enforcement.fix_consolidation_needed; see Fixes).
+	FixConsolidationNeeded bool
 }
 
 // Build decides, for every item, what is due at now given the ledger's

@@ -279,7 +279,7 @@ func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine, ch *chains) *
 		vm.InstanceUUID = m.Config.InstanceUuid
 	}
 	if vm.ConsolidationNeeded {
-		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm,
+		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm, SizeBytes: deltaBytes(m.LayoutEx),
 			Detail: "runtime.consolidationNeeded is set: the VM runs on delta files a removal left behind; Consolidate the VM's disks"})
 	}
 	p := &pendingVM{vm: vm, ds: m.Datastore, first: len(inv.Snapshots)}

@@ -138,6 +138,31 @@ func (ch *chains) shared() {
 	}
 }
 
+// deltaBytes is the size of the files of every link above the base of the
+// VM's disk chains: what a consolidation merges, and about the room it may
+// need.
+func deltaBytes(le *types.VirtualMachineFileLayoutEx) int64 {
+	if le == nil {
+		return 0
+	}
+	size := make(map[int32]int64, len(le.File))
+	for _, f := range le.File {
+		size[f.Key] = f.Size
+	}
+	var n int64
+	for _, d := range le.Disk {
+		for i, unit := range d.Chain {
+			if i == 0 {
+				continue
+			}
+			for _, k := range unit.FileKey {
+				n += size[k]
+			}
+		}
+	}
+	return n
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
