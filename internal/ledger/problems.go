@@ -19,51 +19,46 @@ func (l *Ledger) Problems(ctx context.Context) (plan.ProblemHistory, error) {
 	if l.db == nil {
 		return h, nil
 	}
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("ledger %s: problems: %s: %w", l.path, what, err)
-	}
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return h, wrap("begin", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	err = query(ctx, tx, `SELECT key, kind, vcenter, datacenter, datastore, path, size_bytes, detail, first_seen
+	err := l.read(ctx, "problems", func(tx *sql.Tx) error {
+		err := query(ctx, tx, `SELECT key, kind, vcenter, datacenter, datastore, path, size_bytes, detail, first_seen
 FROM problems WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
-		var (
-			key   string
-			p     facts.Problem
-			first int64
-		)
-		if err := rows.Scan(&key, &p.Kind, &p.VCenter, &p.Datacenter, &p.Datastore, &p.Path, &p.SizeBytes, &p.Detail, &first); err != nil {
-			return err
+			var (
+				key   string
+				p     facts.Problem
+				first int64
+			)
+			if err := rows.Scan(&key, &p.Kind, &p.VCenter, &p.Datacenter, &p.Datastore, &p.Path, &p.SizeBytes, &p.Detail, &first); err != nil {
+				return err
+			}
+			h.FirstSeen[key] = time.Unix(0, first).UTC()
+			if p.Kind == facts.OrphanFile {
+				h.Orphans = append(h.Orphans, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("open problems: %w", err)
 		}
-		h.FirstSeen[key] = time.Unix(0, first).UTC()
-		if p.Kind == facts.OrphanFile {
-			h.Orphans = append(h.Orphans, p)
+		err = query(ctx, tx, `SELECT vcenter, at FROM orphan_scans`, func(rows *sql.Rows) error {
+			var (
+				vc string
+				at int64
+			)
+			if err := rows.Scan(&vc, &at); err != nil {
+				return err
+			}
+			h.Scans[vc] = time.Unix(0, at).UTC()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("orphan scans: %w", err)
+		}
+		if h.Fixes, err = fixes(ctx, tx); err != nil {
+			return fmt.Errorf("disk consolidations: %w", err)
 		}
 		return nil
 	})
-	if err != nil {
-		return h, wrap("open problems", err)
-	}
-	err = query(ctx, tx, `SELECT vcenter, at FROM orphan_scans`, func(rows *sql.Rows) error {
-		var (
-			vc string
-			at int64
-		)
-		if err := rows.Scan(&vc, &at); err != nil {
-			return err
-		}
-		h.Scans[vc] = time.Unix(0, at).UTC()
-		return nil
-	})
-	if err != nil {
-		return h, wrap("orphan scans", err)
-	}
-	if h.Fixes, err = fixes(ctx, tx); err != nil {
-		return h, wrap("disk consolidations", err)
-	}
-	return h, nil
+	return h, err
 }
 
 // fixes reads the disk consolidations of consolidation_needed VMs: the
