@@ -90,6 +90,13 @@ const stuckVM = "globex-stuck01"
 func warmedUp(t *testing.T, bin string) *crashEnv {
 	t.Helper()
 	e := &crashEnv{env: newEnv(t, "crash.yaml", ""), bin: bin}
+	// The extension hooks the simulator's handler, which vcsim reads
+	// unlocked on every call: installed before the config file is written,
+	// since that write is what orders it before the calls of the binary (a
+	// process the race detector does not see) for the race detector.
+	if err := e.sim.EnableConsolidate(stuckVM); err != nil {
+		t.Fatal(err)
+	}
 	crashConfig(t, e.env)
 	if _, stderr, code := e.cli(t, "run", "--config", e.cfg); code != 0 {
 		t.Fatalf("first run: exit %d: %s", code, stderr)
@@ -105,9 +112,6 @@ UPDATE snapshots SET first_seen = first_seen - %[1]d, last_seen = last_seen - %[
 UPDATE size_samples SET at = at - %[1]d;`, d))
 	// A removal left globex-stuck01 on its deltas meanwhile.
 	if err := e.sim.SetConsolidationNeeded(stuckVM, true); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.EnableConsolidate(stuckVM); err != nil {
 		t.Fatal(err)
 	}
 	return e
