@@ -21,7 +21,8 @@ import (
 // fleet with consolidations, reminders and escalations; then it runs to
 // completion. After that no notice is lost, each Message-ID reached each
 // recipient at most twice (and only one message twice: there was one crash),
-// nothing was removed that was not due and nothing was removed twice.
+// nothing was removed that was not due and nothing was removed twice; the
+// VM left on its deltas had its disks consolidated exactly once.
 
 // crashPoints are the failpoints of a run, in the order a run meets them.
 var crashPoints = []string{"ledger.record", "ledger.sending", "smtp.data", "smtp.accepted", "ledger.mark",
@@ -29,8 +30,9 @@ var crashPoints = []string{"ledger.record", "ledger.sending", "smtp.data", "smtp
 
 // crashHits are the hits of each point to stop at: the first and a later
 // one, which keeps the suite fast while covering a crash before anything
-// of its kind was written and one between two (with 3 removals due, the
-// 3rd action write is the last).
+// of its kind was written and one between two (a disk consolidation, then
+// 3 removals: the 1st action write is the disk consolidation's, the 3rd a
+// removal's).
 var crashHits = []int{1, 3}
 
 // crashConfig: acme and globex consolidate, initech escalates; acme has
@@ -51,7 +53,7 @@ customers:
   - {id: globex, name: Globex, contacts: [noc@globex.example], policy: {action: consolidate}}
 support: {email: support@provider.example}
 smtp: {host: 127.0.0.1, port: ` + fmt.Sprint(e.sink.Port) + `, from: "snapwarden <noreply@provider.example>", tls: none}
-enforcement: {mode: enforce, max_concurrent: 2}
+enforcement: {mode: enforce, max_concurrent: 2, fix_consolidation_needed: true}
 `
 	if err := os.WriteFile(e.cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,9 +84,19 @@ func (e *crashEnv) cli(t *testing.T, args ...string) (string, string, int) {
 
 // warmedUp is a fleet whose customers were warned two days ago: the next
 // run consolidates, reminds and escalates.
+// stuckVM is the crash fleet's VM left with consolidationNeeded.
+const stuckVM = "globex-stuck01"
+
 func warmedUp(t *testing.T, bin string) *crashEnv {
 	t.Helper()
 	e := &crashEnv{env: newEnv(t, "crash.yaml", ""), bin: bin}
+	// The extension hooks the simulator's handler, which vcsim reads
+	// unlocked on every call: installed before the config file is written,
+	// since that write is what orders it before the calls of the binary (a
+	// process the race detector does not see) for the race detector.
+	if err := e.sim.EnableConsolidate(stuckVM); err != nil {
+		t.Fatal(err)
+	}
 	crashConfig(t, e.env)
 	if _, stderr, code := e.cli(t, "run", "--config", e.cfg); code != 0 {
 		t.Fatalf("first run: exit %d: %s", code, stderr)
@@ -98,6 +110,10 @@ UPDATE cycles SET started = started - %[1]d, finished = finished - %[1]d;
 UPDATE actions SET started_at = started_at - %[1]d, finished_at = finished_at - %[1]d;
 UPDATE snapshots SET first_seen = first_seen - %[1]d, last_seen = last_seen - %[1]d;
 UPDATE size_samples SET at = at - %[1]d;`, d))
+	// A removal left globex-stuck01 on its deltas meanwhile.
+	if err := e.sim.SetConsolidationNeeded(stuckVM, true); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -260,6 +276,15 @@ WHERE i.action = 'consolidated' AND n.channel = 'email' AND i.key = '`+strings.R
 	// Nothing removed twice: one task per snapshot at most.
 	if twice := e.rows(t, `SELECT key FROM actions WHERE kind = 'remove' AND task_id <> '' GROUP BY key HAVING COUNT(*) > 1`); len(twice) > 0 {
 		t.Errorf("removal tasks started twice for %v", twice)
+	}
+	// The VM left on its deltas: one ConsolidateVMDisks_Task, recorded, and
+	// told to support.
+	if n := e.sim.Consolidations(stuckVM); n != 1 {
+		t.Errorf("%s: %d ConsolidateVMDisks_Task calls, want exactly 1", stuckVM, n)
+	}
+	if fixed := e.rows(t, `SELECT a.key FROM actions a JOIN notice_items i ON i.key = a.key JOIN notices n ON n.id = i.notice_id
+WHERE a.kind = 'consolidate-disks' AND a.snapshot_id = '' AND a.result = 'success' AND i.action = 'consolidated' AND n.kind = 'support'`); len(fixed) != 1 {
+		t.Errorf("disk consolidations recorded and told to support: %v, want one", fixed)
 	}
 	// Nothing removed that was not due, and everything due was removed.
 	after, _ := e.snapshotNames(t)

@@ -53,8 +53,9 @@ func defaults() map[string]any {
 		"enforcement.mode": "dry-run", "enforcement.max_per_run": 10, "enforcement.max_concurrent": 2,
 		"enforcement.min_free_percent": 10.0, "enforcement.max_attempts": 3, "enforcement.task_timeout": 24 * time.Hour,
 		"console.users_file": "", "console.trusted_header": "", "console.trusted_proxies": []string{},
-		"enforcement.min_notice":  24 * time.Hour,
-		"self_service.public_url": "", "self_service.listen": "0.0.0.0:9470", "self_service.key_file": "",
+		"enforcement.min_notice":               24 * time.Hour,
+		"enforcement.fix_consolidation_needed": false,
+		"self_service.public_url":              "", "self_service.listen": "0.0.0.0:9470", "self_service.key_file": "",
 		"self_service.link_ttl": 168 * time.Hour, "self_service.extend_by": 24 * time.Hour, "self_service.max_extends": 2,
 		"self_service.commit": true,
 	}

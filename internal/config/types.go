@@ -152,6 +152,10 @@ type Enforcement struct {
 	// MinNotice is how long before a consolidation its owner must have
 	// received a notice naming the snapshot.
 	MinNotice time.Duration `mapstructure:"min_notice"`
+	// FixConsolidationNeeded runs ConsolidateVMDisks_Task, under the same
+	// guards, on a VM of a `consolidate` customer left with
+	// runtime.consolidationNeeded. Off by default: support decides.
+	FixConsolidationNeeded bool `mapstructure:"fix_consolidation_needed"`
 }
 
 // Window is a maintenance window: it opens at each cron Start and lasts Duration.

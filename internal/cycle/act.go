@@ -20,7 +20,9 @@ func EnforceSettings(cfg *config.Config, set *Planner) enforce.Settings {
 
 // ActionNotices turns the act stage's outcomes into notices: each customer
 // is told what was committed on their VMs, and support hears of every
-// commit, every failed task and every VM that vanished under a task.
+// commit, every failed task, every VM that vanished under a task and every
+// disk consolidation of a consolidation_needed VM that ended (a problem
+// customers cannot see: they are not told).
 // Refusals are in the ledger and the next plan; the planner escalates the
 // ones that last. The executor calls it (through Runner.tell) for each
 // result, whose notices are queued in the same ledger write.
@@ -31,6 +33,13 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 	var items []ledger.Item
 	for _, o := range outcomes {
 		key := o.Decision.Snapshot.Key()
+		if o.IsFix() {
+			if dc, item, ok := diskConsolidation(o); ok {
+				sup.Disks = append(sup.Disks, dc)
+				items = append(items, item)
+			}
+			continue
+		}
 		switch {
 		case o.Result == enforce.ResultSuccess && o.Kind == enforce.KindRemove:
 			// The disk consolidation that may follow is part of the same commit.
@@ -73,4 +82,33 @@ func ActionNotices(cfg *config.Config, rd *notify.Renderer, outcomes []enforce.O
 		return nil, err
 	}
 	return append(out, sn...), nil
+}
+
+// diskConsolidation is the support digest's line of a disk consolidation
+// of a consolidation_needed VM that ended, and its ledger item; false for
+// a task still running or a refusal that passes by itself.
+func diskConsolidation(o enforce.Outcome) (notify.DiskConsolidation, ledger.Item, bool) {
+	vm := o.Decision.Snapshot.VM
+	dc := notify.DiskConsolidation{VCenter: vm.VCenter, VM: vm.Name, Customer: o.Decision.Customer, At: o.At, TaskID: o.TaskID}
+	item := ledger.Item{Key: o.Decision.Snapshot.Key()}
+	switch o.Result {
+	case enforce.ResultSuccess:
+		dc.Result, item.Action, item.Reason = "consolidated", ledger.ItemConsolidated, o.TaskID
+	case enforce.ResultError:
+		dc.Result, dc.Fault, item.Action, item.Reason = "failed", o.Fault, ledger.ItemFailed, o.Fault
+	case enforce.ResultGone:
+		dc.Result, dc.Fault, item.Action, item.Reason = "VM gone", o.Detail, ledger.ItemGone, o.Detail
+	case enforce.ResultRefused:
+		if o.Reason != enforce.GuardDisk {
+			// Passing refusals (window, busy VM) are tried again next cycle.
+			return dc, item, false
+		}
+		// Lasting until someone changes the disk: support decides; the
+		// planner holds it back for plan.DiskModeRecheck, so this is said
+		// at most once a day.
+		dc.Result, dc.Fault, item.Action, item.Reason = "refused", o.Detail, ledger.ItemBlocked, o.Reason
+	default:
+		return dc, item, false
+	}
+	return dc, item, true
 }

@@ -32,7 +32,8 @@ func Rules(cfg *config.Config) ([]policy.Rule, error) {
 // Settings converts the enforcement config for the planner.
 func Settings(cfg *config.Config) (plan.Settings, error) {
 	e := cfg.Enforcement
-	s := plan.Settings{MaxPerRun: e.MaxPerRun, MaxAttempts: e.MaxAttempts, MinFreePercent: e.MinFreePercent, MinNotice: e.MinNotice}
+	s := plan.Settings{MaxPerRun: e.MaxPerRun, MaxAttempts: e.MaxAttempts, MinFreePercent: e.MinFreePercent, MinNotice: e.MinNotice,
+		FixConsolidationNeeded: e.FixConsolidationNeeded}
 	if e.Window != nil && e.Window.Start != "" {
 		w, err := plan.ParseWindow(e.Window.Start, e.Window.Duration, time.Local)
 		if err != nil {

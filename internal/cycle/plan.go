@@ -120,7 +120,7 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 }
 
 // Decide is Plan's pure part: evaluate every snapshot, build the plan, its
-// growth forecast and its problems.
+// growth forecast, its problems and what is done about them.
 func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, ph plan.ProblemHistory,
 	samples map[facts.Key][]plan.Sample, now time.Time) *plan.Plan {
 	// Creators are looked up only for new snapshots: the policy judges the
@@ -139,6 +139,7 @@ func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, 
 		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window, VCenterIDs: inv.VCenterIDs}
 	plan.Growth(pl, samples)
 	problems(inv, items, p.Rules, ph, pl)
+	plan.Fixes(pl, ph.Fixes, p.Config.PolicyFor, p.Settings, now)
 	return pl
 }
 

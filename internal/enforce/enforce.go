@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,22 +44,57 @@ const (
 
 // Guard names: the stable Reason of a refused Outcome.
 const (
-	GuardGone      = "gone"         // the snapshot no longer exists
-	GuardRecreated = "recreated"    // a snapshot with the same id but another create time
-	GuardBusy      = "busy"         // a task runs on the VM, or vCenter said it is busy
-	GuardInFlight  = "in-flight"    // another consolidation of the VM is in flight
-	GuardExempt    = "exempt"       // the re-read snapshot is exempt (tag, keep-until)
-	GuardManaged   = "managed"      // the re-read snapshot belongs to backup software
-	GuardMinNotice = "min-notice"   // the current owner was not told min_notice before
-	GuardOwner     = "owner"        // the re-read VM has another owner (or two) than the plan's
-	GuardWindow    = "window"       // outside the maintenance window
-	GuardDatastore = "datastore"    // the datastore lacks room for the merge
-	GuardMode      = "mode"         // the plan was made in dry-run mode
-	GuardVCenter   = "vcenter"      // vCenter could not be asked, so no guard could be checked
-	GuardNotDue    = "not-due"      // the re-read snapshot is not past deadline + grace
-	GuardBackup    = "backup"       // a backup (managed) snapshot is on the re-read VM
-	GuardClone     = "linked-clone" // another VM's disk chain uses the VM's files (as collected)
+	GuardGone      = "gone"             // the snapshot no longer exists
+	GuardRecreated = "recreated"        // a snapshot with the same id but another create time
+	GuardBusy      = "busy"             // a task runs on the VM, or vCenter said it is busy
+	GuardInFlight  = "in-flight"        // another consolidation of the VM is in flight
+	GuardExempt    = "exempt"           // the re-read snapshot is exempt (tag, keep-until)
+	GuardManaged   = "managed"          // the re-read snapshot belongs to backup software
+	GuardMinNotice = "min-notice"       // the current owner was not told min_notice before
+	GuardOwner     = "owner"            // the re-read VM has another owner (or two) than the plan's
+	GuardWindow    = "window"           // outside the maintenance window
+	GuardDatastore = "datastore"        // the datastore lacks room for the merge
+	GuardMode      = "mode"             // the plan was made in dry-run mode
+	GuardVCenter   = "vcenter"          // vCenter could not be asked, so no guard could be checked
+	GuardNotDue    = "not-due"          // the re-read snapshot is not past deadline + grace
+	GuardBackup    = "backup"           // a backup (managed) snapshot is on the re-read VM
+	GuardClone     = "linked-clone"     // another VM's disk chain uses the VM's files (as collected)
+	GuardDisk      = plan.GuardDiskMode // a disk of the re-read VM is non-persistent (independent or legacy)
+	GuardNotNeeded = "not-needed"       // the reloaded VM no longer needs its disks consolidated
 )
+
+// surprisingModes are the disk modes whose disks a snapshot never covers
+// and whose writes are discarded (or held apart for a question) at
+// power-off: committing or consolidating leaves them as they are, which
+// the customer who asked for a commit would not expect of their data.
+// independent_persistent disks are outside snapshots too, but keep every
+// write, so a commit changes nothing a customer relies on.
+var surprisingModes = map[string]bool{
+	"independent_nonpersistent": true, "nonpersistent": true, "undoable": true, "append": true,
+}
+
+// diskRefusal is the disk-mode guard on a re-read VM's disks: a sentence
+// naming the surprising ones, or "".
+func diskRefusal(disks []vsphere.DiskMode, what string) string {
+	var odd []string
+	for _, d := range disks {
+		if surprisingModes[d.Mode] {
+			odd = append(odd, d.String())
+		}
+	}
+	if len(odd) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the VM has %s in a non-persistent mode, whose writes are discarded at power-off: %s would leave %s as %s, which its owner may not expect; support decides",
+		strings.Join(odd, ", "), what, pluralIt(len(odd)), pluralIt(len(odd)))
+}
+
+func pluralIt(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
+}
 
 // Settings are the enforcement settings of the config.
 type Settings struct {
@@ -289,15 +325,22 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			due = append(due, d)
 		}
 	}
+	for _, pr := range p.Problems {
+		if pr.FixDue() && pr.VM != nil {
+			due = append(due, fixDecision(pr))
+		}
+	}
 	if len(due) == 0 {
 		return nil
 	}
+	// Oldest first; disk consolidations (no create time) lead: they are
+	// the VMs already running on deltas nobody can see.
 	sort.SliceStable(due, func(i, j int) bool { return due[i].Snapshot.Created.Before(due[j].Snapshot.Created) })
 	if p.Mode != "" && p.Mode != ModeEnforce {
 		// A plan computed as a dry-run report promised nothing would change.
 		out := make([]Outcome, len(due))
 		for i, d := range due {
-			out[i] = Outcome{Decision: d, Kind: KindRemove, Result: ResultRefused, Reason: GuardMode,
+			out[i] = Outcome{Decision: d, Kind: kindOf(d), Result: ResultRefused, Reason: GuardMode,
 				Detail: fmt.Sprintf("the plan was made in %s mode", p.Mode), At: e.now()}
 			e.log(out[i])
 		}
@@ -381,7 +424,11 @@ func (e *Executor) Run(ctx context.Context, p *plan.Plan, s Settings) []Outcome 
 			active++
 			go func(i int, d plan.Decision) {
 				k := d.Snapshot.Key() // the ledger's identity of the VM, as in inFlight
-				finished <- done{i, r.attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
+				attempt := r.attempt
+				if isFix(d) {
+					attempt = r.fix
+				}
+				finished <- done{i, attempt(ctx, d, inFlight[scoped(k.VCenter, k.VMUUID)])}
 			}(i, due[i])
 		}
 		stopping := ctx.Err() != nil || unrecorded
@@ -469,14 +516,11 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 	if clones := vm.SharesDisksWith; len(clones) > 0 {
 		return refuse(GuardClone, plan.LinkedCloneRefusal(clones), "")
 	}
-	if s.Rules != nil {
-		var ids []string
-		if fresh.VM != nil {
-			ids, _ = policy.Owner(fresh.VM, s.Rules)
-		}
-		if len(ids) != 1 || ids[0] != d.Customer {
-			return refuse(GuardOwner, fmt.Sprintf("the VM now belongs to %q, not %q as planned: its owner must be told first", ids, d.Customer), "")
-		}
+	if odd := diskRefusal(rr.SpecialDisks, "committing the snapshot"); odd != "" {
+		return refuse(GuardDisk, odd, "")
+	}
+	if why := r.owner(fresh.VM, d); why != "" {
+		return refuse(GuardOwner, why, "")
 	}
 	if busy != "" {
 		return refuse(GuardBusy, "the VM is busy: "+busy, "")
@@ -499,6 +543,22 @@ func (r *run) attempt(ctx context.Context, d plan.Decision, inFlight string) []O
 		out = append(out, o)
 	}
 	return out
+}
+
+// owner is the ownership guard: the ownership rules applied to the re-read
+// VM must give the planned customer, and only them. It returns why not, or "".
+func (r *run) owner(vm *facts.VM, d plan.Decision) string {
+	if r.s.Rules == nil {
+		return ""
+	}
+	var ids []string
+	if vm != nil {
+		ids, _ = policy.Owner(vm, r.s.Rules)
+	}
+	if len(ids) != 1 || ids[0] != d.Customer {
+		return fmt.Sprintf("the VM now belongs to %q, not %q as planned: its owner must be told first", ids, d.Customer)
+	}
+	return ""
 }
 
 // minNotice is the min_notice guard, checked again at the moment of the
@@ -529,11 +589,7 @@ func minNotice(d plan.Decision, min time.Duration, now time.Time) string {
 // now (attempt applies the ownership rules to them too). A create time in
 // the future counts from the plan's first sight, as the planner counted it.
 func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, string) {
-	if fresh.VM != nil && d.Snapshot.VM != nil {
-		// What was not read again is taken from the collection.
-		fresh.VM.Folder, fresh.VM.Path, fresh.VM.Datacenter = d.Snapshot.VM.Folder, d.Snapshot.VM.Path, d.Snapshot.VM.Datacenter
-		fresh.VM.CustomAttributes = d.Snapshot.VM.CustomAttributes
-	}
+	keepUnread(fresh.VM, d.Snapshot.VM)
 	fresh.Creator = d.Creator() // creators are not read again
 	v := policy.EvaluateSeen(fresh, d.Policy, now, d.History.FirstSeen)
 	switch {
@@ -547,6 +603,15 @@ func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, strin
 		return GuardNotDue, "the snapshot is not past deadline + grace any more: " + v.Detail
 	}
 	return "", ""
+}
+
+// keepUnread gives the re-read VM what Recheck does not read again, from
+// the collection: its folder, path, datacenter and custom attributes.
+func keepUnread(fresh, planned *facts.VM) {
+	if fresh != nil && planned != nil {
+		fresh.Folder, fresh.Path, fresh.Datacenter = planned.Folder, planned.Path, planned.Datacenter
+		fresh.CustomAttributes = planned.CustomAttributes
+	}
 }
 
 // backup names a snapshot of the re-read tree that the policy judges
@@ -598,14 +663,20 @@ func action(d plan.Decision, kind string, at time.Time) ledger.Action {
 		Snapshot: d.Snapshot.Name, Customer: d.Customer, Kind: kind, StartedAt: at}
 }
 
-// refuse records a refusal as an action finished "refused" and returns it.
+// refuse records a refusal as an action finished "refused", with the
+// notices Tell renders of it (most refusals have none: the planner
+// escalates the ones that last), and returns it.
 func (r *run) refuse(ctx context.Context, d plan.Decision, kind, guard, detail, fault string) Outcome {
 	e, now := r.e, r.clock()
 	o := Outcome{Decision: d, Kind: kind, Result: ResultRefused, Reason: guard, Detail: detail, Fault: fault, At: now}
 	wctx := context.WithoutCancel(ctx) // a refusal found is recorded even while stopping
+	var notices []ledger.Notice
 	id, err := e.Ledger.StartAction(wctx, action(d, kind, now))
+	if err == nil && e.Tell != nil {
+		notices, err = e.Tell(o)
+	}
 	if err == nil {
-		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), nil)
+		err = e.Ledger.FinishAction(wctx, id, now, ledger.ResultRefused, refusal(guard, detail, fault), notices)
 	}
 	if err != nil {
 		o.Err = err

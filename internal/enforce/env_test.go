@@ -162,8 +162,13 @@ func (e *env) warn(t *testing.T, at time.Time, only func(facts.Snapshot) bool) {
 		t.Fatal(err)
 	}
 	for _, n := range pending {
-		if err := e.led.MarkSent(ctx, n.ID, at); err != nil {
-			t.Fatal(err)
+		for _, d := range n.Deliveries {
+			if err := e.led.Sending(ctx, n.ID, d.Address, at); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.led.MarkRecipientSent(ctx, n.ID, d.Address, at); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

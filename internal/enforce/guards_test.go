@@ -23,8 +23,8 @@ func TestGuards(t *testing.T) {
 	ctx := context.Background()
 	e.warn(t, t0.Add(-time.Hour), nil)
 	p := e.plan(t, t0)
-	if n := len(due(p)); n != 12 {
-		t.Fatalf("the plan has %d due, want all 12: %v", n, due(p))
+	if n := len(due(p)); n != 14 {
+		t.Fatalf("the plan has %d due, want all 14: %v", n, due(p))
 	}
 
 	// What happens between planning and execution.
@@ -49,6 +49,11 @@ func TestGuards(t *testing.T) {
 	must(e.sim.FailRemove("fail01", &types.FileLocked{}, 0, 1))
 	must(e.sim.FailRemove("inprog01", &types.TaskInProgress{}, 0, 1))
 	must(e.sim.AttachTag("retagged01", "Customer", "globex")) // now disputed
+	// nonpersistent01's disk now discards its writes at power-off;
+	// independent01's keeps them outside snapshots, which a commit does not
+	// change.
+	must(e.sim.SetDiskMode("nonpersistent01", "independent_nonpersistent"))
+	must(e.sim.SetDiskMode("independent01", "independent_persistent"))
 	for i := range p.Decisions {
 		switch d := &p.Decisions[i]; d.Snapshot.VM.Name {
 		case "unwarned01":
@@ -63,18 +68,20 @@ func TestGuards(t *testing.T) {
 	out := e.executor(t0).Run(ctx, p, s)
 	got := byName(out)
 	want := map[string]struct{ result, reason, fault string }{
-		"ok01/s1":        {enforce.ResultSuccess, "", ""},
-		"gone01/s1":      {enforce.ResultRefused, enforce.GuardGone, ""},
-		"recreated01/s1": {enforce.ResultRefused, enforce.GuardRecreated, ""},
-		"busy01/s1":      {enforce.ResultRefused, enforce.GuardBusy, ""},
-		"reject01/s1":    {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
-		"keep01/s1":      {enforce.ResultRefused, enforce.GuardExempt, ""},
-		"backup01/s1":    {enforce.ResultRefused, enforce.GuardManaged, ""},
-		"unwarned01/s1":  {enforce.ResultRefused, enforce.GuardMinNotice, ""},
-		"toldlate01/s1":  {enforce.ResultRefused, enforce.GuardMinNotice, ""},
-		"retagged01/s1":  {enforce.ResultRefused, enforce.GuardOwner, ""},
-		"fail01/s1":      {enforce.ResultError, "", "FileLocked"},
-		"inprog01/s1":    {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
+		"ok01/s1":            {enforce.ResultSuccess, "", ""},
+		"gone01/s1":          {enforce.ResultRefused, enforce.GuardGone, ""},
+		"recreated01/s1":     {enforce.ResultRefused, enforce.GuardRecreated, ""},
+		"busy01/s1":          {enforce.ResultRefused, enforce.GuardBusy, ""},
+		"reject01/s1":        {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
+		"keep01/s1":          {enforce.ResultRefused, enforce.GuardExempt, ""},
+		"backup01/s1":        {enforce.ResultRefused, enforce.GuardManaged, ""},
+		"unwarned01/s1":      {enforce.ResultRefused, enforce.GuardMinNotice, ""},
+		"toldlate01/s1":      {enforce.ResultRefused, enforce.GuardMinNotice, ""},
+		"retagged01/s1":      {enforce.ResultRefused, enforce.GuardOwner, ""},
+		"nonpersistent01/s1": {enforce.ResultRefused, enforce.GuardDisk, ""},
+		"independent01/s1":   {enforce.ResultSuccess, "", ""},
+		"fail01/s1":          {enforce.ResultError, "", "FileLocked"},
+		"inprog01/s1":        {enforce.ResultRefused, enforce.GuardBusy, "TaskInProgress"},
 	}
 	if len(out) != len(want) {
 		t.Fatalf("got %d outcomes, want %d:%s", len(out), len(want), describe(out))

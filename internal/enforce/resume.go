@@ -77,7 +77,11 @@ func (r *run) resume(ctx context.Context, a ledger.Action) []Outcome {
 	if !found {
 		// Its snapshot went with it, but nobody can tell whether it was
 		// committed first: telling the customer "committed" would be a guess.
-		return []Outcome{r.finish(wctx, a.ID, o, ResultGone, "", "the VM no longer exists in vCenter; whether the snapshot was committed before it went is unknown")}
+		what := "the snapshot was committed"
+		if o.IsFix() {
+			what = "its disks were consolidated"
+		}
+		return []Outcome{r.finish(wctx, a.ID, o, ResultGone, "", "the VM no longer exists in vCenter; whether "+what+" before it went is unknown")}
 	}
 	d.Snapshot.VM.MoRef = moref
 	o.Decision = d

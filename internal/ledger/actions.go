@@ -3,11 +3,14 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/failpoint"
+	"github.com/snapwarden/snapwarden/internal/plan"
 )
 
 // Action is one consolidation attempt. It is written before the vSphere task
@@ -82,16 +85,19 @@ func (l *Ledger) SetTask(ctx context.Context, id int64, taskID string) error {
 		return fmt.Errorf("ledger %s: set task of action %d: %w", l.path, id, err)
 	}
 	res, err := l.db.ExecContext(ctx, `UPDATE actions SET task_id = ? WHERE id = ? AND finished_at IS NULL`, taskID, id)
+	if err == nil {
+		err = oneAction(res)
+	}
 	if err != nil {
 		return fmt.Errorf("ledger %s: set task of action %d: %w", l.path, id, err)
 	}
-	return l.oneAction(res, id, "set task of")
+	return nil
 }
 
 // FinishAction records the outcome of action id and queues notices, the
 // ones that tell of it, in the same transaction: a crash can never leave a
 // result recorded but untold, or told but unrecorded.
-func (l *Ledger) FinishAction(ctx context.Context, id int64, at time.Time, result, fault string, notices []Notice) (err error) {
+func (l *Ledger) FinishAction(ctx context.Context, id int64, at time.Time, result, fault string, notices []Notice) error {
 	if err := l.writable("finish action"); err != nil {
 		return err
 	}
@@ -106,43 +112,31 @@ func (l *Ledger) FinishAction(ctx context.Context, id int64, at time.Time, resul
 			return fmt.Errorf("ledger %s: finish action %d: notice %d: %w", l.path, id, i, err)
 		}
 	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	res, err := tx.ExecContext(ctx, `
+	return l.write(ctx, fmt.Sprintf("finish action %d", id), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
 UPDATE actions SET finished_at = ?, result = ?, fault = ? WHERE id = ? AND finished_at IS NULL`,
-		at.UnixNano(), result, fault, id)
-	if err != nil {
-		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
-	}
-	if err = l.oneAction(res, id, "finish"); err != nil {
-		return err
-	}
-	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
-		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
-	}
-	if err = failpoint.Hit("ledger.finish-action"); err != nil {
-		return fmt.Errorf("ledger %s: finish action %d: %w", l.path, id, err)
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("ledger %s: finish action %d: commit: %w", l.path, id, err)
-	}
-	return nil
+			at.UnixNano(), result, fault, id)
+		if err != nil {
+			return err
+		}
+		if err := oneAction(res); err != nil {
+			return err
+		}
+		if err := l.insertNotices(ctx, tx, notices, at, nil); err != nil {
+			return err
+		}
+		return failpoint.Hit("ledger.finish-action")
+	})
 }
 
-func (l *Ledger) oneAction(res sql.Result, id int64, op string) error {
+// oneAction checks that an update touched the one running action it meant.
+func oneAction(res sql.Result) error {
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("ledger %s: %s action %d: %w", l.path, op, id, err)
+		return err
 	}
 	if n != 1 {
-		return fmt.Errorf("ledger %s: %s action %d: no such running action", l.path, op, id)
+		return errors.New("no such running action")
 	}
 	return nil
 }
@@ -185,4 +179,15 @@ FROM actions `+where, args...)
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// diskModeRefusal is the refusal sentence and time of a finished action
+// that enforce refused for a non-persistent disk, which only enforce can
+// see: the planner holds the consolidation back on it (plan.DiskModeRecheck).
+func diskModeRefusal(result, fault string, finished sql.NullInt64) (string, time.Time) {
+	why, ok := strings.CutPrefix(fault, plan.GuardDiskMode+": ")
+	if result != ResultRefused || !ok {
+		return "", time.Time{}
+	}
+	return why, fromNanos(finished)
 }

@@ -72,9 +72,6 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 	if l.db == nil {
 		return nil, nil
 	}
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("ledger %s: audit: %s: %w", l.path, what, err)
-	}
 	since := int64(-1 << 63)
 	if !f.Since.IsZero() {
 		since = f.Since.UnixNano()
@@ -97,47 +94,42 @@ func (l *Ledger) Audit(ctx context.Context, f Filter) ([]Event, error) {
 		out = append(out, e)
 	}
 
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, wrap("begin", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	err = query(ctx, tx, `
+	err := l.read(ctx, "audit", func(tx *sql.Tx) error {
+		err := query(ctx, tx, `
 SELECT COALESCE(v.name, s.vcenter), s.vm, s.vm_uuid, s.name, s.customer, s.creator, s.size_bytes, s.first_seen, s.resolved_at
 FROM snapshots s LEFT JOIN vcenters v ON v.id = s.vcenter
 WHERE (s.first_seen >= ?1 OR s.resolved_at >= ?1)
 	AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR s.customer = ?3) AND (?4 = '' OR s.vm_uuid = ?4)
 ORDER BY s.rowid`, func(rows *sql.Rows) error {
-		var (
-			e               Event
-			creator         string
-			size            int64
-			first, resolved sql.NullInt64
-		)
-		if err := rows.Scan(&e.VCenter, &e.VM, &e.VMID, &e.Snapshot, &e.Customer, &creator, &size, &first, &resolved); err != nil {
-			return err
-		}
-		if first.Valid && first.Int64 >= since {
-			s := e
-			s.At, s.Kind, s.What = fromNanos(first), EventFirstSeen, "first seen"
-			if creator != "" {
-				s.What += ", created by " + creator
+			var (
+				e               Event
+				creator         string
+				size            int64
+				first, resolved sql.NullInt64
+			)
+			if err := rows.Scan(&e.VCenter, &e.VM, &e.VMID, &e.Snapshot, &e.Customer, &creator, &size, &first, &resolved); err != nil {
+				return err
 			}
-			keep(s)
+			if first.Valid && first.Int64 >= since {
+				s := e
+				s.At, s.Kind, s.What = fromNanos(first), EventFirstSeen, "first seen"
+				if creator != "" {
+					s.What += ", created by " + creator
+				}
+				keep(s)
+			}
+			if resolved.Valid && resolved.Int64 >= since {
+				r := e
+				r.At, r.Kind, r.What = fromNanos(resolved), EventResolved, "gone from vCenter"
+				keep(r)
+			}
+			return nil
+		}, since, vm, cust, f.VMID)
+		if err != nil {
+			return fmt.Errorf("snapshots: %w", err)
 		}
-		if resolved.Valid && resolved.Int64 >= since {
-			r := e
-			r.At, r.Kind, r.What = fromNanos(resolved), EventResolved, "gone from vCenter"
-			keep(r)
-		}
-		return nil
-	}, since, vm, cust, f.VMID)
-	if err != nil {
-		return nil, wrap("snapshots", err)
-	}
 
-	err = query(ctx, tx, `
+		err = query(ctx, tx, `
 SELECT n.created_at, n.message_id, n.channel, n.kind, n.customer, n.recipients, n.state, n.last_error,
 	COALESCE(i.action, ''), COALESCE(i.reason, ''), COALESCE(v.name, i.vcenter, ''), COALESCE(i.vm_uuid, ''),
 	COALESCE(s.vm, ''), COALESCE(s.name, ''), COALESCE(s.customer, '')
@@ -147,43 +139,43 @@ LEFT JOIN snapshots s ON s.key = i.key
 LEFT JOIN vcenters v ON v.id = i.vcenter
 WHERE n.created_at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR i.vm_uuid = ?3)
 ORDER BY n.created_at, n.id, i.rowid`, func(rows *sql.Rows) error {
-		var (
-			e                               Event
-			created                         sql.NullInt64
-			channel, kind, noticeCust, rcpt string
-			state, lastErr, action, reason  string
-			snapCust                        string
-		)
-		if err := rows.Scan(&created, &e.MessageID, &channel, &kind, &noticeCust, &rcpt, &state, &lastErr,
-			&action, &reason, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &snapCust); err != nil {
-			return err
+			var (
+				e                               Event
+				created                         sql.NullInt64
+				channel, kind, noticeCust, rcpt string
+				state, lastErr, action, reason  string
+				snapCust                        string
+			)
+			if err := rows.Scan(&created, &e.MessageID, &channel, &kind, &noticeCust, &rcpt, &state, &lastErr,
+				&action, &reason, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &snapCust); err != nil {
+				return err
+			}
+			var to []string
+			_ = json.Unmarshal([]byte(rcpt), &to) // a bad list only loses the names in the text
+			e.At, e.Kind, e.Result = fromNanos(created), EventNotice, state
+			e.Customer = snapCust
+			if e.Customer == "" {
+				e.Customer = noticeCust
+			}
+			if action == "" {
+				action = kind
+			}
+			e.What = fmt.Sprintf("%s %s to %s (%s", action, channel, strings.Join(to, ", "), state)
+			if lastErr != "" && state != StateSent {
+				e.What += ": " + lastErr
+			}
+			e.What += ")"
+			if reason != "" {
+				e.What += ": " + reason
+			}
+			keep(e)
+			return nil
+		}, since, vm, f.VMID)
+		if err != nil {
+			return fmt.Errorf("notices: %w", err)
 		}
-		var to []string
-		_ = json.Unmarshal([]byte(rcpt), &to) // a bad list only loses the names in the text
-		e.At, e.Kind, e.Result = fromNanos(created), EventNotice, state
-		e.Customer = snapCust
-		if e.Customer == "" {
-			e.Customer = noticeCust
-		}
-		if action == "" {
-			action = kind
-		}
-		e.What = fmt.Sprintf("%s %s to %s (%s", action, channel, strings.Join(to, ", "), state)
-		if lastErr != "" && state != StateSent {
-			e.What += ": " + lastErr
-		}
-		e.What += ")"
-		if reason != "" {
-			e.What += ": " + reason
-		}
-		keep(e)
-		return nil
-	}, since, vm, f.VMID)
-	if err != nil {
-		return nil, wrap("notices", err)
-	}
 
-	err = query(ctx, tx, `
+		err = query(ctx, tx, `
 SELECT a.at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.state, a.by_user, a.note, a.until_at,
 	COALESCE(s.vm, ''), COALESCE(s.name, a.snapshot_id), COALESCE(s.customer, '')
 FROM acks a
@@ -191,60 +183,65 @@ LEFT JOIN snapshots s ON s.key = a.key
 LEFT JOIN vcenters v ON v.id = a.vcenter
 WHERE a.at >= ?1 AND (?2 = '' OR lower(s.vm) = lower(?2)) AND (?3 = '' OR a.vm_uuid = ?3)
 ORDER BY a.id`, func(rows *sql.Rows) error {
-		var (
-			e           Event
-			at, until   sql.NullInt64
-			state, note string
-		)
-		if err := rows.Scan(&at, &e.VCenter, &e.VMID, &state, &e.By, &note, &until, &e.VM, &e.Snapshot, &e.Customer); err != nil {
-			return err
+			var (
+				e           Event
+				at, until   sql.NullInt64
+				state, note string
+			)
+			if err := rows.Scan(&at, &e.VCenter, &e.VMID, &state, &e.By, &note, &until, &e.VM, &e.Snapshot, &e.Customer); err != nil {
+				return err
+			}
+			e.At, e.Kind = fromNanos(at), EventAck
+			e.What = fmt.Sprintf("acknowledged by %s until %s (while %s)", e.By, fromNanos(until).Format(time.RFC3339), state)
+			if note != "" {
+				e.What += ": " + note
+			}
+			keep(e)
+			return nil
+		}, since, vm, f.VMID)
+		if err != nil {
+			return fmt.Errorf("acknowledgements: %w", err)
 		}
-		e.At, e.Kind = fromNanos(at), EventAck
-		e.What = fmt.Sprintf("acknowledged by %s until %s (while %s)", e.By, fromNanos(until).Format(time.RFC3339), state)
-		if note != "" {
-			e.What += ": " + note
-		}
-		keep(e)
-		return nil
-	}, since, vm, f.VMID)
-	if err != nil {
-		return nil, wrap("acknowledgements", err)
-	}
 
-	err = query(ctx, tx, `
+		err = query(ctx, tx, `
 SELECT a.started_at, COALESCE(v.name, a.vcenter), a.vm_uuid, a.vm, a.snapshot, a.customer, a.kind, a.task_id, a.finished_at, a.result, a.fault
 FROM actions a LEFT JOIN vcenters v ON v.id = a.key_vcenter
 WHERE a.started_at >= ?1 AND (?2 = '' OR lower(a.vm) = lower(?2)) AND (?3 = '' OR a.customer = ?3) AND (?4 = '' OR a.vm_uuid = ?4)
 ORDER BY a.id`, func(rows *sql.Rows) error {
-		var (
-			e                 Event
-			started, finished sql.NullInt64
-			kind, fault       string
-		)
-		if err := rows.Scan(&started, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &e.Customer, &kind, &e.TaskID, &finished,
-			&e.Result, &fault); err != nil {
-			return err
+			var (
+				e                 Event
+				started, finished sql.NullInt64
+				kind, fault       string
+			)
+			if err := rows.Scan(&started, &e.VCenter, &e.VMID, &e.VM, &e.Snapshot, &e.Customer, &kind, &e.TaskID, &finished,
+				&e.Result, &fault); err != nil {
+				return err
+			}
+			e.At, e.Kind = fromNanos(started), EventAction
+			if !finished.Valid {
+				e.Result = "running"
+			}
+			task := "task " + e.TaskID
+			if e.TaskID == "" {
+				task = "(no task)"
+			}
+			e.What = fmt.Sprintf("%s %s: %s", kind, task, e.Result)
+			if fault != "" {
+				e.What += ": " + fault
+			}
+			keep(e)
+			return nil
+		}, since, vm, cust, f.VMID)
+		if err != nil {
+			return fmt.Errorf("actions: %w", err)
 		}
-		e.At, e.Kind = fromNanos(started), EventAction
-		if !finished.Valid {
-			e.Result = "running"
+		if err := requestEvents(ctx, tx, since, vm, cust, f.VMID, keep); err != nil {
+			return fmt.Errorf("requests: %w", err)
 		}
-		task := "task " + e.TaskID
-		if e.TaskID == "" {
-			task = "(no task)"
-		}
-		e.What = fmt.Sprintf("%s %s: %s", kind, task, e.Result)
-		if fault != "" {
-			e.What += ": " + fault
-		}
-		keep(e)
 		return nil
-	}, since, vm, cust, f.VMID)
+	})
 	if err != nil {
-		return nil, wrap("actions", err)
-	}
-	if err := requestEvents(ctx, tx, since, vm, cust, f.VMID, keep); err != nil {
-		return nil, wrap("requests", err)
+		return nil, err
 	}
 
 	sort.SliceStable(out, func(i, j int) bool {

@@ -17,52 +17,39 @@ func (l *Ledger) HeadsUpSent(ctx context.Context, keys []facts.Key) (map[facts.K
 	if l.db == nil || len(keys) == 0 {
 		return out, nil
 	}
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("ledger %s: heads-ups sent: %w", l.path, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	for _, k := range keys {
-		err := query(ctx, tx, `SELECT 1 FROM notice_items WHERE key = ? AND action = ? LIMIT 1`, func(*sql.Rows) error {
-			out[k] = true
-			return nil
-		}, k.String(), ItemHeadsUp)
-		if err != nil {
-			return nil, fmt.Errorf("ledger %s: heads-up sent for %s: %w", l.path, k, err)
+	err := l.read(ctx, "heads-ups sent", func(tx *sql.Tx) error {
+		for _, k := range keys {
+			err := query(ctx, tx, `SELECT 1 FROM notice_items WHERE key = ? AND action = ? LIMIT 1`, func(*sql.Rows) error {
+				out[k] = true
+				return nil
+			}, k.String(), ItemHeadsUp)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // QueueHeadsUps adds heads-up notices to the outbox in one transaction. No
 // cycle planned them: the pass between cycles did.
-func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Time) (err error) {
+func (l *Ledger) QueueHeadsUps(ctx context.Context, notices []Notice, at time.Time) error {
 	if err := l.writable("queue heads-ups"); err != nil {
 		return err
 	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: queue heads-ups: %w", l.path, err) }
 	for i, n := range notices {
 		if err := checkNotice(n); err != nil {
-			return wrap(fmt.Errorf("notice %d: %w", i, err))
+			return fmt.Errorf("ledger %s: queue heads-ups: notice %d: %w", l.path, i, err)
 		}
 	}
 	if len(notices) == 0 {
 		return nil
 	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if err = l.insertNotices(ctx, tx, notices, at, nil); err != nil {
-		return wrap(err)
-	}
-	if err = tx.Commit(); err != nil {
-		return wrap(fmt.Errorf("commit: %w", err))
-	}
-	return nil
+	return l.write(ctx, "queue heads-ups", func(tx *sql.Tx) error {
+		return l.insertNotices(ctx, tx, notices, at, nil)
+	})
 }

@@ -234,21 +234,16 @@ func (l *Ledger) migrate(ctx context.Context) error {
 		return newerErr(l.path, version)
 	}
 	for i := version; i < len(migrations); i++ {
-		tx, err := l.db.BeginTx(ctx, nil)
+		err := l.write(ctx, fmt.Sprintf("migrate to version %d", i+1), func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			// PRAGMA takes no bound parameters; i+1 is our own integer.
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("ledger %s: migrate to version %d: %w", l.path, i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("ledger %s: migrate to version %d: %w", l.path, i+1, err)
-		}
-		// PRAGMA takes no bound parameters; i+1 is our own integer.
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("ledger %s: migrate to version %d: %w", l.path, i+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("ledger %s: migrate to version %d: %w", l.path, i+1, err)
+			return err
 		}
 	}
 	return nil

@@ -112,6 +112,21 @@ func pendingByMessageID(t *testing.T, l *Ledger) map[string]Notice {
 	return m
 }
 
+// deliverT delivers notice n to each of its recipients at at, the way the
+// cycle does: marked sending, then sent.
+func deliverT(t testing.TB, l *Ledger, n Notice, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for _, d := range n.Deliveries {
+		if err := l.Sending(ctx, n.ID, d.Address, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.MarkRecipientSent(ctx, n.ID, d.Address, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestKeyRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	l, _ := openT(t)
@@ -219,14 +234,12 @@ func TestHistoryAcrossCycles(t *testing.T) {
 	}
 
 	sent := t0.Add(5 * time.Minute)
-	if err := l.MarkSent(ctx, pendingByMessageID(t, l)["<c1-acme@snapwarden>"].ID, sent); err != nil {
-		t.Fatal(err)
-	}
+	deliverT(t, l, pendingByMessageID(t, l)["<c1-acme@snapwarden>"], sent)
 	if hist, err = l.History(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := hist[a.Key()].WarnedAt; !got.Equal(sent) {
-		t.Errorf("a WarnedAt after MarkSent = %v, want %v", got, sent)
+		t.Errorf("a WarnedAt after delivery = %v, want %v", got, sent)
 	}
 
 	// Cycle 2: vc2 fails, so x must stay open although unseen; b vanished
@@ -333,9 +346,13 @@ func TestOutbox(t *testing.T) {
 		t.Errorf("pending notice = %+v", p)
 	}
 	hook, early, late := ps[0].ID, ps[1].ID, ps[2].ID
+	const hookTo, earlyTo = "support-webhook", "support@provider.example"
 
 	// A temporary failure keeps it pending, counting the attempt.
-	if err := l.MarkFailed(ctx, hook, t0.Add(time.Minute), "503 try later", false); err != nil {
+	if err := l.Sending(ctx, hook, hookTo, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkRecipientFailed(ctx, hook, hookTo, t0.Add(time.Minute), "503 try later", false); err != nil {
 		t.Fatal(err)
 	}
 	p := pendingByMessageID(t, l)["hook-1"]
@@ -343,28 +360,29 @@ func TestOutbox(t *testing.T) {
 		t.Errorf("after a temporary failure: %+v", p)
 	}
 	// A permanent failure ends it.
-	if err := l.MarkFailed(ctx, hook, t0.Add(2*time.Minute), "410 gone", true); err != nil {
+	if err := l.Sending(ctx, hook, hookTo, t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.MarkSent(ctx, early, t0.Add(3*time.Minute)); err != nil {
+	if err := l.MarkRecipientFailed(ctx, hook, hookTo, t0.Add(2*time.Minute), "410 gone", true); err != nil {
 		t.Fatal(err)
 	}
+	deliverT(t, l, ps[1], t0.Add(3*time.Minute))
 	left := pendingByMessageID(t, l)
 	if len(left) != 1 || left["<late@snapwarden>"].ID != late {
 		t.Errorf("pending after failure and send = %v", left)
 	}
-	// Repeating MarkSent is harmless; other transitions out of a final state are refused.
-	if err := l.MarkSent(ctx, early, t0.Add(4*time.Minute)); err != nil {
-		t.Errorf("second MarkSent: %v", err)
+	// Repeating MarkRecipientSent is harmless; other transitions out of a final state are refused.
+	if err := l.MarkRecipientSent(ctx, early, earlyTo, t0.Add(4*time.Minute)); err != nil {
+		t.Errorf("second MarkRecipientSent: %v", err)
 	}
-	if err := l.MarkSent(ctx, hook, t0.Add(4*time.Minute)); err == nil || !strings.Contains(err.Error(), "failed, not pending") {
-		t.Errorf("MarkSent of a failed notice: %v", err)
+	if err := l.MarkRecipientSent(ctx, hook, hookTo, t0.Add(4*time.Minute)); err == nil || !strings.Contains(err.Error(), "failed, not pending") {
+		t.Errorf("MarkRecipientSent of a failed recipient: %v", err)
 	}
-	if err := l.MarkFailed(ctx, early, t0, "x", false); err == nil {
-		t.Errorf("MarkFailed of a sent notice succeeded")
+	if err := l.MarkRecipientFailed(ctx, early, earlyTo, t0, "x", false); err == nil {
+		t.Errorf("MarkRecipientFailed of a sent recipient succeeded")
 	}
-	if err := l.MarkSent(ctx, 9999, t0); err == nil || !strings.Contains(err.Error(), "no such notice") {
-		t.Errorf("MarkSent of an unknown notice: %v", err)
+	if err := l.MarkRecipientSent(ctx, 9999, earlyTo, t0); err == nil || !strings.Contains(err.Error(), "no such recipient") {
+		t.Errorf("MarkRecipientSent of an unknown notice: %v", err)
 	}
 	var state string
 	var attempts int
@@ -390,7 +408,7 @@ func TestOutbox(t *testing.T) {
 	}
 }
 
-func TestCrashBeforeMarkSent(t *testing.T) {
+func TestCrashBeforeDelivery(t *testing.T) {
 	ctx := context.Background()
 	path := stateT(t)
 	l, err := Open(ctx, path)
@@ -482,8 +500,11 @@ func TestOpenReader(t *testing.T) {
 	if _, err := r.Record(ctx, Record{Started: t0}); err == nil || !strings.Contains(err.Error(), "read-only") {
 		t.Errorf("Record through a reader: %v", err)
 	}
-	if err := r.MarkSent(ctx, ps[0].ID, t0); err == nil {
-		t.Errorf("MarkSent through a reader succeeded")
+	if err := r.Sending(ctx, ps[0].ID, ps[0].Deliveries[0].Address, t0); err == nil {
+		t.Errorf("Sending through a reader succeeded")
+	}
+	if err := r.MarkRecipientSent(ctx, ps[0].ID, ps[0].Deliveries[0].Address, t0); err == nil {
+		t.Errorf("MarkRecipientSent through a reader succeeded")
 	}
 	// The writer still writes while the reader is open.
 	t1 := t0.Add(time.Hour)
@@ -613,6 +634,25 @@ func TestActions(t *testing.T) {
 	if h.InFlight || h.TaskID != "" || h.Attempts != 2 || h.LastFault != "InsufficientDisk" || !h.LastAttemptAt.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("history after attempts = %+v", h)
 	}
+	if h.DiskModeRefusal != "" {
+		t.Errorf("disk-mode refusal %q, want none: the latest attempt failed", h.DiskModeRefusal)
+	}
+	// The latest attempt refused for a non-persistent disk: the planner
+	// holds the snapshot back on it.
+	a.StartedAt = t0.Add(3 * time.Hour)
+	id4, err := l.StartAction(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishAction(ctx, id4, t0.Add(3*time.Hour+time.Second), ResultRefused, "disk-mode: Hard disk 2 (append)", nil); err != nil {
+		t.Fatal(err)
+	}
+	if hist, err = l.History(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := hist[s.Key()]; h.DiskModeRefusal != "Hard disk 2 (append)" || !h.DiskModeRefusedAt.Equal(t0.Add(3*time.Hour+time.Second)) || h.Attempts != 2 {
+		t.Errorf("history after a disk-mode refusal = %+v", h)
+	}
 	if run, err = l.Running(ctx); err != nil || len(run) != 0 {
 		t.Errorf("running after finish = %v, %v", run, err)
 	}
@@ -638,9 +678,7 @@ func TestAudit(t *testing.T) {
 			notice("n2", "support", "", item(db, "unowned", "")),
 		}})
 	ps := pendingByMessageID(t, l)
-	if err := l.MarkSent(ctx, ps["<n1@snapwarden>"].ID, t0.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	deliverT(t, l, ps["<n1@snapwarden>"], t0.Add(time.Minute))
 	id, err := l.StartAction(ctx, Action{Key: web.Key(), VM: "web01", Snapshot: web.Name, Customer: "acme", Kind: "remove", StartedAt: t0.Add(2 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -1170,9 +1208,7 @@ func TestHistoryNoticesPerCustomer(t *testing.T) {
 			notice("acme-act", "action", "acme", item(moved, "consolidated", "task-1")),
 		}})
 	for _, n := range pendingByMessageID(t, l) {
-		if err := l.MarkSent(ctx, n.ID, t0.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+		deliverT(t, l, n, t0.Add(time.Minute))
 	}
 	// Next cycle: the VM moved to globex; the unknown owner became acme.
 	t1 := t0.Add(time.Hour)

@@ -31,75 +31,69 @@ func (l *Ledger) Pending(ctx context.Context) ([]Notice, error) {
 	if l.db == nil {
 		return nil, nil
 	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: pending notices: %w", l.path, err) }
 	// One read transaction: the items must belong to the notices just read,
 	// even if the writer marks some sent meanwhile.
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	out, err := scanNotices(ctx, tx, `WHERE state = 'pending' ORDER BY created_at, id`)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	byID := make(map[int64]*Notice, len(out))
-	for i := range out {
-		byID[out[i].ID] = &out[i]
-	}
-	rows, err := tx.QueryContext(ctx, `
+	var out []Notice
+	err := l.read(ctx, "pending notices", func(tx *sql.Tx) error {
+		var err error
+		if out, err = scanNotices(ctx, tx, `WHERE state = 'pending' ORDER BY created_at, id`); err != nil || len(out) == 0 {
+			return err
+		}
+		byID := make(map[int64]*Notice, len(out))
+		for i := range out {
+			byID[out[i].ID] = &out[i]
+		}
+		rows, err := tx.QueryContext(ctx, `
 SELECT i.notice_id, i.vcenter, i.vm_uuid, i.snapshot_id, i.created, i.action, i.reason
 FROM notice_items i JOIN notices n ON n.id = i.notice_id
 WHERE n.state = 'pending'
 ORDER BY i.notice_id, i.rowid`)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id             int64
-			vc, uuid, snap string
-			created        sql.NullInt64
-			action, reason string
-		)
-		if err := rows.Scan(&id, &vc, &uuid, &snap, &created, &action, &reason); err != nil {
-			return nil, wrap(err)
+		if err != nil {
+			return err
 		}
-		if n := byID[id]; n != nil {
-			n.Items = append(n.Items, Item{Key: keyOf(vc, uuid, snap, created), Action: action, Reason: reason})
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id             int64
+				vc, uuid, snap string
+				created        sql.NullInt64
+				action, reason string
+			)
+			if err := rows.Scan(&id, &vc, &uuid, &snap, &created, &action, &reason); err != nil {
+				return err
+			}
+			if n := byID[id]; n != nil {
+				n.Items = append(n.Items, Item{Key: keyOf(vc, uuid, snap, created), Action: action, Reason: reason})
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
-	}
-	rrows, err := tx.QueryContext(ctx, `
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rrows, err := tx.QueryContext(ctx, `
 SELECT r.notice_id, r.address, r.state, r.attempts, r.last_error
 FROM notice_recipients r JOIN notices n ON n.id = r.notice_id
 WHERE n.state = 'pending'
 ORDER BY r.notice_id, r.rowid`)
+		if err != nil {
+			return err
+		}
+		defer rrows.Close()
+		for rrows.Next() {
+			var (
+				id int64
+				d  Delivery
+			)
+			if err := rrows.Scan(&id, &d.Address, &d.State, &d.Attempts, &d.LastError); err != nil {
+				return err
+			}
+			if n := byID[id]; n != nil {
+				n.Deliveries = append(n.Deliveries, d)
+			}
+		}
+		return rrows.Err()
+	})
 	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rrows.Close()
-	for rrows.Next() {
-		var (
-			id int64
-			d  Delivery
-		)
-		if err := rrows.Scan(&id, &d.Address, &d.State, &d.Attempts, &d.LastError); err != nil {
-			return nil, wrap(err)
-		}
-		if n := byID[id]; n != nil {
-			n.Deliveries = append(n.Deliveries, d)
-		}
-	}
-	if err := rrows.Err(); err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -159,27 +153,17 @@ WHERE notice_id = ? AND address = ? AND state IN ('pending', 'sending')`, at.Uni
 	return nil
 }
 
-// MarkSent records that every recipient of notice id still owed accepted
-// it at at. Marking a notice already sent again is a no-op, so a retried
-// call after a lost reply is harmless.
-func (l *Ledger) MarkSent(ctx context.Context, id int64, at time.Time) error {
-	return l.settle(ctx, id, "", at, StateSent, "")
-}
-
 // MarkRecipientSent records that address accepted notice id at at.
+// Marking a recipient already sent again is a no-op, so a retried call
+// after a lost reply is harmless.
 func (l *Ledger) MarkRecipientSent(ctx context.Context, id int64, address string, at time.Time) error {
 	return l.settle(ctx, id, address, at, StateSent, "")
 }
 
-// MarkFailed records a failed delivery attempt to every recipient of
-// notice id still owed; permanent marks them failed (never retried, for a
-// rejected recipient say), else they stay pending to be retried next time.
-func (l *Ledger) MarkFailed(ctx context.Context, id int64, at time.Time, errText string, permanent bool) error {
-	return l.settle(ctx, id, "", at, failState(permanent), errText)
-}
-
 // MarkRecipientFailed records a failed attempt to deliver notice id to
-// address; errText is the server's reply. permanent as for MarkFailed.
+// address; errText is the server's reply. permanent marks the recipient
+// failed (never retried: a rejected contact, say), else it stays pending to
+// be retried next time.
 func (l *Ledger) MarkRecipientFailed(ctx context.Context, id int64, address string, at time.Time, errText string, permanent bool) error {
 	return l.settle(ctx, id, address, at, failState(permanent), errText)
 }
@@ -191,11 +175,10 @@ func failState(permanent bool) string {
 	return StatePending
 }
 
-// settle moves the recipients of notice id still owed (address, or all of
-// them when address is "") to state, then settles the notice in the same
-// transaction: sent_at is the first acceptance; the notice stays pending
-// while a recipient is owed, else it is sent (delivered to at least one)
-// or failed (to none).
+// settle moves recipient address of notice id, if still owed, to state,
+// then settles the notice in the same transaction: sent_at is the first
+// acceptance; the notice stays pending while a recipient is owed, else it
+// is sent (delivered to at least one) or failed (to none).
 func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.Time, state, errText string) error {
 	op := "mark sent"
 	if state != StateSent {
@@ -204,42 +187,29 @@ func (l *Ledger) settle(ctx context.Context, id int64, address string, at time.T
 	if err := l.writable(op); err != nil {
 		return err
 	}
-	wrap := func(err error) error {
-		if address != "" {
-			return fmt.Errorf("ledger %s: %s notice %d to %s: %w", l.path, op, id, address, err)
-		}
-		return fmt.Errorf("ledger %s: %s notice %d: %w", l.path, op, id, err)
-	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	// Rollback after Commit is a no-op; it also ends the transaction of an
-	// idempotent repeat, which returns nil without committing.
-	defer func() { _ = tx.Rollback() }()
 	var sentAt any
 	if state == StateSent {
 		sentAt = at.UnixNano()
 	}
-	// A successful attempt of a recipient never marked "sending" (MarkSent
-	// of a whole notice) still counts as an attempt.
-	res, err := tx.ExecContext(ctx, `
+	return l.write(ctx, fmt.Sprintf("%s notice %d to %s", op, id, address), func(tx *sql.Tx) error {
+		// An attempt settled without Sending before it still counts as one.
+		res, err := tx.ExecContext(ctx, `
 UPDATE notice_recipients SET state = ?, sent_at = ?, last_attempt_at = ?,
 	attempts = CASE WHEN state = 'sending' THEN attempts ELSE attempts + 1 END,
 	last_error = CASE WHEN ? = '' THEN last_error ELSE ? END
-WHERE notice_id = ? AND (? = '' OR address = ?) AND state IN ('pending', 'sending')`,
-		state, sentAt, at.UnixNano(), errText, errText, id, address, address)
-	if err != nil {
-		return wrap(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return wrap(err)
-	}
-	if n == 0 {
-		return l.noTransition(ctx, tx, id, address, state, wrap)
-	}
-	if _, err := tx.ExecContext(ctx, `
+WHERE notice_id = ? AND address = ? AND state IN ('pending', 'sending')`,
+			state, sentAt, at.UnixNano(), errText, errText, id, address)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return noTransition(ctx, tx, id, address, state)
+		}
+		if _, err := tx.ExecContext(ctx, `
 UPDATE notices SET
 	sent_at = COALESCE(sent_at, (SELECT MIN(sent_at) FROM notice_recipients WHERE notice_id = notices.id)),
 	attempts = (SELECT MAX(attempts) FROM notice_recipients WHERE notice_id = notices.id),
@@ -250,39 +220,27 @@ UPDATE notices SET
 		WHEN EXISTS (SELECT 1 FROM notice_recipients WHERE notice_id = notices.id AND state = 'sent') THEN 'sent'
 		ELSE 'failed' END
 WHERE id = ?`, at.UnixNano(), errText, errText, id); err != nil {
-		return wrap(err)
-	}
-	if err := failpoint.Hit("ledger.mark"); err != nil {
-		return wrap(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return wrap(fmt.Errorf("commit: %w", err))
-	}
-	return nil
+			return err
+		}
+		return failpoint.Hit("ledger.mark")
+	})
 }
 
-// noTransition explains an update that touched no recipient: the notice or
-// recipient does not exist, or it is settled already. Marking sent what is
-// sent is fine (an idempotent repeat); anything else is an error.
-func (l *Ledger) noTransition(ctx context.Context, tx *sql.Tx, id int64, address, state string, wrap func(error) error) error {
+// noTransition explains an update that touched no recipient: the recipient
+// does not exist, or it is settled already. Marking sent what is sent is
+// fine (an idempotent repeat); anything else is an error.
+func noTransition(ctx context.Context, tx *sql.Tx, id int64, address, state string) error {
 	var got string
-	var err error
-	if address == "" {
-		err = tx.QueryRowContext(ctx, `SELECT state FROM notices WHERE id = ?`, id).Scan(&got)
-	} else {
-		err = tx.QueryRowContext(ctx, `SELECT state FROM notice_recipients WHERE notice_id = ? AND address = ?`, id, address).Scan(&got)
-	}
+	err := tx.QueryRowContext(ctx, `SELECT state FROM notice_recipients WHERE notice_id = ? AND address = ?`, id, address).Scan(&got)
 	switch {
-	case errors.Is(err, sql.ErrNoRows) && address == "":
-		return wrap(errors.New("no such notice"))
 	case errors.Is(err, sql.ErrNoRows):
-		return wrap(errors.New("no such recipient"))
+		return errors.New("no such recipient")
 	case err != nil:
-		return wrap(err)
+		return err
 	case got == StateSent && state == StateSent:
 		return nil
 	}
-	return wrap(fmt.Errorf("it is %s, not pending", got))
+	return fmt.Errorf("it is %s, not pending", got)
 }
 
 // Bounce is a recipient that rejected a notice for good, for the support
@@ -306,43 +264,43 @@ func (l *Ledger) Unreported(ctx context.Context) ([]Bounce, error) {
 	if l.db == nil {
 		return nil, nil
 	}
-	wrap := func(err error) error { return fmt.Errorf("ledger %s: unreported rejections: %w", l.path, err) }
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, `
+	var out []Bounce
+	err := l.read(ctx, "unreported rejections", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
 SELECT r.notice_id, n.message_id, n.customer, r.address, r.last_error, r.last_attempt_at, n.state = 'failed'
 FROM notice_recipients r JOIN notices n ON n.id = r.notice_id
 WHERE r.state = 'failed' AND r.reported_at IS NULL
 ORDER BY r.last_attempt_at, r.notice_id, r.rowid`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				b  Bounce
+				at sql.NullInt64
+			)
+			if err := rows.Scan(&b.NoticeID, &b.MessageID, &b.Customer, &b.Address, &b.Reply, &at, &b.Unreachable); err != nil {
+				return err
+			}
+			b.At = fromNanos(at)
+			out = append(out, b)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			if !out[i].Unreachable {
+				continue
+			}
+			if out[i].Items, err = noticeItems(ctx, tx, out[i].NoticeID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, wrap(err)
-	}
-	defer rows.Close()
-	var out []Bounce
-	for rows.Next() {
-		var (
-			b  Bounce
-			at sql.NullInt64
-		)
-		if err := rows.Scan(&b.NoticeID, &b.MessageID, &b.Customer, &b.Address, &b.Reply, &at, &b.Unreachable); err != nil {
-			return nil, wrap(err)
-		}
-		b.At = fromNanos(at)
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
-	}
-	for i := range out {
-		if !out[i].Unreachable {
-			continue
-		}
-		if out[i].Items, err = noticeItems(ctx, tx, out[i].NoticeID); err != nil {
-			return nil, wrap(err)
-		}
+		return nil, err
 	}
 	return out, nil
 }

@@ -11,55 +11,86 @@ import (
 )
 
 // Problems returns what the ledger remembers of problems: the first sight
-// of each open one, the last orphan scan of each vCenter and the open
-// orphan files those scans found.
+// of each open one, the last orphan scan of each vCenter, the open orphan
+// files those scans found and the disk consolidations run on
+// consolidation_needed VMs.
 func (l *Ledger) Problems(ctx context.Context) (plan.ProblemHistory, error) {
 	h := plan.ProblemHistory{FirstSeen: map[string]time.Time{}, Scans: map[string]time.Time{}}
 	if l.db == nil {
 		return h, nil
 	}
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("ledger %s: problems: %s: %w", l.path, what, err)
-	}
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return h, wrap("begin", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	err = query(ctx, tx, `SELECT key, kind, vcenter, datacenter, datastore, path, size_bytes, detail, first_seen
+	err := l.read(ctx, "problems", func(tx *sql.Tx) error {
+		err := query(ctx, tx, `SELECT key, kind, vcenter, datacenter, datastore, path, size_bytes, detail, first_seen
 FROM problems WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
-		var (
-			key   string
-			p     facts.Problem
-			first int64
-		)
-		if err := rows.Scan(&key, &p.Kind, &p.VCenter, &p.Datacenter, &p.Datastore, &p.Path, &p.SizeBytes, &p.Detail, &first); err != nil {
-			return err
+			var (
+				key   string
+				p     facts.Problem
+				first int64
+			)
+			if err := rows.Scan(&key, &p.Kind, &p.VCenter, &p.Datacenter, &p.Datastore, &p.Path, &p.SizeBytes, &p.Detail, &first); err != nil {
+				return err
+			}
+			h.FirstSeen[key] = time.Unix(0, first).UTC()
+			if p.Kind == facts.OrphanFile {
+				h.Orphans = append(h.Orphans, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("open problems: %w", err)
 		}
-		h.FirstSeen[key] = time.Unix(0, first).UTC()
-		if p.Kind == facts.OrphanFile {
-			h.Orphans = append(h.Orphans, p)
+		err = query(ctx, tx, `SELECT vcenter, at FROM orphan_scans`, func(rows *sql.Rows) error {
+			var (
+				vc string
+				at int64
+			)
+			if err := rows.Scan(&vc, &at); err != nil {
+				return err
+			}
+			h.Scans[vc] = time.Unix(0, at).UTC()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("orphan scans: %w", err)
+		}
+		if h.Fixes, err = fixes(ctx, tx); err != nil {
+			return fmt.Errorf("disk consolidations: %w", err)
 		}
 		return nil
 	})
-	if err != nil {
-		return h, wrap("open problems", err)
-	}
-	err = query(ctx, tx, `SELECT vcenter, at FROM orphan_scans`, func(rows *sql.Rows) error {
+	return h, err
+}
+
+// fixes reads the disk consolidations of consolidation_needed VMs: the
+// consolidate-disks actions that name no snapshot (the ones that follow a
+// removal name its snapshot), oldest first, folded per VM.
+func fixes(ctx context.Context, tx *sql.Tx) (map[facts.Key]plan.FixHistory, error) {
+	out := map[facts.Key]plan.FixHistory{}
+	err := query(ctx, tx, `SELECT key_vcenter, vm_uuid, task_id, finished_at, result, fault FROM actions
+WHERE snapshot_id = '' AND kind = 'consolidate-disks' ORDER BY id`, func(rows *sql.Rows) error {
 		var (
-			vc string
-			at int64
+			k              facts.Key
+			task, res, flt string
+			finished       sql.NullInt64
 		)
-		if err := rows.Scan(&vc, &at); err != nil {
+		if err := rows.Scan(&k.VCenter, &k.VMUUID, &task, &finished, &res, &flt); err != nil {
 			return err
 		}
-		h.Scans[vc] = time.Unix(0, at).UTC()
+		h := out[k]
+		h.InFlight, h.TaskID = !finished.Valid, task
+		if finished.Valid {
+			h.DiskModeRefusal, h.DiskModeRefusedAt = diskModeRefusal(res, flt, finished)
+		}
+		switch res {
+		case ResultSuccess:
+			h.Attempts, h.LastFault = 0, ""
+		case ResultError:
+			h.Attempts, h.LastFault = h.Attempts+1, flt
+		}
+		out[k] = h
 		return nil
 	})
-	if err != nil {
-		return h, wrap("orphan scans", err)
-	}
-	return h, nil
+	return out, err
 }
 
 // recordProblems writes one cycle's problems (Record's Problems,

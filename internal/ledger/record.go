@@ -135,7 +135,7 @@ var (
 // answered, the cycle row and the new notices, all in one transaction so the
 // outbox never holds a notice whose cause was not recorded, or the reverse.
 // It returns the new cycle's id.
-func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error) {
+func (l *Ledger) Record(ctx context.Context, r Record) (int64, error) {
 	if err := l.writable("record cycle"); err != nil {
 		return 0, err
 	}
@@ -160,60 +160,52 @@ func (l *Ledger) Record(ctx context.Context, r Record) (cycleID int64, err error
 		return 0, wrap(err)
 	}
 
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, wrap(err)
-	}
-	defer func() {
+	var cycleID int64
+	err = l.write(ctx, "record cycle", func(tx *sql.Tx) error {
+		var err error
+		// The cycle row comes first: snapshots point at it (last_cycle),
+		// which is how resolution below tells "seen now" from "seen before".
+		cycleID, err = l.insertID(ctx, tx,
+			`INSERT INTO cycles(started, finished, mode, summary, errors, snapshots, notices) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			seenAt.UnixNano(), finished.UnixNano(), r.Mode, r.Summary, string(errs), len(r.Snapshots), len(r.Notices))
 		if err != nil {
-			_ = tx.Rollback()
+			return fmt.Errorf("insert cycle: %w", err)
 		}
-	}()
 
-	// The cycle row comes first: snapshots point at it (last_cycle), which is
-	// how resolution below tells "seen now" from "seen before".
-	cycleID, err = l.insertID(ctx, tx,
-		`INSERT INTO cycles(started, finished, mode, summary, errors, snapshots, notices) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		seenAt.UnixNano(), finished.UnixNano(), r.Mode, r.Summary, string(errs), len(r.Snapshots), len(r.Notices))
-	if err != nil {
-		return 0, wrap(fmt.Errorf("insert cycle: %w", err))
-	}
-
-	if err = rekeyVCenters(ctx, tx, r.VCenterIDs); err != nil {
-		return 0, wrap(err)
-	}
-	if err = l.upsertSnapshots(ctx, tx, r.Snapshots, seenAt, cycleID); err != nil {
-		return 0, wrap(err)
-	}
-
-	if len(r.Answered) > 0 {
-		stmt, err := tx.PrepareContext(ctx,
-			`UPDATE snapshots SET resolved_at = ? WHERE vcenter = ? AND resolved_at IS NULL AND last_cycle <> ?`)
-		if err != nil {
-			return 0, wrap(fmt.Errorf("resolve: %w", err))
+		if err = rekeyVCenters(ctx, tx, r.VCenterIDs); err != nil {
+			return err
 		}
-		defer stmt.Close()
-		for _, vc := range r.Answered {
-			if _, err = stmt.ExecContext(ctx, finished.UnixNano(), vc, cycleID); err != nil {
-				return 0, wrap(fmt.Errorf("resolve snapshots of %s: %w", vc, err))
+		if err = l.upsertSnapshots(ctx, tx, r.Snapshots, seenAt, cycleID); err != nil {
+			return err
+		}
+
+		if len(r.Answered) > 0 {
+			stmt, err := tx.PrepareContext(ctx,
+				`UPDATE snapshots SET resolved_at = ? WHERE vcenter = ? AND resolved_at IS NULL AND last_cycle <> ?`)
+			if err != nil {
+				return fmt.Errorf("resolve: %w", err)
+			}
+			defer stmt.Close()
+			for _, vc := range r.Answered {
+				if _, err = stmt.ExecContext(ctx, finished.UnixNano(), vc, cycleID); err != nil {
+					return fmt.Errorf("resolve snapshots of %s: %w", vc, err)
+				}
 			}
 		}
-	}
 
-	if err = recordProblems(ctx, tx, seenAt, r.Problems, r.ProblemVCenters, r.Scans); err != nil {
-		return 0, wrap(err)
-	}
-	if err = l.insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
-		return 0, wrap(err)
-	}
-	if err = thinSamples(ctx, tx, finished); err != nil {
-		return 0, wrap(err)
-	}
-	if err = failpoint.Hit("ledger.record"); err != nil {
-		return 0, wrap(err)
-	}
-	if err = tx.Commit(); err != nil {
-		return 0, wrap(fmt.Errorf("commit: %w", err))
+		if err = recordProblems(ctx, tx, seenAt, r.Problems, r.ProblemVCenters, r.Scans); err != nil {
+			return err
+		}
+		if err = l.insertNotices(ctx, tx, r.Notices, finished, cycleID); err != nil {
+			return err
+		}
+		if err = thinSamples(ctx, tx, finished); err != nil {
+			return err
+		}
+		return failpoint.Hit("ledger.record")
+	})
+	if err != nil {
+		return 0, err
 	}
 	return cycleID, nil
 }

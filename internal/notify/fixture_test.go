@@ -150,6 +150,11 @@ func supportDigest() SupportDigest {
 		Committed:    c.Committed,
 		Problems:     problems(),
 		OpenProblems: 5,
+		Disks: []DiskConsolidation{
+			{VCenter: "vc-east", VM: "web03", Customer: "acme", At: cycleAt.Add(-30 * time.Minute), TaskID: "task-120", Result: "consolidated"},
+			{VCenter: "vc-east", VM: "<b>db09</b>", Customer: "initech", At: cycleAt.Add(-20 * time.Minute), TaskID: "task-121", Result: "failed",
+				Fault: "FileLocked: unable to access file [ds1] db09/db09-000001.vmdk"},
+		},
 		Undeliverable: []Bounce{
 			{Customer: "acme", Address: "old-ops@acme.example", Reply: "550 5.1.1 <old-ops@acme.example>: no such user", At: cycleAt.Add(-time.Hour)},
 			{Customer: "initech", Address: "it@initech.example", Reply: "550 5.7.1 <script>alert(1)</script>\r\nX-Injected: yes", At: cycleAt.Add(-time.Hour),

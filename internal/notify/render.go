@@ -85,6 +85,9 @@ type SupportDigest struct {
 	// counts every open one. Support digests only: never a customer's.
 	Problems     []plan.Problem
 	OpenProblems int
+	// Disks are the disk consolidations of consolidation_needed VMs
+	// (enforcement.fix_consolidation_needed) that ended.
+	Disks []DiskConsolidation
 	// Acknowledged counts the escalations left out because support
 	// acknowledged them in the console.
 	Acknowledged int
@@ -104,6 +107,20 @@ type Bounce struct {
 	// support can pass it on.
 	Unreachable bool
 	Snapshots   []string
+}
+
+// DiskConsolidation is how a ConsolidateVMDisks_Task snapwarden ran on a
+// consolidation_needed VM ended.
+type DiskConsolidation struct {
+	VCenter  string
+	VM       string
+	Customer string
+	At       time.Time
+	TaskID   string
+	// Result is "consolidated", "failed", "VM gone" or "refused" (a disk in
+	// a non-persistent mode; Fault says which).
+	Result string
+	Fault  string
 }
 
 // Failure is a consolidation task that failed.
@@ -233,6 +250,8 @@ type SupportData struct {
 	// all that are open.
 	Problems     []ProblemEntry
 	OpenProblems int
+	// Disks are the disk consolidations that ended, names on one line.
+	Disks []DiskConsolidation
 	// Acknowledged counts escalations left out: support has them in hand.
 	Acknowledged int
 	// Omitted counts the entries of each section left out beyond
@@ -366,7 +385,8 @@ func (r *Renderer) selfTest(origin map[string]string) error {
 	c := CustomerData{Customer: Customer{ID: "c", Name: "C", Contacts: []string{"c@example.com"}},
 		Attention: []Entry{e}, Committed: []Entry{e}, SupportEmail: "s@example.com", ExemptTag: "t", MaxKeep: time.Hour}
 	s := SupportData{Escalations: []Entry{e}, Unowned: []Entry{e}, Failures: []Entry{e}, Committed: []Entry{e},
-		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1}
+		Problems: []ProblemEntry{{Kind: "orphan_file", VCenter: "vc", Path: "[ds] f-000001.vmdk", Owner: "unknown owner"}}, OpenProblems: 1,
+		Disks: []DiskConsolidation{{VCenter: "vc", VM: "vm", Customer: "c", TaskID: "task-1", Result: "failed", Fault: "f"}}}
 	h := HeadsUpData{Customer: c.Customer, SupportEmail: "s@example.com",
 		Snapshots: []HeadsUpEntry{{Entry: e}}}
 	var buf bytes.Buffer
@@ -495,6 +515,10 @@ func supportData(d SupportDigest) SupportData {
 		data.Problems = append(data.Problems, problemEntry(p))
 	}
 	data.OpenProblems = max(d.OpenProblems, len(d.Problems))
+	for _, dc := range d.Disks {
+		data.Disks = append(data.Disks, DiskConsolidation{VCenter: oneLine(dc.VCenter), VM: oneLine(dc.VM),
+			Customer: oneLine(dc.Customer), At: dc.At.UTC(), TaskID: oneLine(dc.TaskID), Result: dc.Result, Fault: oneLine(dc.Fault)})
+	}
 	for _, b := range d.Undeliverable {
 		c := Bounce{Customer: oneLine(b.Customer), Address: oneLine(b.Address), Reply: oneLine(b.Reply), At: b.At.UTC(), Unreachable: b.Unreachable}
 		if c.Customer == "" {
@@ -574,6 +598,7 @@ func supportSubject(d SupportDigest) string {
 		{len(d.Failures), "failed task", "failed tasks"},
 		{len(d.Committed), "snapshot committed", "snapshots committed"},
 		{len(d.Problems), "new problem", "new problems"},
+		{len(d.Disks), "disk consolidation", "disk consolidations"},
 		{len(d.Undeliverable), "undeliverable contact", "undeliverable contacts"},
 	} {
 		if c.n > 0 {

@@ -60,7 +60,7 @@ func TestSupportGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed, 2 new problems, 2 undeliverable contacts"; m.Subject != want {
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed, 2 new problems, 2 disk consolidations, 2 undeliverable contacts"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
 	golden(t, "support.txt", []byte(m.Text))
@@ -265,7 +265,7 @@ func TestSupportDigestIsCapped(t *testing.T) {
 // its commits, not "0 escalations, 0 unowned, 0 failures".
 func TestSupportSubjectSaysWhatItHolds(t *testing.T) {
 	d := supportDigest()
-	d.Escalations, d.Unowned, d.Failures, d.Problems, d.Undeliverable = nil, nil, nil, nil, nil
+	d.Escalations, d.Unowned, d.Failures, d.Problems, d.Undeliverable, d.Disks = nil, nil, nil, nil, nil, nil
 	m, err := renderer(t).Support(d, []string{"support@provider.example"})
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ func TestSupportSubjectSaysWhatItHolds(t *testing.T) {
 	if want := "[snapwarden] support: 1 snapshot committed"; m.Subject != want {
 		t.Errorf("subject %q, want %q", m.Subject, want)
 	}
-	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed, 2 new problems, 2 undeliverable contacts"; supportSubject(supportDigest()) != want {
+	if want := "[snapwarden] support: 3 escalations, 1 unowned, 1 failed task, 1 snapshot committed, 2 new problems, 2 disk consolidations, 2 undeliverable contacts"; supportSubject(supportDigest()) != want {
 		t.Errorf("subject %q, want %q", supportSubject(supportDigest()), want)
 	}
 }

@@ -27,6 +27,8 @@ type webhookDetails struct {
 	Failures    []webhookEntry   `json:"failures"`
 	Committed   []webhookEntry   `json:"committed"`
 	Problems    []webhookProblem `json:"problems"`
+	// Disks are the disk consolidations of consolidation_needed VMs that ended.
+	Disks []webhookDisk `json:"disk_consolidations"`
 	// Acknowledged counts escalations left out: support has them in hand.
 	Acknowledged int `json:"acknowledged"`
 }
@@ -43,6 +45,16 @@ type webhookProblem struct {
 	Customer   string `json:"customer"`
 	Detail     string `json:"detail"`
 	FirstSeen  string `json:"first_seen"`
+}
+
+type webhookDisk struct {
+	VCenter  string `json:"vcenter"`
+	VM       string `json:"vm"`
+	Customer string `json:"customer"`
+	Result   string `json:"result"`
+	TaskID   string `json:"task_id"`
+	At       string `json:"at"`
+	Fault    string `json:"fault"`
 }
 
 type webhookEntry struct {
@@ -84,7 +96,12 @@ func (r *Renderer) Webhook(d SupportDigest, slack bool) ([]byte, error) {
 			Failures:     webhookEntries(data.Failures),
 			Committed:    webhookEntries(data.Committed),
 			Problems:     make([]webhookProblem, 0, len(data.Problems)),
+			Disks:        make([]webhookDisk, 0, len(data.Disks)),
 			Acknowledged: data.Acknowledged,
+		}
+		for _, dc := range data.Disks {
+			p.Snapwarden.Disks = append(p.Snapwarden.Disks, webhookDisk{VCenter: dc.VCenter, VM: dc.VM, Customer: dc.Customer,
+				Result: dc.Result, TaskID: dc.TaskID, At: rfc3339(dc.At), Fault: dc.Fault})
 		}
 		for _, e := range data.Problems {
 			p.Snapwarden.Problems = append(p.Snapwarden.Problems, webhookProblem{Kind: e.Kind, VCenter: e.VCenter,
@@ -174,6 +191,16 @@ func webhookText(d SupportData) string {
 				where = strings.TrimPrefix(where+" "+p.Path, " ")
 			}
 			b.WriteString("\n• " + slackEscape(fmt.Sprintf("%s: %s / %s (%s, %s): %s", p.Kind, p.VCenter, where, p.Owner, humanSize(p.SizeBytes), p.Detail)))
+		}
+	}
+	if len(d.Disks) > 0 {
+		fmt.Fprintf(&b, "\n*Disk consolidations (%d)*", len(d.Disks))
+		for _, dc := range d.Disks {
+			line := fmt.Sprintf("%s / %s (%s): %s, task %s at %s", dc.VCenter, dc.VM, dc.Customer, dc.Result, dc.TaskID, utc(dc.At))
+			if dc.Fault != "" {
+				line += ": " + dc.Fault
+			}
+			b.WriteString("\n• " + slackEscape(line))
 		}
 	}
 	return b.String()

@@ -72,3 +72,25 @@ func TestExemptTagPastMaxKeepIsEscalated(t *testing.T) {
 		})
 	}
 }
+
+// TestNonPersistentDiskHoldsForADay: after enforce refused a removal for a
+// non-persistent disk (which the collection cannot see), the snapshot is
+// blocked with guard-disk-mode and support told once; a day after the
+// refusal it is due again, so enforce reads the disks again.
+func TestNonPersistentDiskHoldsForADay(t *testing.T) {
+	h := History{CustomerNotices: 1, LastCustomerNotice: t0.Add(-time.Hour), WarnedAt: t0.Add(-30 * time.Hour),
+		DiskModeRefusal: "the VM has Hard disk 2 (independent_nonpersistent) in a non-persistent mode", DiskModeRefusedAt: t0.Add(-time.Hour)}
+	set := Settings{MaxPerRun: 10, MaxAttempts: 3}
+	it := item("np", 61*time.Hour, policy.ActionConsolidate, true)
+	d := decideOne(t, it, h, set, t0)
+	if d.Action != ActionBlocked || d.Reason != ReasonGuardDiskMode || !d.EscalateNow || !strings.Contains(d.Why, "independent_nonpersistent") {
+		t.Errorf("after the refusal: %s %s escalate=%v (%s), want blocked guard-disk-mode, support told", d.Action, d.Reason, d.EscalateNow, d.Why)
+	}
+	h.BlockedReason = ReasonGuardDiskMode.String()
+	if d := decideOne(t, it, h, set, t0.Add(time.Hour)); d.Reason != ReasonGuardDiskMode || d.EscalateNow {
+		t.Errorf("an hour later: %s escalate=%v, want still blocked, support not told again", d.Reason, d.EscalateNow)
+	}
+	if d := decideOne(t, it, h, set, t0.Add(DiskModeRecheck)); d.Action != ActionConsolidate || !d.Due {
+		t.Errorf("a day after the refusal: %s %s (%s), want consolidate due: the disks are read again", d.Action, d.Reason, d.Why)
+	}
+}

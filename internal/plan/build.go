@@ -23,6 +23,9 @@ type Settings struct {
 	MinNotice time.Duration
 	// Window is the maintenance window; nil means consolidation may run at any time.
 	Window *Window
+	// FixConsolidationNeeded consolidates the disks of consolidation_needed
+	// VMs (enforcement.fix_consolidation_needed; see Fixes).
+	FixConsolidationNeeded bool
 }
 
 // Build decides, for every item, what is due at now given the ledger's
@@ -239,6 +242,10 @@ func (d *Decision) consolidation(set Settings, now time.Time) {
 	}
 	if vm := d.Snapshot.VM; vm != nil && len(vm.SharesDisksWith) > 0 {
 		d.block(now, ReasonGuardLinkedClone, LinkedCloneRefusal(vm.SharesDisksWith))
+		return
+	}
+	if why, ok := diskModeHeld(h.DiskModeRefusal, h.DiskModeRefusedAt, now); ok {
+		d.block(now, ReasonGuardDiskMode, why)
 		return
 	}
 	if why, next := set.Window.Fits(now, d.Snapshot.SizeBytes); why != "" {

@@ -17,6 +17,8 @@ type Problem struct {
 	Customer string
 	// FirstSeen is when the ledger first recorded it; now for a new one.
 	FirstSeen time.Time
+	// Fix is what snapwarden does about it (see Fixes).
+	Fix Fix
 }
 
 // New reports whether the problem was first seen at now.
@@ -31,6 +33,9 @@ type ProblemHistory struct {
 	// Orphans are the open orphan_file findings of those scans, carried
 	// into the cycles between scans.
 	Orphans []facts.Problem
+	// Fixes are the disk consolidations run on consolidation_needed VMs,
+	// by VMKey.
+	Fixes map[facts.Key]FixHistory
 }
 
 // ChainTooDeep returns one chain_too_deep problem per VM whose deepest

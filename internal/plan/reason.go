@@ -29,13 +29,14 @@ const (
 	ReasonExemptLong                        // exempt by tag for longer than max_keep
 	ReasonCustomerCommit                    // the customer asked to commit it now (self-service link)
 	ReasonGuardLinkedClone                  // another VM's disk chain uses files of the VM's (a linked clone)
+	ReasonGuardDiskMode                     // enforce found a disk of the VM in a non-persistent mode
 )
 
 var reasonNames = [...]string{
 	"nothing-to-do", "not-yet-due", "first-notice", "reminder-due", "deadline-passed", "managed-stale",
 	"consolidate-due", "in-flight", "min-notice", "guard-window", "guard-datastore", "guard-max-per-run",
 	"guard-attempts", "owner-changed", "owner-disputed", "clock-skew", "datastore-fills-first", "guard-backup",
-	"exempt-long", "customer-commit", "guard-linked-clone",
+	"exempt-long", "customer-commit", "guard-linked-clone", "guard-disk-mode",
 }
 
 // String returns a short stable name of the reason.

@@ -70,6 +70,12 @@ type History struct {
 	// when the process stopped) for this snapshot.
 	InFlight bool
 	TaskID   string
+	// DiskModeRefusal is enforce's refusal of the latest attempt when a
+	// disk of the VM was in a non-persistent mode (guard disk-mode, which
+	// only enforce can see), with its time; empty when the latest attempt
+	// was anything else.
+	DiskModeRefusal   string
+	DiskModeRefusedAt time.Time
 	// BlockedReason is the guard refusal support was last told of, so a
 	// blocked consolidation is escalated once per reason, not every cycle.
 	BlockedReason string

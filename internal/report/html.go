@@ -32,7 +32,8 @@ type ProblemDisplay struct {
 func DisplayProblems(p *plan.Plan, opt Options) []ProblemDisplay {
 	var out []ProblemDisplay
 	for _, r := range ProblemRows(p, opt) {
-		for _, s := range []*string{&r.VCenter, &r.Datacenter, &r.VM, &r.Datastore, &r.Path, &r.Customer, &r.Detail} {
+		r.Detail = r.DetailAndFix()
+		for _, s := range []*string{&r.VCenter, &r.Datacenter, &r.VM, &r.Datastore, &r.Path, &r.Customer, &r.Detail, &r.FixWhy} {
 			*s = Clean(*s)
 		}
 		out = append(out, ProblemDisplay{ProblemRow: r, Size: plan.IEC(r.SizeBytes)})

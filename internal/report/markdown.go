@@ -52,7 +52,7 @@ func renderMarkdown(w io.Writer, p *plan.Plan, rows []Row, opt Options) error {
 		for i := range probs {
 			r := &probs[i]
 			line(r.Kind, md(r.VCenter), md(orDash(r.VM)), md(orDash(r.Datastore)), md(orDash(r.Path)), plan.IEC(r.SizeBytes),
-				md(orDash(r.Customer)), r.FirstSeen, md(r.Detail))
+				md(orDash(r.Customer)), r.FirstSeen, md(r.DetailAndFix()))
 		}
 	}
 

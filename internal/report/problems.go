@@ -21,8 +21,22 @@ type ProblemRow struct {
 	Customer   string `json:"customer"` // "" where unknown
 	Detail     string `json:"detail"`
 	FirstSeen  string `json:"first_seen"`
+	// Fix is what snapwarden does about it (consolidation_needed with
+	// enforcement.fix_consolidation_needed): "consolidate" (ConsolidateVMDisks_Task),
+	// "blocked" (a guard refuses), or "none"; FixWhy says why and when.
+	Fix    string `json:"fix"`
+	FixWhy string `json:"fix_why"`
 
 	firstSeen time.Time
+}
+
+// DetailAndFix is the detail followed by what snapwarden does about it, for
+// people.
+func (r *ProblemRow) DetailAndFix() string {
+	if r.FixWhy == "" {
+		return r.Detail
+	}
+	return r.Detail + ". snapwarden: " + r.FixWhy
 }
 
 // ProblemRows flattens the plan's problems, in the plan's order (by
@@ -41,7 +55,7 @@ func ProblemRows(p *plan.Plan, opt Options) []ProblemRow {
 		}
 		r := ProblemRow{Kind: string(pr.Kind), VCenter: pr.VCenter, Datacenter: pr.Datacenter, Datastore: pr.Datastore,
 			Path: pr.Path, SizeBytes: pr.SizeBytes, Customer: pr.Customer, Detail: pr.Detail, FirstSeen: stamp(pr.FirstSeen),
-			firstSeen: pr.FirstSeen}
+			Fix: pr.Fix.Action.String(), FixWhy: pr.Fix.Why, firstSeen: pr.FirstSeen}
 		if pr.VM != nil {
 			r.VM, r.VMID = pr.VM.Name, pr.VM.MoRef
 		}
@@ -66,6 +80,8 @@ var problemCSV = []struct {
 	{"customer", func(r *ProblemRow) string { return r.Customer }},
 	{"detail", func(r *ProblemRow) string { return r.Detail }},
 	{"first_seen", func(r *ProblemRow) string { return r.FirstSeen }},
+	{"fix", func(r *ProblemRow) string { return r.Fix }},
+	{"fix_why", func(r *ProblemRow) string { return r.FixWhy }},
 }
 
 // problemTable are the columns of the text table of problems; the detail
@@ -78,7 +94,7 @@ var problemTable = []column[ProblemRow]{
 	{header: "SIZE", right: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return plan.IEC(r.SizeBytes) }},
 	{header: "CUSTOMER", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return orDash(Clean(r.Customer)) }},
 	{header: "SINCE", cell: func(r *ProblemRow, p *plan.Plan) string { return sinceText(r.firstSeen, p.At) }},
-	{header: "DETAIL", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return Clean(r.Detail) }},
+	{header: "DETAIL", flex: true, cell: func(r *ProblemRow, _ *plan.Plan) string { return Clean(r.DetailAndFix()) }},
 }
 
 // sinceText renders a first sight as the age at the plan's time: "new"

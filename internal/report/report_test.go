@@ -126,7 +126,8 @@ func testPlan() *plan.Plan {
 func testProblems(web, hostile *facts.VM) []plan.Problem {
 	return []plan.Problem{
 		{Problem: facts.Problem{Kind: facts.ConsolidationNeeded, VCenter: "vc-east", Datacenter: "DC0", VM: hostile,
-			Detail: "runtime.consolidationNeeded is set"}, Customer: "initech", FirstSeen: testAt.Add(-30 * time.Hour)},
+			Detail: "runtime.consolidationNeeded is set"}, Customer: "initech", FirstSeen: testAt.Add(-30 * time.Hour),
+			Fix: plan.Fix{Action: plan.ActionConsolidate, Due: true, At: testAt, Why: "consolidate the VM's disks (ConsolidateVMDisks_Task)"}},
 		{Problem: facts.Problem{Kind: facts.PhantomDelta, VCenter: "vc-east", Datacenter: "DC0", VM: web, Datastore: "ds1",
 			Path: "[ds1] web01/web01-000002.vmdk", SizeBytes: 3 * gib, Detail: "no snapshot, but the disk runs on 1 delta file"},
 			Customer: "acme", FirstSeen: testAt},
@@ -611,7 +612,7 @@ func TestJSONDocumented(t *testing.T) {
 }
 
 var problemKeys = []string{"kind", "vcenter", "datacenter", "vm", "vm_id", "datastore", "path", "size_bytes",
-	"customer", "detail", "first_seen"}
+	"customer", "detail", "first_seen", "fix", "fix_why"}
 
 func TestProblems(t *testing.T) {
 	out := render(t, JSON, testPlan(), Options{GeneratedAt: testGenerated})

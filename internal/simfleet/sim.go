@@ -728,6 +728,41 @@ func (s *Sim) SetConsolidationNeeded(vmName string, v bool) error {
 	return nil
 }
 
+// SetDiskMode sets the mode (persistent, independent_persistent,
+// independent_nonpersistent, ...) of the VM's virtual disk, as reconfiguring
+// it in the vSphere Client would. A fleet VM's layout names one disk (key
+// 2000) that its device list may lack: it is added then.
+func (s *Sim) SetDiskMode(vmName, mode string) error {
+	ref, ok := s.VMRef(vmName)
+	if !ok {
+		return fmt.Errorf("vm %q not in the fleet", vmName)
+	}
+	ctx := s.Context()
+	obj := ctx.Map.Get(ref).(*simulator.VirtualMachine)
+	ctx.WithLock(obj, func() {
+		var backing *types.VirtualDiskFlatVer2BackingInfo
+		for _, dev := range obj.Config.Hardware.Device {
+			if disk, ok := dev.(*types.VirtualDisk); ok {
+				if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok && backing == nil {
+					backing = b
+				}
+			}
+		}
+		if backing == nil {
+			backing = &types.VirtualDiskFlatVer2BackingInfo{VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
+				FileName: "[LocalDS_0] " + obj.Name + "/" + obj.Name + ".vmdk"}}
+			obj.Config.Hardware.Device = append(obj.Config.Hardware.Device, &types.VirtualDisk{
+				VirtualDevice: types.VirtualDevice{Key: 2000, DeviceInfo: &types.Description{Label: "Hard disk 1", Summary: "16 GB"},
+					Backing: backing},
+				CapacityInKB: 16 << 20,
+			})
+		}
+		backing.DiskMode = mode
+		ctx.Update(obj, []types.PropertyChange{{Name: "config.hardware.device", Val: obj.Config.Hardware.Device}})
+	})
+	return nil
+}
+
 // SetDatastoreSpace sets the capacity and free space the datastore reports.
 func (s *Sim) SetDatastoreSpace(capacity, free int64) error {
 	ctx := s.Context()

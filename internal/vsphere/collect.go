@@ -283,7 +283,7 @@ func (c *Client) addSlim(inv *facts.Inventory, s *slimVM, ch *chains) *pendingVM
 	}
 	vm.InstanceUUID = s.uuid
 	if vm.ConsolidationNeeded {
-		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm,
+		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm, SizeBytes: deltaBytes(s.disks),
 			Detail: "runtime.consolidationNeeded is set: the VM runs on delta files a removal left behind; Consolidate the VM's disks"})
 	}
 	p := &pendingVM{vm: vm, ds: s.datastore, first: len(inv.Snapshots)}

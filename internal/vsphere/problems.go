@@ -118,6 +118,21 @@ func (ch *chains) shared() {
 	}
 }
 
+// deltaBytes is the size of the files of every link above the base of the
+// VM's disk chains: what a consolidation merges, and about the room it may
+// need.
+func deltaBytes(disks [][]link) int64 {
+	var n int64
+	for _, chain := range disks {
+		for i, l := range chain {
+			if i > 0 {
+				n += l.size
+			}
+		}
+	}
+	return n
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one

@@ -145,16 +145,76 @@ type Reread struct {
 	// Tree is every snapshot of the VM now, the asked one among them (no
 	// creators: vCenter's events are not read again).
 	Tree []facts.Snapshot
+	// VM is the VM's facts (its datastores and tags included), nil when the
+	// VM no longer exists or has neither snapshots nor problems.
+	VM *facts.VM
+	// SpecialDisks names the VM's virtual disks in a mode other than
+	// persistent, as "Hard disk 2 (independent_nonpersistent)".
+	SpecialDisks []DiskMode
+}
+
+// DiskMode is a virtual disk's label and mode (VirtualDiskMode: persistent,
+// independent_persistent, independent_nonpersistent, nonpersistent,
+// undoable, append).
+type DiskMode struct {
+	Label string
+	Mode  string
+}
+
+func (d DiskMode) String() string { return fmt.Sprintf("%s (%s)", d.Label, d.Mode) }
+
+// recheckProps are collection's VM properties plus the devices, for the
+// disk modes: read per VM just before a task, never in the inventory-wide
+// retrieval, whose time they would add to by half.
+var recheckProps = append(slices.Clip(vmProps), "config.hardware.device")
+
+// specialDisks lists the disks of m in a mode other than persistent.
+func specialDisks(m *mo.VirtualMachine) []DiskMode {
+	if m.Config == nil {
+		return nil
+	}
+	var out []DiskMode
+	for _, dev := range m.Config.Hardware.Device {
+		disk, ok := dev.(*types.VirtualDisk)
+		if !ok {
+			continue
+		}
+		var mode string
+		switch b := disk.Backing.(type) {
+		case *types.VirtualDiskFlatVer2BackingInfo:
+			mode = b.DiskMode
+		case *types.VirtualDiskSeSparseBackingInfo:
+			mode = b.DiskMode
+		case *types.VirtualDiskSparseVer2BackingInfo:
+			mode = b.DiskMode
+		case *types.VirtualDiskRawDiskMappingVer1BackingInfo:
+			mode = b.DiskMode
+		case *types.VirtualDiskFlatVer1BackingInfo:
+			mode = b.DiskMode
+		case *types.VirtualDiskSparseVer1BackingInfo:
+			mode = b.DiskMode
+		}
+		if mode == "" || mode == string(types.VirtualDiskModePersistent) {
+			continue
+		}
+		label := fmt.Sprintf("disk %d", disk.Key)
+		if d := disk.DeviceInfo.GetDescription(); d != nil && d.Label != "" {
+			label = d.Label
+		}
+		out = append(out, DiskMode{Label: label, Mode: mode})
+	}
+	return out
 }
 
 // Recheck re-reads one VM in a single retrieval (the VM's properties, its
 // datastores' space and its recent tasks, through traversal specs) plus its
 // tags: one of its snapshots, whether it still exists, the VM's whole
-// snapshot tree and the task queued or running on the VM. The folder path
+// snapshot tree, its disk modes and the task queued or running on the VM
+// (snapshotID "" asks for the VM alone). The folder path
 // and custom attributes are not read again, since ownership is not decided
 // again here. A VM that no longer exists has no snapshot.
 func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (Reread, error) {
-	objs, err := c.retrieveVM(ctx, vmMoRef, vmProps, "datastore", "recentTask")
+	objs, err := c.retrieveVM(ctx, vmMoRef, recheckProps, "datastore", "recentTask")
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Reread{}, nil
@@ -183,8 +243,8 @@ func (c *Client) Recheck(ctx context.Context, vmMoRef, snapshotID string) (Rerea
 	if err := c.tags(ctx, []*pendingVM{p}); err != nil {
 		return Reread{}, fmt.Errorf("vcenter %q: re-read tags of vm %s: %w", c.Name, vmMoRef, err)
 	}
-	r := Reread{Busy: busy, Tree: inv.Snapshots}
-	if i := slices.IndexFunc(inv.Snapshots, func(s facts.Snapshot) bool { return s.ID == snapshotID }); i >= 0 {
+	r := Reread{Busy: busy, Tree: inv.Snapshots, VM: p.vm, SpecialDisks: specialDisks(&vms[0])}
+	if i := slices.IndexFunc(inv.Snapshots, func(s facts.Snapshot) bool { return snapshotID != "" && s.ID == snapshotID }); i >= 0 {
 		r.Snapshot, r.Exists = inv.Snapshots[i], true
 	}
 	return r, nil
