@@ -44,7 +44,8 @@ type Watcher struct {
 	vms    map[types.ManagedObjectReference]*slimVM
 	others map[types.ManagedObjectReference]types.ObjectContent
 	// stale VMs had a change the copy cannot apply (a keyed sub-property,
-	// as vCenter may send for arrays): they are read again before use.
+	// as vCenter may send for arrays, or one of snapshot and layoutEx
+	// without the other): they are read again before use.
 	stale map[types.ManagedObjectReference]bool
 }
 
