@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,13 +217,18 @@ func (w *Watcher) apply(u types.ObjectUpdate, ch *Changes) {
 	s.plain(m)
 	// The snapshot tree and layoutEx are kept only as what they come to:
 	// a VM that enters brings both (unset ones are absent), a change of
-	// both is derived again, and a change of one alone is applied by
+	// both is derived again, a new layoutEx alone resizes the snapshots
+	// held, and a new tree alone (or a part of either) is applied by
 	// reading the VM again before use (its new snapshots are known now).
-	switch whole, part := changedOf(u.ChangeSet); {
-	case old == nil || u.Kind == types.ObjectUpdateKindEnter || whole == len(derived) && !part:
+	tree, layout, part := changedOf(u.ChangeSet)
+	switch {
+	case old == nil || u.Kind == types.ObjectUpdateKindEnter || tree && layout && !part:
 		s.derive(m)
-	case whole == 0 && !part:
+	case !tree && !layout && !part:
 		s.snapshots, s.current, s.disks = old.snapshots, old.current, old.disks
+	case layout && !tree && !part:
+		s.snapshots, s.current = slices.Clone(old.snapshots), old.current
+		s.layout(m.LayoutEx)
 	default:
 		s.derive(m)
 		w.stale[u.Obj] = true
@@ -241,24 +247,21 @@ func (w *Watcher) apply(u types.ObjectUpdate, ch *Changes) {
 	}
 }
 
-// changedOf counts the derived properties that changes replace whole, and
-// reports whether one changes only a part of one (a nested path).
-func changedOf(changes []types.PropertyChange) (whole int, part bool) {
-	for _, name := range derived {
-		replaced := false
-		for _, c := range changes {
-			switch {
-			case c.Name == name:
-				replaced = true
-			case strings.HasPrefix(c.Name, name+".") || strings.HasPrefix(c.Name, name+"["):
-				part = true
-			}
-		}
-		if replaced {
-			whole++
+// changedOf reports whether changes replace the snapshot tree, the
+// layoutEx, or only a part of either (a nested path).
+func changedOf(changes []types.PropertyChange) (tree, layout, part bool) {
+	for _, c := range changes {
+		switch {
+		case c.Name == "snapshot":
+			tree = true
+		case c.Name == "layoutEx":
+			layout = true
+		case strings.HasPrefix(c.Name, "snapshot.") || strings.HasPrefix(c.Name, "snapshot[") ||
+			strings.HasPrefix(c.Name, "layoutEx.") || strings.HasPrefix(c.Name, "layoutEx["):
+			part = true
 		}
 	}
-	return whole, part
+	return tree, layout, part
 }
 
 // applyChanges sets the changed properties on m; it reports false when a

@@ -44,10 +44,6 @@ type slimSnapshot struct {
 	size                  int64
 }
 
-// derived names the properties slimVM keeps only as what they come to:
-// a change to one of them alone cannot be applied to the copy.
-var derived = []string{"snapshot", "layoutEx"}
-
 // slim keeps what the inventory reads of m.
 func slim(m *mo.VirtualMachine) *slimVM {
 	s := &slimVM{}
@@ -70,27 +66,45 @@ func (s *slimVM) plain(m *mo.VirtualMachine) {
 // derive sets the snapshots, their sizes and the disk chains from m's
 // snapshot tree and layoutEx.
 func (s *slimVM) derive(m *mo.VirtualMachine) {
-	s.snapshots, s.current, s.disks = nil, "", chainLinks(m.LayoutEx)
-	if m.Snapshot == nil || len(m.Snapshot.RootSnapshotList) == 0 {
+	s.snapshots, s.current = nil, ""
+	if m.Snapshot != nil && len(m.Snapshot.RootSnapshotList) > 0 {
+		if m.Snapshot.CurrentSnapshot != nil {
+			s.current = m.Snapshot.CurrentSnapshot.Value
+		}
+		var walk func(list []types.VirtualMachineSnapshotTree, depth int)
+		walk = func(list []types.VirtualMachineSnapshotTree, depth int) {
+			for i := range list {
+				t := &list[i]
+				s.snapshots = append(s.snapshots, slimSnapshot{id: t.Snapshot.Value, name: t.Name, description: t.Description,
+					created: t.CreateTime.UTC(), quiesced: t.Quiesced, memory: t.State == types.VirtualMachinePowerStatePoweredOn,
+					depth: depth, children: len(t.ChildSnapshotList)})
+				walk(t.ChildSnapshotList, depth+1)
+			}
+		}
+		walk(m.Snapshot.RootSnapshotList, 1)
+	}
+	s.layout(m.LayoutEx)
+}
+
+// layout sets the disk chains and the snapshots' sizes from le, for the
+// snapshots s holds: a new layoutEx alone (a running delta grew) is
+// applied without the snapshot tree, whose parents the depth-first order
+// and depths tell.
+func (s *slimVM) layout(le *types.VirtualMachineFileLayoutEx) {
+	s.disks = chainLinks(le)
+	if len(s.snapshots) == 0 {
 		return
 	}
-	if m.Snapshot.CurrentSnapshot != nil {
-		s.current = m.Snapshot.CurrentSnapshot.Value
-	}
-	parents := map[string]string{}
-	var walk func(list []types.VirtualMachineSnapshotTree, parent string, depth int)
-	walk = func(list []types.VirtualMachineSnapshotTree, parent string, depth int) {
-		for i := range list {
-			t := &list[i]
-			parents[t.Snapshot.Value] = parent
-			s.snapshots = append(s.snapshots, slimSnapshot{id: t.Snapshot.Value, name: t.Name, description: t.Description,
-				created: t.CreateTime.UTC(), quiesced: t.Quiesced, memory: t.State == types.VirtualMachinePowerStatePoweredOn,
-				depth: depth, children: len(t.ChildSnapshotList)})
-			walk(t.ChildSnapshotList, t.Snapshot.Value, depth+1)
+	parents := make(map[string]string, len(s.snapshots))
+	var path []string // path[d-1] is the last snapshot seen at depth d
+	for _, t := range s.snapshots {
+		path = append(path[:t.depth-1], t.id)
+		parents[t.id] = ""
+		if t.depth > 1 {
+			parents[t.id] = path[t.depth-2]
 		}
 	}
-	walk(m.Snapshot.RootSnapshotList, "", 1)
-	sz := sizes(m.LayoutEx, parents, s.current)
+	sz := sizes(le, parents, s.current)
 	for i := range s.snapshots {
 		s.snapshots[i].size = sz[s.snapshots[i].id]
 	}
