@@ -48,9 +48,11 @@ func Settings(cfg *config.Config) (plan.Settings, error) {
 // policy and judges the snapshot at now. firstSeen gives the ledger's first
 // sight of a snapshot (zero for a new one): a create time in the future
 // counts age from it. A VM the first matching rule gives two owners is
-// disputed: no owner, the default policy, and support decides.
-func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now time.Time, firstSeen func(facts.Key) time.Time) []plan.Item {
-	items := make([]plan.Item, len(inv.Snapshots))
+// disputed: no owner, the default policy, and support decides. It returns
+// one decision per snapshot with only its Item filled in, for plan.Build to
+// decide in place: planning then holds one slice of the fleet's size.
+func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now time.Time, firstSeen func(facts.Key) time.Time) []plan.Decision {
+	ds := make([]plan.Decision, len(inv.Snapshots))
 	owners := make(map[*facts.VM][]string)
 	for i := range inv.Snapshots {
 		s := &inv.Snapshots[i]
@@ -70,7 +72,7 @@ func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now
 		}
 		c, known := cfg.Customer(id)
 		p := cfg.PolicyFor(id)
-		items[i] = plan.Item{
+		ds[i].Item = plan.Item{
 			Snapshot:  *s,
 			Customer:  id,
 			Reachable: known && len(c.Contacts) > 0,
@@ -79,5 +81,5 @@ func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now
 			Disputed:  disputed,
 		}
 	}
-	return items
+	return ds
 }

@@ -135,13 +135,14 @@ func (p *Planner) Decide(inv *facts.Inventory, hist map[facts.Key]plan.History, 
 	}
 	ss := p.Config.SelfService
 	reqs := plan.RequestSettings{ExtendBy: ss.ExtendBy, MaxExtends: ss.MaxExtends, DryRun: p.Config.Enforcement.Mode != enforce.ModeEnforce}
-	items := plan.Extend(Evaluate(inv, p.Config, p.Rules, now, func(k facts.Key) time.Time { return hist[k].FirstSeen }), hist, reqs, now)
-	decisions := plan.Build(items, hist, p.Settings, now)
+	decisions := Evaluate(inv, p.Config, p.Rules, now, func(k facts.Key) time.Time { return hist[k].FirstSeen })
+	plan.Extend(decisions, hist, reqs, now)
+	plan.Build(decisions, hist, p.Settings, now)
 	plan.ApplyRequests(decisions, reqs, p.Settings, now)
 	pl := &plan.Plan{At: now, Mode: p.Config.Enforcement.Mode, VMs: inv.VMs, VCenters: len(p.Config.VCenters),
 		Decisions: decisions, Errors: inv.Errors, Window: p.Settings.Window, VCenterIDs: inv.VCenterIDs}
 	plan.Growth(pl, samples)
-	problems(inv, items, p.Rules, ph, pl)
+	problems(inv, p.Rules, ph, pl)
 	plan.Fixes(pl, ph.Fixes, p.Config.PolicyFor, p.Settings, now)
 	return pl
 }

@@ -25,11 +25,11 @@ func carryOrphans(inv *facts.Inventory, hist plan.ProblemHistory) {
 
 // problems assembles the plan's problems: those collection found, the
 // chains too deep for their policy, each with its VM's owner and first sight.
-func problems(inv *facts.Inventory, items []plan.Item, rules []policy.Rule, hist plan.ProblemHistory, p *plan.Plan) {
-	found := append(slices.Clip(inv.Problems), plan.ChainTooDeep(items)...)
+func problems(inv *facts.Inventory, rules []policy.Rule, hist plan.ProblemHistory, p *plan.Plan) {
+	found := append(slices.Clip(inv.Problems), plan.ChainTooDeep(p.Decisions)...)
 	owners := map[*facts.VM]string{}
-	for i := range items {
-		owners[items[i].Snapshot.VM] = items[i].Customer
+	for i := range p.Decisions {
+		owners[p.Decisions[i].Snapshot.VM] = p.Decisions[i].Customer
 	}
 	owner := func(vm *facts.VM) string {
 		id, ok := owners[vm]

@@ -8,10 +8,11 @@ import (
 )
 
 // backupSnapshots maps each VM that has a managed (backup) snapshot to that
-// snapshot's name. Items of one VM share its *facts.VM.
-func backupSnapshots(items []Item) map[*facts.VM]string {
+// snapshot's name. Decisions of one VM share its *facts.VM.
+func backupSnapshots(ds []Decision) map[*facts.VM]string {
 	out := map[*facts.VM]string{}
-	for _, it := range items {
+	for i := range ds {
+		it := &ds[i].Item
 		if it.Verdict.State == policy.StateManaged && it.Snapshot.VM != nil {
 			if _, seen := out[it.Snapshot.VM]; !seen {
 				out[it.Snapshot.VM] = it.Snapshot.Name

@@ -20,7 +20,7 @@ func TestNoConsolidationBesideABackup(t *testing.T) {
 	backup = evaluate(backup, t0)
 	other := evaluate(item("other", 61*time.Hour, policy.ActionConsolidate, true), t0)
 	hist := map[facts.Key]History{old.Snapshot.Key(): warned, other.Snapshot.Key(): warned}
-	ds := Build([]Item{old, backup, other}, hist, Settings{MaxPerRun: 10, MaxAttempts: 3}, t0)
+	ds := build([]Item{old, backup, other}, hist, Settings{MaxPerRun: 10, MaxAttempts: 3}, t0)
 	if d := ds[0]; d.Action != ActionBlocked || d.Reason != ReasonGuardBackup || !d.EscalateNow {
 		t.Errorf("beside a backup: %s %s escalate=%v (%s), want blocked guard-backup, support told", d.Action, d.Reason, d.EscalateNow, d.Why)
 	}

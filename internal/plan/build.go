@@ -28,25 +28,24 @@ type Settings struct {
 	FixConsolidationNeeded bool
 }
 
-// Build decides, for every item, what is due at now given the ledger's
-// history (missing entries are snapshots never seen before). It is pure.
-// Decisions come back in the order of items.
-func Build(items []Item, history map[facts.Key]History, set Settings, now time.Time) []Decision {
-	out := make([]Decision, len(items))
+// Build decides, for every decision whose Item is filled in (one per
+// snapshot, see cycle.Evaluate), what is due at now given the ledger's
+// history (missing entries are snapshots never seen before). It is pure and
+// fills in the decisions in place: a separate slice of items beside the
+// decisions was a tenth of a large fleet's peak heap.
+func Build(ds []Decision, history map[facts.Key]History, set Settings, now time.Time) {
 	var consolidations []int
-	backups := backupSnapshots(items)
-	for i := range items {
-		d := &out[i]
-		d.Item = items[i]
-		d.Backup = backups[items[i].Snapshot.VM]
-		d.History = history[items[i].Snapshot.Key()].owned(items[i])
+	backups := backupSnapshots(ds)
+	for i := range ds {
+		d := &ds[i]
+		d.Backup = backups[d.Snapshot.VM]
+		d.History = history[d.Snapshot.Key()].owned(d.Item)
 		decide(d, set, now)
 		if d.Action == ActionConsolidate && d.Due {
 			consolidations = append(consolidations, i)
 		}
 	}
-	limitPerRun(out, consolidations, set.MaxPerRun)
-	return out
+	limitPerRun(ds, consolidations, set.MaxPerRun)
 }
 
 func decide(d *Decision, set Settings, now time.Time) {

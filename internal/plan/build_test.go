@@ -35,10 +35,26 @@ func evaluate(it Item, now time.Time) Item {
 	return it
 }
 
+// decisions wraps items as cycle.Evaluate hands them to Extend and Build.
+func decisions(items ...Item) []Decision {
+	ds := make([]Decision, len(items))
+	for i := range items {
+		ds[i].Item = items[i]
+	}
+	return ds
+}
+
+// build runs Build on decisions of items and returns them.
+func build(items []Item, hist map[facts.Key]History, set Settings, now time.Time) []Decision {
+	ds := decisions(items...)
+	Build(ds, hist, set, now)
+	return ds
+}
+
 func decideOne(t *testing.T, it Item, h History, set Settings, now time.Time) Decision {
 	t.Helper()
 	it = evaluate(it, now)
-	return Build([]Item{it}, map[facts.Key]History{it.Snapshot.Key(): ownedBy(h, it.Customer)}, set, now)[0]
+	return build([]Item{it}, map[facts.Key]History{it.Snapshot.Key(): ownedBy(h, it.Customer)}, set, now)[0]
 }
 
 // ownedBy files the owner's notices of a test history (written in the
@@ -193,7 +209,7 @@ func TestMaxPerRunKeepsTheOldest(t *testing.T) {
 		items = append(items, it)
 		hist[it.Snapshot.Key()] = warned
 	}
-	ds := Build(items, hist, Settings{MaxPerRun: 2, MaxAttempts: 3}, t0)
+	ds := build(items, hist, Settings{MaxPerRun: 2, MaxAttempts: 3}, t0)
 	var got []string
 	for _, d := range ds {
 		got = append(got, fmt.Sprintf("%s:%s", d.Snapshot.Name, d.Action))
@@ -250,7 +266,7 @@ func TestGoldenTimeline(t *testing.T) {
 				items = append(items, evaluate(it, now))
 			}
 		}
-		for _, d := range Build(items, hist, set, now) {
+		for _, d := range build(items, hist, set, now) {
 			if !d.Due {
 				continue
 			}

@@ -42,7 +42,7 @@ func TestGrowth(t *testing.T) {
 			it.Snapshot.SizeBytes = tc.size
 			it.Snapshot.VM.Datastores = []facts.Datastore{tc.store}
 			it = evaluate(it, t0)
-			p := &Plan{At: t0, Decisions: Build([]Item{it}, nil, Settings{}, t0)}
+			p := &Plan{At: t0, Decisions: build([]Item{it}, nil, Settings{}, t0)}
 			before := p.Decisions[0]
 			Growth(p, map[facts.Key][]Sample{it.Snapshot.Key(): tc.samples})
 			d := p.Decisions[0]

@@ -92,11 +92,11 @@ func (h ProblemHistory) Renamed(ids map[string]string) ProblemHistory {
 
 // ChainTooDeep returns one chain_too_deep problem per VM whose deepest
 // snapshot is deeper than the max_depth of the VM's policy.
-func ChainTooDeep(items []Item) []facts.Problem {
+func ChainTooDeep(ds []Decision) []facts.Problem {
 	deepest := map[*facts.VM]int{}
 	var order []*facts.VM
-	for i := range items {
-		it := &items[i]
+	for i := range ds {
+		it := &ds[i].Item
 		vm := it.Snapshot.VM
 		if vm == nil || it.Policy.MaxDepth <= 0 || it.Snapshot.Depth <= it.Policy.MaxDepth {
 			continue
@@ -105,16 +105,16 @@ func ChainTooDeep(items []Item) []facts.Problem {
 		if !seen {
 			order = append(order, vm)
 		}
-		if !seen || it.Snapshot.Depth > items[j].Snapshot.Depth {
+		if !seen || it.Snapshot.Depth > ds[j].Snapshot.Depth {
 			deepest[vm] = i
 		}
 	}
 	out := make([]facts.Problem, 0, len(order))
 	for _, vm := range order {
-		it := &items[deepest[vm]]
+		it := &ds[deepest[vm]].Item
 		out = append(out, facts.Problem{
 			Kind: facts.ChainTooDeep, VCenter: vm.VCenter, Datacenter: vm.Datacenter, VM: vm,
-			SizeBytes: chainBytes(items, vm),
+			SizeBytes: chainBytes(ds, vm),
 			Detail: fmt.Sprintf("snapshot %q is %d deep, more than max_depth %d: every read walks the chain",
 				it.Snapshot.Name, it.Snapshot.Depth, it.Policy.MaxDepth),
 		})
@@ -123,11 +123,11 @@ func ChainTooDeep(items []Item) []facts.Problem {
 }
 
 // chainBytes is the size of every snapshot of the VM.
-func chainBytes(items []Item, vm *facts.VM) int64 {
+func chainBytes(ds []Decision, vm *facts.VM) int64 {
 	var n int64
-	for i := range items {
-		if items[i].Snapshot.VM == vm {
-			n += items[i].Snapshot.SizeBytes
+	for i := range ds {
+		if ds[i].Snapshot.VM == vm {
+			n += ds[i].Snapshot.SizeBytes
 		}
 	}
 	return n

@@ -55,12 +55,12 @@ type RequestSettings struct {
 
 // Extend moves the deadline and action time of every item whose customer
 // used extend links: by ExtendBy per request, at most MaxExtends of them,
-// never past max_keep after creation. It runs before Build, so reminders,
-// escalation and consolidation all follow the new deadline. It is pure and
-// changes items in place.
-func Extend(items []Item, history map[facts.Key]History, set RequestSettings, now time.Time) []Item {
-	for i := range items {
-		it := &items[i]
+// never past max_keep after creation. It runs on the items of the
+// decisions before Build, so reminders, escalation and consolidation all
+// follow the new deadline. It is pure and changes the items in place.
+func Extend(ds []Decision, history map[facts.Key]History, set RequestSettings, now time.Time) {
+	for i := range ds {
+		it := &ds[i].Item
 		if it.Verdict.State != policy.StateWarning && it.Verdict.State != policy.StateOverdue && it.Verdict.State != policy.StateOK {
 			continue // exempt and managed snapshots have no deadline to move
 		}
@@ -89,7 +89,6 @@ func Extend(items []Item, history map[facts.Key]History, set RequestSettings, no
 			v.State, v.Reason = policy.StateWarning, policy.ReasonWarnAge
 		}
 	}
-	return items
 }
 
 // ApplyRequests carries out the customer's commit and not-mine requests on

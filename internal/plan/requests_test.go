@@ -14,7 +14,9 @@ import (
 func decideWith(it Item, h History, reqs RequestSettings, set Settings, now time.Time) Decision {
 	it = evaluate(it, now)
 	hist := map[facts.Key]History{it.Snapshot.Key(): ownedBy(h, it.Customer)}
-	ds := Build(Extend([]Item{it}, hist, reqs, now), hist, set, now)
+	ds := decisions(it)
+	Extend(ds, hist, reqs, now)
+	Build(ds, hist, set, now)
 	ApplyRequests(ds, reqs, set, now)
 	return ds[0]
 }
@@ -127,7 +129,7 @@ func TestCommitRequestCountsTowardsMaxPerRun(t *testing.T) {
 	hAsked := warned
 	hAsked.Requests = []Request{{Action: RequestCommit, At: t0.Add(-time.Hour), Customer: "acme"}}
 	hist := map[facts.Key]History{old.Snapshot.Key(): ownedBy(warned, "acme"), asked.Snapshot.Key(): ownedBy(hAsked, "acme")}
-	ds := Build([]Item{old, asked}, hist, set, t0)
+	ds := build([]Item{old, asked}, hist, set, t0)
 	ApplyRequests(ds, RequestSettings{}, set, t0)
 	if ds[0].Action != ActionConsolidate || !ds[0].Due || ds[1].Action != ActionBlocked || ds[1].Reason != ReasonGuardMaxPerRun {
 		t.Fatalf("got %s/%s and %s/%s", ds[0].Action, ds[0].Reason, ds[1].Action, ds[1].Reason)
