@@ -54,6 +54,7 @@ func Settings(cfg *config.Config) (plan.Settings, error) {
 func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now time.Time, firstSeen func(facts.Key) time.Time) []plan.Decision {
 	ds := make([]plan.Decision, len(inv.Snapshots))
 	owners := make(map[*facts.VM][]string)
+	policies := make(map[string]*policy.Policy)
 	for i := range inv.Snapshots {
 		s := &inv.Snapshots[i]
 		ids, seen := owners[s.VM]
@@ -71,13 +72,18 @@ func Evaluate(inv *facts.Inventory, cfg *config.Config, rules []policy.Rule, now
 			disputed = ids
 		}
 		c, known := cfg.Customer(id)
-		p := cfg.PolicyFor(id)
+		p, seen := policies[id]
+		if !seen {
+			pol := cfg.PolicyFor(id)
+			p = &pol
+			policies[id] = p
+		}
 		ds[i].Item = plan.Item{
 			Snapshot:  *s,
 			Customer:  id,
 			Reachable: known && len(c.Contacts) > 0,
 			Policy:    p,
-			Verdict:   policy.EvaluateSeen(s, p, now, firstSeen(s.Key())),
+			Verdict:   policy.EvaluateSeen(s, *p, now, firstSeen(s.Key())),
 			Disputed:  disputed,
 		}
 	}

@@ -591,7 +591,7 @@ func minNotice(d plan.Decision, min time.Duration, now time.Time) string {
 func judge(fresh *facts.Snapshot, d plan.Decision, now time.Time) (string, string) {
 	keepUnread(fresh.VM, d.Snapshot.VM)
 	fresh.Creator = d.Creator() // creators are not read again
-	v := policy.EvaluateSeen(fresh, d.Policy, now, d.History.FirstSeen)
+	v := policy.EvaluateSeen(fresh, *d.Policy, now, d.History.FirstSeen)
 	switch {
 	case v.State == policy.StateManaged:
 		return GuardManaged, "the snapshot now belongs to backup software: " + v.Detail
@@ -624,7 +624,7 @@ func (r *run) backup(tree []facts.Snapshot, d plan.Decision, now time.Time) stri
 			continue
 		}
 		s.Creator = r.creators[scoped(d.Snapshot.VM.VCenter, s.ID)]
-		if policy.Evaluate(&s, d.Policy, now).State == policy.StateManaged {
+		if policy.Evaluate(&s, *d.Policy, now).State == policy.StateManaged {
 			return s.Name
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
 	"github.com/snapwarden/snapwarden/internal/vsphere"
 )
 
@@ -18,7 +19,10 @@ import (
 // fixDecision is a due disk consolidation as the scheduler's decision.
 func fixDecision(pr plan.Problem) plan.Decision {
 	return plan.Decision{
-		Item:   plan.Item{Snapshot: facts.Snapshot{VM: pr.VM, SizeBytes: pr.SizeBytes}, Customer: pr.Customer},
+		// The zero policy: a VM's disks are nobody's snapshot (readers
+		// dereference Policy).
+		Item: plan.Item{Snapshot: facts.Snapshot{VM: pr.VM, SizeBytes: pr.SizeBytes}, Customer: pr.Customer,
+			Policy: &policy.Policy{}},
 		Action: plan.ActionConsolidate, Due: true, At: pr.Fix.At, Reason: plan.ReasonConsolidateDue, Why: pr.Fix.Why,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/snapwarden/snapwarden/internal/facts"
 	"github.com/snapwarden/snapwarden/internal/ledger"
 	"github.com/snapwarden/snapwarden/internal/plan"
+	"github.com/snapwarden/snapwarden/internal/policy"
 )
 
 // Resume watches the tasks a previous process (or an earlier wait that was
@@ -143,6 +144,7 @@ func decisionOf(a ledger.Action) plan.Decision {
 		Item: plan.Item{
 			Snapshot: facts.Snapshot{VM: vm, ID: a.Key.Snapshot, Name: a.Snapshot, Created: a.Key.Created},
 			Customer: a.Customer,
+			Policy:   &policy.Policy{}, // not known here; readers dereference it
 		},
 		History: plan.History{InFlight: true, TaskID: a.TaskID},
 		Action:  plan.ActionConsolidate,

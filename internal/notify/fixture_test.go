@@ -54,7 +54,7 @@ func decision(s snapSpec) plan.Decision {
 			},
 			Customer:  s.customer,
 			Reachable: s.customer != "",
-			Policy:    s.policy,
+			Policy:    &s.policy,
 			Verdict: policy.Verdict{
 				State:      s.state,
 				Detail:     s.detail,

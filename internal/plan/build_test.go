@@ -27,11 +27,11 @@ func item(name string, age time.Duration, action policy.Action, reachable bool) 
 	p := policy.Default()
 	p.Action = action
 	s := facts.Snapshot{VM: vm, ID: "snapshot-" + name, Name: name, Created: t0.Add(-age), SizeBytes: gib}
-	return Item{Snapshot: s, Customer: "acme", Reachable: reachable, Policy: p}
+	return Item{Snapshot: s, Customer: "acme", Reachable: reachable, Policy: &p}
 }
 
 func evaluate(it Item, now time.Time) Item {
-	it.Verdict = policy.Evaluate(&it.Snapshot, it.Policy, now)
+	it.Verdict = policy.Evaluate(&it.Snapshot, *it.Policy, now)
 	return it
 }
 

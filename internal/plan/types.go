@@ -16,8 +16,11 @@ type Item struct {
 	// Reachable is set when Customer is in the customer directory with
 	// contacts; notices for anyone else go to support, never to a guess.
 	Reachable bool
-	Policy    policy.Policy
-	Verdict   policy.Verdict
+	// Policy is the customer's, shared by all of its items (never changed
+	// through it): a copy in every one of a large fleet's decisions was a
+	// sixth of their size, and serve holds two plans at once.
+	Policy  *policy.Policy
+	Verdict policy.Verdict
 	// Backup names a managed (backup) snapshot on the same VM, "" when there
 	// is none; Build fills it in: no consolidation runs beside a backup.
 	Backup string
