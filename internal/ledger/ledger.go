@@ -167,12 +167,13 @@ func dsn(path string, readOnly bool) string {
 		// temp_store=MEMORY keeps the statement journal (each upsert with
 		// its trigger needs one) off disk: it was a tenth of Record's time.
 		// The page cache lives outside Go's heap and its memory limit, and
-		// is kept once filled: 8 MiB, not more, since at 32 MiB it held a
+		// is kept once filled: 4 MiB, not more, since at 32 MiB it held a
 		// 20,000-snapshot ledger whole and was a seventh of serve's peak
-		// RSS, while Record of 20,000 snapshots took no longer at 8
+		// RSS; 8 MiB still cost serve 6 MiB of RSS at 10,000 VMs, while
+		// Record of 20,000 snapshots took at most 8% longer at 4
 		// (BenchmarkRecord20000; the OS's file cache serves the rest).
 		q = append(q, "_pragma=foreign_keys(1)", "_pragma=synchronous(NORMAL)", "_pragma=temp_store(MEMORY)",
-			"_pragma=cache_size(-8192)", "_txlock=immediate")
+			"_pragma=cache_size(-4096)", "_txlock=immediate")
 	}
 	return "file:" + r.Replace(path) + "?" + strings.Join(q, "&")
 }
