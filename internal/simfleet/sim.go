@@ -62,14 +62,17 @@ type Sim struct {
 	// authzOnce installs Restrict's privilege checks; roles counts its roles.
 	authzOnce sync.Once
 	roles     atomic.Int32
-	mu        sync.Mutex
-	vms       map[string]types.ManagedObjectReference // by VM name
-	sizes     map[string]int64                        // by snapshot moref value
-	created   map[string]time.Time                    // by snapshot moref value
-	vmsn      map[string]string                       // the .vmsn vcsim wrote, by snapshot moref value
-	growth    map[string]int64                        // bytes added by Grow, by snapshot moref value
-	grows     map[string]types.ManagedObjectReference // VMs with growing snapshots, by snapshot moref value
-	extras    map[string]extra                        // by VM moref value
+	// x and wx are the extensions' state (consolidate.go, watch.go).
+	x       *extension
+	wx      *watchExt
+	mu      sync.Mutex
+	vms     map[string]types.ManagedObjectReference // by VM name
+	sizes   map[string]int64                        // by snapshot moref value
+	created map[string]time.Time                    // by snapshot moref value
+	vmsn    map[string]string                       // the .vmsn vcsim wrote, by snapshot moref value
+	growth  map[string]int64                        // bytes added by Grow, by snapshot moref value
+	grows   map[string]types.ManagedObjectReference // VMs with growing snapshots, by snapshot moref value
+	extras  map[string]extra                        // by VM moref value
 }
 
 // Start builds the fleet in a new simulator and serves it on 127.0.0.1.
@@ -91,9 +94,11 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.Username, o.Password)}
 	model.Service.TLS = new(tls.Config)
 	model.Service.RegisterEndpoints = true
-	s := &Sim{Model: model, server: model.Service.NewServer(), vms: map[string]types.ManagedObjectReference{},
+	s := &Sim{Model: model, vms: map[string]types.ManagedObjectReference{},
 		sizes: map[string]int64{}, created: map[string]time.Time{}, vmsn: map[string]string{}, extras: map[string]extra{},
 		growth: map[string]int64{}, grows: map[string]types.ManagedObjectReference{}}
+	s.installExtensions()
+	s.server = model.Service.NewServer()
 	s.URL = s.server.URL.Scheme + "://" + s.server.URL.Host + s.server.URL.Path
 	if err := s.writeCA(o.Dir); err != nil {
 		s.Close()
