@@ -34,10 +34,34 @@ func HeadsUpCandidates(p *plan.Plan, appeared map[string][]string) []plan.Decisi
 			fresh[vc+"/"+id] = true
 		}
 	}
+	return headsUpCandidates(p, func(d plan.Decision) bool {
+		s := d.Snapshot
+		return fresh[s.VM.VCenter+"/"+s.VM.MoRef+"/"+s.ID]
+	})
+}
+
+// MissedHeadsUps picks the decisions of p that may get a heads-up although
+// no watcher reported them: snapshots new to the ledger, created since the
+// last cycle began (since). A process that stopped between seeing a
+// snapshot appear and queueing its heads-up, or that was down when it
+// appeared, still owes it: this derives the debt from the ledger, not from
+// the watcher's memory. With no earlier cycle (since is zero) there is
+// none: a first deployment's young snapshots did not just appear.
+func MissedHeadsUps(p *plan.Plan, since time.Time) []plan.Decision {
+	if since.IsZero() {
+		return nil
+	}
+	return headsUpCandidates(p, func(d plan.Decision) bool {
+		return d.History.FirstSeen.IsZero() && d.Snapshot.Created.After(since)
+	})
+}
+
+// headsUpCandidates are the decisions new says appeared whose owner wants a
+// heads-up and was told nothing yet.
+func headsUpCandidates(p *plan.Plan, appeared func(plan.Decision) bool) []plan.Decision {
 	var out []plan.Decision
 	for _, d := range p.Decisions {
-		s := d.Snapshot
-		if !fresh[s.VM.VCenter+"/"+s.VM.MoRef+"/"+s.ID] || !d.Policy.HeadsUp || !d.Reachable ||
+		if !appeared(d) || !d.Policy.HeadsUp || !d.Reachable ||
 			d.Verdict.State != policy.StateOK || d.CustomerNotice != plan.ActionNone || d.History.CustomerNotices > 0 {
 			continue
 		}
@@ -121,21 +145,13 @@ func (r *Runner) HeadsUp(ctx context.Context, appeared map[string][]string, now 
 	if err != nil {
 		return 0, err
 	}
-	cands := HeadsUpCandidates(p, appeared)
-	keys := make([]facts.Key, len(cands))
-	for i, d := range cands {
-		keys[i] = d.Snapshot.Key()
+	r.headsUpMu.Lock()
+	notices, err := r.headsUps(ctx, cfg, renderer, HeadsUpCandidates(p, appeared), now)
+	if err == nil && len(notices) > 0 {
+		err = r.ledger.QueueHeadsUps(ctx, notices, now)
 	}
-	sent, err := r.ledger.HeadsUpSent(ctx, keys)
-	if err != nil {
-		return 0, err
-	}
-	cands = slices.DeleteFunc(cands, func(d plan.Decision) bool { return sent[d.Snapshot.Key()] })
-	notices, err := HeadsUpNotices(cfg, renderer, cands, now)
+	r.headsUpMu.Unlock()
 	if err != nil || len(notices) == 0 {
-		return 0, err
-	}
-	if err := r.ledger.QueueHeadsUps(ctx, notices, now); err != nil {
 		return 0, err
 	}
 	// Queued is what counts: a delivery that fails now is retried with
@@ -144,6 +160,24 @@ func (r *Runner) HeadsUp(ctx context.Context, appeared map[string][]string, now 
 		r.log.Warn().Err(err).Msg("heads-up delivery: left in the outbox for the next delivery")
 	}
 	return len(notices), nil
+}
+
+// headsUps renders the heads-ups of the candidates that have none in the
+// ledger yet.
+func (r *Runner) headsUps(ctx context.Context, cfg *config.Config, rd *notify.Renderer, cands []plan.Decision, now time.Time) ([]ledger.Notice, error) {
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	keys := make([]facts.Key, len(cands))
+	for i, d := range cands {
+		keys[i] = d.Snapshot.Key()
+	}
+	sent, err := r.ledger.HeadsUpSent(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	cands = slices.DeleteFunc(cands, func(d plan.Decision) bool { return sent[d.Snapshot.Key()] })
+	return HeadsUpNotices(cfg, rd, cands, now)
 }
 
 // headsUpAnywhere reports whether the default policy or any customer's

@@ -68,3 +68,50 @@ func TestHeadsUpBetweenCycles(t *testing.T) {
 		}
 	}
 }
+
+// TestMissedHeadsUpIsOwed: a heads-up is derived from the ledger, not from
+// the watcher's memory. A snapshot that appeared while no pass queued its
+// heads-up (the process stopped first, or was down) gets it at the next
+// cycle, once; a first cycle on an empty ledger sends none for the young
+// snapshots it finds (they did not just appear: snapwarden did).
+func TestMissedHeadsUpIsOwed(t *testing.T) {
+	e := newEnv(t, "small.yaml")
+	for i := range e.cfg.Customers {
+		if e.cfg.Customers[i].ID == "acme" {
+			e.cfg.Customers[i].Policy.HeadsUp = true
+		}
+	}
+	if err := e.sim.CreateSnapshot("web01", "before-deploy", t0.Add(-time.Hour), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	r := e.runner(t)
+	headsUps := func(from int) []delivered {
+		var out []delivered
+		for _, m := range messages(t, e.sink, from) {
+			if strings.Contains(m.subject, "new VM snapshot") {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	cycle(t, r, t0)
+	if hu := headsUps(0); len(hu) != 0 {
+		t.Fatalf("the first cycle sent %d heads-ups, want none: %s", len(hu), hu[0].body)
+	}
+
+	// Taken between cycles; no watcher pass ran (a crash, or serve down).
+	if err := e.sim.CreateSnapshot("web01", "fresh", t0.Add(time.Minute), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	n := len(e.sink.Messages())
+	cycle(t, r, t0.Add(time.Hour))
+	hu := headsUps(n)
+	if len(hu) != 1 || hu[0].to[0] != "ops@acme.example" || !strings.Contains(hu[0].body, "fresh") || strings.Contains(hu[0].body, "before-deploy") {
+		t.Fatalf("heads-ups at the next cycle: %d, want one to acme naming fresh only", len(hu))
+	}
+	n = len(e.sink.Messages())
+	cycle(t, r, t0.Add(2*time.Hour))
+	if hu := headsUps(n); len(hu) != 0 {
+		t.Errorf("%d heads-ups a cycle later, want none: once per snapshot", len(hu))
+	}
+}

@@ -70,8 +70,10 @@ func Collect(ctx context.Context, pool *vsphere.Pool, hs HistorySource) (*facts.
 	if err != nil {
 		return nil, err
 	}
+	// A vCenter renamed in the config since the last scan is scanned again
+	// (which ones were renamed is known only once they answered).
 	inv := pool.CollectScan(ctx, vsphere.Known(known), ph.Scans)
-	carryOrphans(inv, ph)
+	carryOrphans(inv, ph.Renamed(inv.VCenterIDs))
 	return inv, nil
 }
 
@@ -100,6 +102,7 @@ func (p *Planner) Plan(ctx context.Context, inv *facts.Inventory, hs HistorySour
 	if err != nil {
 		return nil, err
 	}
+	ph = ph.Renamed(inv.VCenterIDs)
 	samples, err := hs.Samples(ctx, now.Add(-plan.GrowthWindow))
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
 
@@ -152,5 +153,36 @@ func TestDatastoreFillsFirst(t *testing.T) {
 	}
 	if c := got["ops@acme.example"]; !strings.Contains(c, "Urgent") || !strings.Contains(c, "LocalDS_0") || strings.Contains(c, "steady") {
 		t.Errorf("acme's digest does not say the datastore fills first (or names the steady one):\n%s", c)
+	}
+}
+
+// TestRenamedVCenterKeepsItsProblems: problems and orphan scans are kept by
+// the vCenter's config name; renaming it neither announces its problems
+// again nor leaves the old name's orphan files standing beside the new.
+func TestRenamedVCenterKeepsItsProblems(t *testing.T) {
+	e := newEnv(t, "problems.yaml")
+	r := e.runner(t)
+	first := cycle(t, r, t0)
+	sent := len(e.sink.Messages())
+
+	renamed := *e.cfg
+	renamed.VCenters = append([]config.VCenter(nil), e.cfg.VCenters...)
+	renamed.VCenters[0].Name = "vc-renamed"
+	if err := r.Reload(&renamed); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{t0.Add(time.Hour), t0.Add(2 * time.Hour)} {
+		res := cycle(t, r, at)
+		if got := recipients(messages(t, e.sink, sent)); len(got) != 0 {
+			t.Errorf("at %s after the rename sent to %v, want nothing new", at, got)
+		}
+		if len(res.Plan.Problems) != len(first.Plan.Problems) {
+			t.Errorf("at %s: %d problems, want the %d from before the rename", at, len(res.Plan.Problems), len(first.Plan.Problems))
+		}
+		for _, p := range res.Plan.Problems {
+			if p.VCenter != "vc-renamed" || !p.FirstSeen.Equal(t0) {
+				t.Errorf("at %s: %s %s on %q first seen %s; want the new name and first sight at %s", at, p.Kind, p.Path, p.VCenter, p.FirstSeen, t0)
+			}
+		}
 	}
 }

@@ -56,6 +56,9 @@ type Runner struct {
 	// deliverMu keeps one delivery at a time: the cycle's and the detached
 	// act stage's read the same outbox.
 	deliverMu sync.Mutex
+	// headsUpMu makes a heads-up's check in the ledger and its queueing one
+	// step, between the cycle and the pass between cycles.
+	headsUpMu sync.Mutex
 	// acting counts the detached act stages still running; Close waits.
 	acting sync.WaitGroup
 	// carried is what detached act stages did since the last cycle, folded
@@ -232,6 +235,25 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	unlock := func() {}
+	if headsUpAnywhere(cfg) {
+		// Heads-ups the watcher's pass did not queue (the process stopped
+		// first, or was down when the snapshot appeared) are queued with
+		// the cycle's record, so none is owed only in memory. The pass
+		// waits meanwhile: both check the ledger before they queue.
+		r.headsUpMu.Lock()
+		unlock = sync.OnceFunc(r.headsUpMu.Unlock)
+		defer unlock()
+		since, err := r.ledger.LastCycle(ctx)
+		if err != nil {
+			return res, err
+		}
+		hu, err := r.headsUps(ctx, cfg, renderer, MissedHeadsUps(p, since), now)
+		if err != nil {
+			return res, err
+		}
+		notices = append(notices, hu...)
+	}
 	for _, n := range notices {
 		res.Queued[n.Kind]++
 	}
@@ -245,6 +267,7 @@ func (r *Runner) Cycle(ctx context.Context, now time.Time) (*Result, error) {
 	if _, err := r.ledger.Record(ctx, rec); err != nil {
 		return res, err
 	}
+	unlock()
 	if err := r.deliver(ctx, cfg, mailer, res, now); err != nil {
 		return res, err
 	}

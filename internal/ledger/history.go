@@ -295,3 +295,20 @@ func query(ctx context.Context, db querier, q string, each func(*sql.Rows) error
 	}
 	return rows.Err()
 }
+
+// LastCycle is when the last recorded cycle began, zero when none was.
+func (l *Ledger) LastCycle(ctx context.Context) (time.Time, error) {
+	var at time.Time
+	if l.db == nil {
+		return at, nil
+	}
+	err := l.read(ctx, "last cycle", func(tx *sql.Tx) error {
+		var started sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(started) FROM cycles`).Scan(&started); err != nil {
+			return err
+		}
+		at = fromNanos(started)
+		return nil
+	})
+	return at, err
+}

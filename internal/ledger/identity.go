@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -23,6 +24,16 @@ func rekeyVCenters(ctx context.Context, tx *sql.Tx, ids map[string]string) error
 		id := ids[name]
 		if id == "" || id == name {
 			continue
+		}
+		var old string
+		err := tx.QueryRowContext(ctx, `SELECT name FROM vcenters WHERE id = ?`, id).Scan(&old)
+		switch {
+		case err == nil && old != name:
+			if err := renameProblems(ctx, tx, old, name); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("vcenter %s (%s): %w", name, id, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO vcenters(id, name) VALUES (?, ?)
 ON CONFLICT(id) DO UPDATE SET name = excluded.name`, id, name); err != nil {

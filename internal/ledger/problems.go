@@ -15,7 +15,7 @@ import (
 // files those scans found and the disk consolidations run on
 // consolidation_needed VMs.
 func (l *Ledger) Problems(ctx context.Context) (plan.ProblemHistory, error) {
-	h := plan.ProblemHistory{FirstSeen: map[string]time.Time{}, Scans: map[string]time.Time{}}
+	h := plan.ProblemHistory{FirstSeen: map[string]time.Time{}, Scans: map[string]time.Time{}, VCenterNames: map[string]string{}}
 	if l.db == nil {
 		return h, nil
 	}
@@ -56,9 +56,39 @@ FROM problems WHERE resolved_at IS NULL`, func(rows *sql.Rows) error {
 		if h.Fixes, err = fixes(ctx, tx); err != nil {
 			return fmt.Errorf("disk consolidations: %w", err)
 		}
+		err = query(ctx, tx, `SELECT id, name FROM vcenters`, func(rows *sql.Rows) error {
+			var id, name string
+			if err := rows.Scan(&id, &name); err != nil {
+				return err
+			}
+			h.VCenterNames[id] = name
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("vcenter names: %w", err)
+		}
 		return nil
 	})
 	return h, err
+}
+
+// renameProblems moves the problems and the orphan scan of a vCenter from
+// its old config name to its new one, in Record's transaction, before the
+// cycle's problems are written: they are kept by name (the problems' key
+// starts with "kind|vcenter|").
+func renameProblems(ctx context.Context, tx *sql.Tx, old, name string) error {
+	for _, q := range []string{
+		// What the new name has already is the live one.
+		`DELETE FROM problems WHERE vcenter = ?1 AND kind || '|' || ?2 || substr(key, length(kind) + length(?1) + 2) IN (SELECT key FROM problems WHERE vcenter = ?2)`,
+		`UPDATE problems SET key = kind || '|' || ?2 || substr(key, length(kind) + length(?1) + 2), vcenter = ?2 WHERE vcenter = ?1`,
+		`DELETE FROM orphan_scans WHERE vcenter = ?1 AND EXISTS (SELECT 1 FROM orphan_scans WHERE vcenter = ?2)`,
+		`UPDATE orphan_scans SET vcenter = ?2 WHERE vcenter = ?1`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, old, name); err != nil {
+			return fmt.Errorf("rename the problems of vcenter %s to %s: %w", old, name, err)
+		}
+	}
+	return nil
 }
 
 // fixes reads the disk consolidations of consolidation_needed VMs: the

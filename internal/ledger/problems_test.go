@@ -60,6 +60,49 @@ func TestProblemsAcrossCycles(t *testing.T) {
 	}
 }
 
+// A vCenter renamed in the config keeps its problems' first sight and its
+// last orphan scan: the ledger moves them to the new name in the cycle's
+// write, and Renamed shows the planner the same before that.
+func TestProblemsOfARenamedVCenter(t *testing.T) {
+	l, _ := openT(t)
+	ctx := context.Background()
+	problem := func(vc string) facts.Problem {
+		return facts.Problem{Kind: facts.OrphanFile, VCenter: vc, Datastore: "ds1", Path: "[ds1] gone/gone-000001.vmdk", SizeBytes: 512}
+	}
+	record := func(now time.Time, name string, scanned bool) plan.ProblemHistory {
+		t.Helper()
+		ids := map[string]string{name: "uuid-vc"}
+		h, err := l.Problems(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h = h.Renamed(ids)
+		var scans map[string]time.Time
+		if scanned {
+			scans = map[string]time.Time{name: now}
+		}
+		ps := plan.Problems([]facts.Problem{problem(name)}, func(*facts.VM) string { return "" }, h, now)
+		if _, err := l.Record(ctx, Record{Started: now, VCenterIDs: ids, Answered: []string{"uuid-vc"}, Problems: ps,
+			ProblemVCenters: []string{name}, Scans: scans}); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	newKey := problem("vc-new")
+	record(t0, "vc-old", true)
+	if h := record(t0.Add(time.Hour), "vc-new", false); !h.FirstSeen[newKey.Key()].Equal(t0) || !h.Scans["vc-new"].Equal(t0) {
+		t.Errorf("the planner's view after the rename: %+v", h)
+	}
+	h, err := l.Problems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.FirstSeen) != 1 || !h.FirstSeen[newKey.Key()].Equal(t0) || len(h.Scans) != 1 || !h.Scans["vc-new"].Equal(t0) ||
+		len(h.Orphans) != 1 || h.Orphans[0].VCenter != "vc-new" || h.VCenterNames["uuid-vc"] != "vc-new" {
+		t.Errorf("the ledger after the rename: %+v", h)
+	}
+}
+
 func TestSamples(t *testing.T) {
 	l, _ := openT(t)
 	s := snap("vc1", "uuid-1", "snapshot-1", t0)

@@ -3,7 +3,9 @@ package plan
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
@@ -36,6 +38,56 @@ type ProblemHistory struct {
 	// Fixes are the disk consolidations run on consolidation_needed VMs,
 	// by VMKey.
 	Fixes map[facts.Key]FixHistory
+	// VCenterNames is the config name of each vCenter, by instance UUID,
+	// when it last answered: the problems above are kept by name.
+	VCenterNames map[string]string
+}
+
+// Renamed is h with what it keeps under a vCenter's old config name moved
+// to its name of now (ids: name -> instance UUID of the vCenters that
+// answered), so a vCenter renamed in the config keeps the first sight of
+// its problems and its last orphan scan, and its orphan files are not
+// carried under the old name.
+func (h ProblemHistory) Renamed(ids map[string]string) ProblemHistory {
+	moved := map[string]string{} // old name -> new
+	for name, id := range ids {
+		if old := h.VCenterNames[id]; old != "" && old != name {
+			moved[old] = name
+		}
+	}
+	if len(moved) == 0 {
+		return h
+	}
+	out := h
+	// What the new name holds itself wins, as in the ledger's rename.
+	out.FirstSeen = maps.Clone(h.FirstSeen)
+	for k, t := range h.FirstSeen {
+		kind, rest, _ := strings.Cut(k, "|")
+		vc, tail, _ := strings.Cut(rest, "|")
+		if name, ok := moved[vc]; ok {
+			delete(out.FirstSeen, k)
+			if nk := kind + "|" + name + "|" + tail; h.FirstSeen[nk].IsZero() {
+				out.FirstSeen[nk] = t
+			}
+		}
+	}
+	out.Scans = maps.Clone(h.Scans)
+	for vc, t := range h.Scans {
+		if name, ok := moved[vc]; ok {
+			delete(out.Scans, vc)
+			if h.Scans[name].IsZero() {
+				out.Scans[name] = t
+			}
+		}
+	}
+	out.Orphans = make([]facts.Problem, len(h.Orphans))
+	for i, o := range h.Orphans {
+		if name, ok := moved[o.VCenter]; ok {
+			o.VCenter = name
+		}
+		out.Orphans[i] = o
+	}
+	return out
 }
 
 // ChainTooDeep returns one chain_too_deep problem per VM whose deepest
