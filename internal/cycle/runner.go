@@ -461,23 +461,51 @@ func (r *Runner) settle(ctx context.Context, n ledger.Notice, d ledger.Delivery,
 // acknowledgement holds; the digest counts it. Contacts rejected for good
 // (bounces) are listed in it once. Pure apart from rendering.
 func Notices(cfg *config.Config, rd *notify.Renderer, p *plan.Plan, acks map[facts.Key]ledger.Ack, bounces []ledger.Bounce, now time.Time) ([]ledger.Notice, error) {
-	byCustomer := map[string][]plan.Decision{}
 	var sup notify.SupportDigest
 	sup.At = now
 	sup.Undeliverable = undeliverable(p, bounces)
-	for _, d := range p.Decisions {
+	// The digests take copies of the decisions: sized first, so a first
+	// cycle that tells of most of a large fleet does not hold up to twice
+	// the copies while appends grow the slices.
+	sizes := map[string]int{}
+	unowned, escalated := 0, 0
+	acked := func(d *plan.Decision) bool {
+		a, ok := acks[d.Snapshot.Key()]
+		return ok && a.Holds(d.Verdict.State.String(), now)
+	}
+	for i := range p.Decisions {
+		d := &p.Decisions[i]
 		if d.CustomerNotice != plan.ActionNone {
 			if d.Reachable {
-				byCustomer[d.Customer] = append(byCustomer[d.Customer], d)
+				sizes[d.Customer]++
 			} else {
-				sup.Unowned = append(sup.Unowned, d)
+				unowned++
+			}
+		}
+		if d.EscalateNow && !acked(d) {
+			escalated++
+		}
+	}
+	byCustomer := make(map[string][]plan.Decision, len(sizes))
+	sup.Unowned = make([]plan.Decision, 0, unowned)
+	sup.Escalations = make([]plan.Decision, 0, escalated)
+	for i := range p.Decisions {
+		d := &p.Decisions[i]
+		if d.CustomerNotice != plan.ActionNone {
+			if d.Reachable {
+				if byCustomer[d.Customer] == nil {
+					byCustomer[d.Customer] = make([]plan.Decision, 0, sizes[d.Customer])
+				}
+				byCustomer[d.Customer] = append(byCustomer[d.Customer], *d)
+			} else {
+				sup.Unowned = append(sup.Unowned, *d)
 			}
 		}
 		if d.EscalateNow {
-			if a, ok := acks[d.Snapshot.Key()]; ok && a.Holds(d.Verdict.State.String(), now) {
+			if acked(d) {
 				sup.Acknowledged++
 			} else {
-				sup.Escalations = append(sup.Escalations, d)
+				sup.Escalations = append(sup.Escalations, *d)
 			}
 		}
 	}

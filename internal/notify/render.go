@@ -499,12 +499,8 @@ func (r *Renderer) Support(d SupportDigest, to []string) (Message, error) {
 
 func supportData(d SupportDigest) SupportData {
 	data := SupportData{At: d.At.UTC(), Subject: supportSubject(d), Acknowledged: d.Acknowledged}
-	for _, dec := range d.Escalations {
-		data.Escalations = append(data.Escalations, entryOf(dec, d.At, 0))
-	}
-	for _, dec := range d.Unowned {
-		data.Unowned = append(data.Unowned, entryOf(dec, d.At, 0))
-	}
+	data.Escalations, data.Omitted.Escalations = listed(d.Escalations, d.At)
+	data.Unowned, data.Omitted.Unowned = listed(d.Unowned, d.At)
 	for _, f := range d.Failures {
 		e := entryOf(f.Decision, d.At, 0)
 		e.At, e.TaskID, e.Fault, e.Attempts = f.At.UTC(), oneLine(f.TaskID), oneLine(f.Fault), f.Attempts
@@ -533,12 +529,8 @@ func supportData(d SupportDigest) SupportData {
 		}
 		data.Undeliverable = append(data.Undeliverable, c)
 	}
-	sortEntries(data.Escalations, false)
-	sortEntries(data.Unowned, false)
 	sortEntries(data.Failures, false)
 	sortEntries(data.Committed, false)
-	data.Escalations, data.Omitted.Escalations = capped(data.Escalations)
-	data.Unowned, data.Omitted.Unowned = capped(data.Unowned)
 	data.Failures, data.Omitted.Failures = capped(data.Failures)
 	data.Committed, data.Omitted.Committed = capped(data.Committed)
 	if len(data.Problems) > MaxListed {
@@ -563,6 +555,29 @@ func problemEntry(p plan.Problem) ProblemEntry {
 
 // capped keeps the first MaxListed entries (the list is sorted most urgent
 // first) and says how many it left out.
+// listed turns the decisions a support digest lists into entries, in the
+// digest's order (sortEntries by place), and counts those left out beyond
+// MaxListed. Only the listed ones become entries: a first cycle over a large
+// fleet escalates thousands of snapshots, and an Entry for each was a
+// seventh of that cycle's peak heap.
+func listed(decs []plan.Decision, at time.Time) ([]Entry, int) {
+	if len(decs) == 0 {
+		return nil, 0
+	}
+	places := make([]place, len(decs))
+	order := make([]int, len(decs))
+	for i := range decs {
+		places[i], order[i] = placeOf(&decs[i]), i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return places[order[i]].before(places[order[j]]) })
+	n := min(len(order), MaxListed)
+	out := make([]Entry, n)
+	for i, k := range order[:n] {
+		out[i] = entryOf(decs[k], at, 0)
+	}
+	return out, len(decs) - n
+}
+
 func capped(es []Entry) ([]Entry, int) {
 	if len(es) <= MaxListed {
 		return es, 0
@@ -600,13 +615,16 @@ func supportSubject(d SupportDigest) string {
 // when the decision's policy has none.
 func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 	s, v := d.Snapshot, d.Verdict
+	pl := placeOf(&d)
 	e := Entry{
-		Snapshot:        oneLine(s.Name),
+		VCenter:         pl.vcenter,
+		VM:              pl.vm,
+		Snapshot:        pl.snapshot,
 		SnapshotID:      s.ID,
 		Description:     report.Clean(s.Description),
 		Creator:         oneLine(d.Creator()),
 		Customer:        oneLine(d.Customer),
-		Created:         s.Created.UTC(),
+		Created:         pl.created,
 		Age:             v.Age,
 		SizeBytes:       s.SizeBytes,
 		Depth:           s.Depth,
@@ -628,7 +646,7 @@ func entryOf(d plan.Decision, at time.Time, maxKeep time.Duration) Entry {
 		Why:             oneLine(d.Why),
 	}
 	if s.VM != nil {
-		e.VCenter, e.Datacenter, e.VM, e.Folder = oneLine(s.VM.VCenter), oneLine(s.VM.Datacenter), oneLine(s.VM.Name), oneLine(s.VM.Folder)
+		e.Datacenter, e.Folder = oneLine(s.VM.Datacenter), oneLine(s.VM.Folder)
 	}
 	switch {
 	case len(d.Disputed) > 0:
@@ -672,21 +690,47 @@ func consequence(d plan.Decision, at time.Time) string {
 // VM and create time, for a stable, readable message.
 func sortEntries(es []Entry, byDeadline bool) {
 	sort.SliceStable(es, func(i, j int) bool {
-		a, b := es[i], es[j]
+		a, b := &es[i], &es[j]
 		if byDeadline && !a.Deadline.Equal(b.Deadline) {
 			return a.Deadline.Before(b.Deadline)
 		}
-		if a.VCenter != b.VCenter {
-			return a.VCenter < b.VCenter
-		}
-		if a.VM != b.VM {
-			return a.VM < b.VM
-		}
-		if !a.Created.Equal(b.Created) {
-			return a.Created.Before(b.Created)
-		}
-		return a.Snapshot < b.Snapshot
+		return a.place().before(b.place())
 	})
+}
+
+// place is where an entry sorts by place: its vCenter, VM, create time and
+// snapshot name, as the entry shows them.
+type place struct {
+	vcenter, vm string
+	created     time.Time
+	snapshot    string
+}
+
+// placeOf is the place of a decision's entry, without the rest of the entry.
+func placeOf(d *plan.Decision) place {
+	s := &d.Snapshot
+	p := place{created: s.Created.UTC(), snapshot: oneLine(s.Name)}
+	if s.VM != nil {
+		p.vcenter, p.vm = oneLine(s.VM.VCenter), oneLine(s.VM.Name)
+	}
+	return p
+}
+
+func (e *Entry) place() place {
+	return place{vcenter: e.VCenter, vm: e.VM, created: e.Created, snapshot: e.Snapshot}
+}
+
+func (a place) before(b place) bool {
+	if a.vcenter != b.vcenter {
+		return a.vcenter < b.vcenter
+	}
+	if a.vm != b.vm {
+		return a.vm < b.vm
+	}
+	if !a.created.Equal(b.created) {
+		return a.created.Before(b.created)
+	}
+	return a.snapshot < b.snapshot
 }
 
 func utcOrZero(t time.Time) time.Time {

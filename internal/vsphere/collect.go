@@ -112,7 +112,7 @@ func (b *builder) page(objs []types.ObjectContent) error {
 		return fmt.Errorf("decode VMs: %w", err)
 	}
 	for i := range vms {
-		b.vm(&vms[i])
+		b.vm(slim(&vms[i]))
 	}
 	return nil
 }
@@ -136,10 +136,10 @@ func (b *builder) object(oc types.ObjectContent) {
 	}
 }
 
-// vm adds one decoded VM.
-func (b *builder) vm(m *mo.VirtualMachine) {
+// vm adds one VM.
+func (b *builder) vm(s *slimVM) {
 	b.inv.VMs++
-	if p := b.c.addVM(b.inv, m, &b.ch); p != nil {
+	if p := b.c.addSlim(b.inv, s, &b.ch); p != nil {
 		b.pending = append(b.pending, p)
 	}
 }
@@ -260,36 +260,40 @@ func onlyType(objs []types.ObjectContent, t string) []types.ObjectContent {
 	return out
 }
 
-// addVM appends the VM's snapshots to the inventory, sized from its layoutEx,
-// and its consolidation_needed problem. It returns nil for a VM that needs
-// nothing more: a template, or a VM without snapshots or problems. Every VM's
-// disk chains go to ch, which judges phantom deltas once all are read.
+// addVM is addSlim for a decoded VM.
 func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine, ch *chains) *pendingVM {
-	if m.Config != nil && m.Config.Template {
-		ch.add(m, nil, false) // a template's disks can be a linked clone's base
+	return c.addSlim(inv, slim(m), ch)
+}
+
+// addSlim appends the VM's snapshots to the inventory, sized from its
+// layoutEx, and its consolidation_needed problem. It returns nil for a VM
+// that needs nothing more: a template, or a VM without snapshots or
+// problems. Every VM's disk chains go to ch, which judges phantom deltas
+// once all are read.
+func (c *Client) addSlim(inv *facts.Inventory, s *slimVM, ch *chains) *pendingVM {
+	if s.hasConfig && s.template {
+		ch.add(s, nil, false) // a template's disks can be a linked clone's base
 		return nil
 	}
-	vm := &facts.VM{VCenter: c.Name, VCenterID: c.InstanceUUID, Name: m.Name, MoRef: m.Self.Value,
-		PowerState: string(m.Runtime.PowerState), ConsolidationNeeded: m.Runtime.ConsolidationNeeded}
-	snapshots := m.Snapshot != nil && len(m.Snapshot.RootSnapshotList) > 0
-	if !ch.add(m, vm, snapshots) && !snapshots && !vm.ConsolidationNeeded {
+	vm := &facts.VM{VCenter: c.Name, VCenterID: c.InstanceUUID, Name: s.name, MoRef: s.self.Value,
+		PowerState: string(s.power), ConsolidationNeeded: s.consolidation}
+	snapshots := len(s.snapshots) > 0
+	if !ch.add(s, vm, snapshots) && !snapshots && !vm.ConsolidationNeeded {
 		return nil
 	}
-	if m.Config != nil {
-		vm.InstanceUUID = m.Config.InstanceUuid
-	}
+	vm.InstanceUUID = s.uuid
 	if vm.ConsolidationNeeded {
-		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm, SizeBytes: deltaBytes(m.LayoutEx),
+		inv.Problems = append(inv.Problems, facts.Problem{Kind: facts.ConsolidationNeeded, VM: vm, SizeBytes: deltaBytes(s.disks),
 			Detail: "runtime.consolidationNeeded is set: the VM runs on delta files a removal left behind; Consolidate the VM's disks"})
 	}
-	p := &pendingVM{vm: vm, ds: m.Datastore, first: len(inv.Snapshots)}
+	p := &pendingVM{vm: vm, ds: s.datastore, first: len(inv.Snapshots)}
 	switch {
-	case m.Parent != nil:
-		p.parent = *m.Parent
-	case m.ParentVApp != nil:
-		p.parent = *m.ParentVApp
+	case s.parent != nil:
+		p.parent = *s.parent
+	case s.parentVApp != nil:
+		p.parent = *s.parentVApp
 	}
-	for _, cv := range m.CustomValue {
+	for _, cv := range s.customValue {
 		if s, ok := cv.(*types.CustomFieldStringValue); ok {
 			if p.attrs == nil {
 				p.attrs = map[int32]string{}
@@ -297,34 +301,13 @@ func (c *Client) addVM(inv *facts.Inventory, m *mo.VirtualMachine, ch *chains) *
 			p.attrs[s.Key] = s.Value
 		}
 	}
-	if !snapshots {
-		return p
+	for _, t := range s.snapshots {
+		inv.Snapshots = append(inv.Snapshots, facts.Snapshot{
+			VM: vm, ID: t.id, Name: t.name, Description: t.description, Created: t.created, Quiesced: t.quiesced,
+			Memory: t.memory, Depth: t.depth, Children: t.children, Current: t.id == s.current, SizeBytes: t.size,
+		})
 	}
-	current := ""
-	if m.Snapshot.CurrentSnapshot != nil {
-		current = m.Snapshot.CurrentSnapshot.Value
-	}
-	parents := map[string]string{}
-	var walk func(list []types.VirtualMachineSnapshotTree, parent string, depth int)
-	walk = func(list []types.VirtualMachineSnapshotTree, parent string, depth int) {
-		for i := range list {
-			t := &list[i]
-			parents[t.Snapshot.Value] = parent
-			inv.Snapshots = append(inv.Snapshots, facts.Snapshot{
-				VM: vm, ID: t.Snapshot.Value, Name: t.Name, Description: t.Description,
-				Created: t.CreateTime.UTC(), Quiesced: t.Quiesced,
-				Memory: t.State == types.VirtualMachinePowerStatePoweredOn,
-				Depth:  depth, Children: len(t.ChildSnapshotList), Current: t.Snapshot.Value == current,
-			})
-			walk(t.ChildSnapshotList, t.Snapshot.Value, depth+1)
-		}
-	}
-	walk(m.Snapshot.RootSnapshotList, "", 1)
 	p.count = len(inv.Snapshots) - p.first
-	sz := sizes(m.LayoutEx, parents, current)
-	for i := p.first; i < len(inv.Snapshots); i++ {
-		inv.Snapshots[i].SizeBytes = sz[inv.Snapshots[i].ID]
-	}
 	return p
 }
 

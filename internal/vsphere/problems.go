@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/types"
-
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
 
@@ -40,35 +37,18 @@ type candidate struct {
 	disks [][]link // base first
 }
 
-// add gathers the chain links of m; vm is the VM's facts, nil for a
+// add gathers the chain links of s; vm is the VM's facts, nil for a
 // template, and snapshots tells whether it has snapshots (then it cannot
 // hold a phantom, but its files can be another VM's base). It reports
 // whether the VM without snapshots became a phantom candidate.
-func (ch *chains) add(m *mo.VirtualMachine, vm *facts.VM, snapshots bool) bool {
-	le := m.LayoutEx
-	if le == nil || len(le.Disk) == 0 {
-		return false
-	}
-	files := make(map[int32]types.VirtualMachineFileLayoutExFileInfo, len(le.File))
-	for _, f := range le.File {
-		files[f.Key] = f
-	}
+func (ch *chains) add(s *slimVM, vm *facts.VM, snapshots bool) bool {
 	var disks [][]link
-	for _, d := range le.Disk {
-		chain := make([]link, 0, len(d.Chain))
-		for _, unit := range d.Chain {
-			if len(unit.FileKey) == 0 {
-				continue
-			}
-			l := link{name: files[unit.FileKey[0]].Name}
-			for _, k := range unit.FileKey {
-				l.size += files[k].Size
-			}
+	for _, chain := range s.disks {
+		for _, l := range chain {
 			if ch.users == nil {
 				ch.users = map[string][]linkUser{}
 			}
-			ch.users[l.name] = append(ch.users[l.name], linkUser{moref: m.Self.Value, name: m.Name})
-			chain = append(chain, l)
+			ch.users[l.name] = append(ch.users[l.name], linkUser{moref: s.self.Value, name: s.name})
 		}
 		if len(chain) > 1 || snapshots && len(chain) > 0 {
 			disks = append(disks, chain)
@@ -141,22 +121,12 @@ func (ch *chains) shared() {
 // deltaBytes is the size of the files of every link above the base of the
 // VM's disk chains: what a consolidation merges, and about the room it may
 // need.
-func deltaBytes(le *types.VirtualMachineFileLayoutEx) int64 {
-	if le == nil {
-		return 0
-	}
-	size := make(map[int32]int64, len(le.File))
-	for _, f := range le.File {
-		size[f.Key] = f.Size
-	}
+func deltaBytes(disks [][]link) int64 {
 	var n int64
-	for _, d := range le.Disk {
-		for i, unit := range d.Chain {
-			if i == 0 {
-				continue
-			}
-			for _, k := range unit.FileKey {
-				n += size[k]
+	for _, chain := range disks {
+		for i, l := range chain {
+			if i > 0 {
+				n += l.size
 			}
 		}
 	}

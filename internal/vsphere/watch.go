@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vmware/govmomi/fault"
@@ -43,7 +45,8 @@ type Watcher struct {
 	vms    map[types.ManagedObjectReference]*slimVM
 	others map[types.ManagedObjectReference]types.ObjectContent
 	// stale VMs had a change the copy cannot apply (a keyed sub-property,
-	// as vCenter may send for arrays): they are read again before use.
+	// as vCenter may send for arrays, or one of snapshot and layoutEx
+	// without the other): they are read again before use.
 	stale map[types.ManagedObjectReference]bool
 }
 
@@ -143,7 +146,7 @@ func (w *Watcher) Poll(ctx context.Context, wait time.Duration) (Changes, error)
 		}
 		w.version = set.Version
 		for _, fs := range set.FilterSet {
-			for _, u := range fs.ObjectSet {
+			for _, u := range coalesce(fs.ObjectSet) {
 				w.apply(u, &ch)
 			}
 		}
@@ -153,6 +156,24 @@ func (w *Watcher) Poll(ctx context.Context, wait time.Duration) (Changes, error)
 		// The rest of a truncated set is due now: do not wait for more.
 		secs = 0
 	}
+}
+
+// coalesce merges the changes an update set holds for one object one after
+// the other into its first update: vCenter (and vcsim) may send a VM's new
+// snapshot tree and its new layoutEx as two updates, which the copy can
+// apply only together (see apply). An enter or leave is kept as it comes.
+func coalesce(updates []types.ObjectUpdate) []types.ObjectUpdate {
+	out := make([]types.ObjectUpdate, 0, len(updates))
+	last := make(map[types.ManagedObjectReference]int, len(updates))
+	for _, u := range updates {
+		if i, ok := last[u.Obj]; ok && u.Kind == types.ObjectUpdateKindModify && out[i].Kind != types.ObjectUpdateKindLeave {
+			out[i].ChangeSet = append(out[i].ChangeSet, u.ChangeSet...)
+			continue
+		}
+		last[u.Obj] = len(out)
+		out = append(out, u)
+	}
+	return out
 }
 
 // apply patches the copy with one object update.
@@ -183,22 +204,64 @@ func (w *Watcher) apply(u types.ObjectUpdate, ch *Changes) {
 		ch.Modified++
 	}
 	m := &mo.VirtualMachine{}
-	before := map[string]bool{}
-	if s := w.vms[u.Obj]; s != nil {
-		s.fat(m, &types.VirtualMachineConfigInfo{})
-		eachSnapshot(m, func(id string) { before[id] = true })
+	old := w.vms[u.Obj]
+	if old != nil {
+		old.fat(m, &types.VirtualMachineConfigInfo{})
 	} else {
 		m.Self = u.Obj
 	}
 	if !applyChanges(m, u.ChangeSet) {
 		w.stale[u.Obj] = true
 	}
-	w.vms[u.Obj] = slim(m)
-	eachSnapshot(m, func(id string) {
-		if !before[id] {
-			ch.NewSnapshots = append(ch.NewSnapshots, u.Obj.Value+"/"+id)
+	s := &slimVM{}
+	s.plain(m)
+	// The snapshot tree and layoutEx are kept only as what they come to:
+	// a VM that enters brings both (unset ones are absent), a change of
+	// both is derived again, a new layoutEx alone resizes the snapshots
+	// held, and a new tree alone (or a part of either) is applied by
+	// reading the VM again before use (its new snapshots are known now).
+	tree, layout, part := changedOf(u.ChangeSet)
+	switch {
+	case old == nil || u.Kind == types.ObjectUpdateKindEnter || tree && layout && !part:
+		s.derive(m)
+	case !tree && !layout && !part:
+		s.snapshots, s.current, s.disks = old.snapshots, old.current, old.disks
+	case layout && !tree && !part:
+		s.snapshots, s.current = slices.Clone(old.snapshots), old.current
+		s.layout(m.LayoutEx)
+	default:
+		s.derive(m)
+		w.stale[u.Obj] = true
+	}
+	w.vms[u.Obj] = s
+	before := map[string]bool{}
+	if old != nil {
+		for _, t := range old.snapshots {
+			before[t.id] = true
 		}
-	})
+	}
+	for _, t := range s.snapshots {
+		if !before[t.id] {
+			ch.NewSnapshots = append(ch.NewSnapshots, u.Obj.Value+"/"+t.id)
+		}
+	}
+}
+
+// changedOf reports whether changes replace the snapshot tree, the
+// layoutEx, or only a part of either (a nested path).
+func changedOf(changes []types.PropertyChange) (tree, layout, part bool) {
+	for _, c := range changes {
+		switch {
+		case c.Name == "snapshot":
+			tree = true
+		case c.Name == "layoutEx":
+			layout = true
+		case strings.HasPrefix(c.Name, "snapshot.") || strings.HasPrefix(c.Name, "snapshot[") ||
+			strings.HasPrefix(c.Name, "layoutEx.") || strings.HasPrefix(c.Name, "layoutEx["):
+			part = true
+		}
+	}
+	return tree, layout, part
 }
 
 // applyChanges sets the changed properties on m; it reports false when a
@@ -240,21 +303,6 @@ func patchProps(props []types.DynamicProperty, changes []types.PropertyChange) [
 	return props
 }
 
-// eachSnapshot calls fn with the moref of every snapshot in m's tree.
-func eachSnapshot(m *mo.VirtualMachine, fn func(string)) {
-	if m.Snapshot == nil {
-		return
-	}
-	var walk func([]types.VirtualMachineSnapshotTree)
-	walk = func(list []types.VirtualMachineSnapshotTree) {
-		for i := range list {
-			fn(list[i].Snapshot.Value)
-			walk(list[i].ChildSnapshotList)
-		}
-	}
-	walk(m.Snapshot.RootSnapshotList)
-}
-
 // Inventory builds the vCenter's inventory from the copy, as Collect does
 // from a full read: VMs with a change the copy could not apply are read
 // again first (one call), tags are read in one bulk call, creators only for
@@ -267,12 +315,8 @@ func (w *Watcher) Inventory(ctx context.Context, known Known) (*facts.Inventory,
 	for _, oc := range w.others {
 		b.object(oc)
 	}
-	// addVM keeps nothing of m itself, so one scratch value serves all.
-	var m mo.VirtualMachine
-	var cfg types.VirtualMachineConfigInfo
 	for _, s := range w.vms {
-		s.fat(&m, &cfg)
-		b.vm(&m)
+		b.vm(s)
 	}
 	return b.finish(ctx, known)
 }

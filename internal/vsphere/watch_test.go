@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/snapwarden/snapwarden/internal/config"
@@ -150,6 +153,51 @@ func testWatcherPatched(t *testing.T, fast bool) {
 		t.Errorf("%d VMs left the view, want clone01", ch.Left)
 	}
 	check(13)
+}
+
+// TestWatcherResizesFromLayoutAlone: a running delta that grew changes the
+// VM's layoutEx alone (vCenter sends it so; the simulator sends the tree
+// with it, so the update is made here from two real reads). The copy, which
+// keeps no snapshot tree, resizes the snapshots it holds without reading
+// the VM again, to what a fresh read derives.
+func TestWatcherResizesFromLayoutAlone(t *testing.T) {
+	s := startSim(t, "growth.yaml")
+	c := dial(t, target(s), Options{})
+	ctx := context.Background()
+	w, err := c.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	ref, ok := s.VMRef("grow01")
+	if !ok {
+		t.Fatal("grow01 not in the fleet")
+	}
+	read := func() *mo.VirtualMachine {
+		var vms []mo.VirtualMachine
+		if err := property.DefaultCollector(c.vim).Retrieve(ctx, []types.ManagedObjectReference{ref}, vmProps, &vms); err != nil {
+			t.Fatal(err)
+		}
+		return &vms[0]
+	}
+	before := slim(read())
+	if err := s.Grow(); err != nil {
+		t.Fatal(err)
+	}
+	grown := read()
+	var ch Changes
+	w.apply(types.ObjectUpdate{Kind: types.ObjectUpdateKindModify, Obj: ref,
+		ChangeSet: []types.PropertyChange{{Name: "layoutEx", Op: types.PropertyChangeOpAssign, Val: *grown.LayoutEx}}}, &ch)
+	if w.stale[ref] {
+		t.Error("grow01 is to be read again after a layoutEx change alone")
+	}
+	got, want := w.vms[ref], slim(grown)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("patched copy of grow01:\n%+v\nwant what a fresh read derives:\n%+v", got, want)
+	}
+	if reflect.DeepEqual(before.snapshots, want.snapshots) {
+		t.Error("the growth changed no size: the test tests nothing")
+	}
 }
 
 // lineDiff lists the lines only in the patched (-) or only in the full
