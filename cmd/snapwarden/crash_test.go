@@ -90,10 +90,7 @@ const stuckVM = "globex-stuck01"
 func warmedUp(t *testing.T, bin string) *crashEnv {
 	t.Helper()
 	e := &crashEnv{env: newEnv(t, "crash.yaml", ""), bin: bin}
-	// The extension hooks the simulator's handler, which vcsim reads
-	// unlocked on every call: installed before the config file is written,
-	// since that write is what orders it before the calls of the binary (a
-	// process the race detector does not see) for the race detector.
+	// vcsim lacks ConsolidateVMDisks_Task: the simulator's extension runs it.
 	if err := e.sim.EnableConsolidate(stuckVM); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/snapwarden/snapwarden/internal/config"
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
 
@@ -165,12 +164,7 @@ func TestRenamedVCenterKeepsItsProblems(t *testing.T) {
 	first := cycle(t, r, t0)
 	sent := len(e.sink.Messages())
 
-	renamed := *e.cfg
-	renamed.VCenters = append([]config.VCenter(nil), e.cfg.VCenters...)
-	renamed.VCenters[0].Name = "vc-renamed"
-	if err := r.Reload(&renamed); err != nil {
-		t.Fatal(err)
-	}
+	renameVCenter(t, e, r, "vc-renamed")
 	for _, at := range []time.Time{t0.Add(time.Hour), t0.Add(2 * time.Hour)} {
 		res := cycle(t, r, at)
 		if got := recipients(messages(t, e.sink, sent)); len(got) != 0 {

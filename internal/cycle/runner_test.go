@@ -425,6 +425,18 @@ func TestSecondProcessOnTheLedgerIsRefused(t *testing.T) {
 	}
 }
 
+// renameVCenter renames the env's vCenter in the runner's config, as an
+// operator's edit and reload would.
+func renameVCenter(t *testing.T, e *env, r *Runner, name string) {
+	t.Helper()
+	renamed := *e.cfg
+	renamed.VCenters = append([]config.VCenter(nil), e.cfg.VCenters...)
+	renamed.VCenters[0].Name = name
+	if err := r.Reload(&renamed); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRenamedVCenterKeepsItsHistory: the ledger knows a vCenter by its
 // instance UUID, so renaming it in the config neither repeats first notices
 // nor takes its snapshots for gone; reports show the new name.
@@ -434,12 +446,7 @@ func TestRenamedVCenterKeepsItsHistory(t *testing.T) {
 	cycle(t, r, t0)
 	sent := len(e.sink.Messages())
 
-	renamed := *e.cfg
-	renamed.VCenters = append([]config.VCenter(nil), e.cfg.VCenters...)
-	renamed.VCenters[0].Name = "vc-renamed"
-	if err := r.Reload(&renamed); err != nil {
-		t.Fatal(err)
-	}
+	renameVCenter(t, e, r, "vc-renamed")
 	res := cycle(t, r, t0.Add(time.Hour))
 	if got := recipients(messages(t, e.sink, sent)); len(got) != 0 {
 		t.Errorf("after the rename sent to %v, want nothing new", got)

@@ -34,10 +34,10 @@ import (
 // block while a slow removal runs, unlike vCenter. Slow tasks here are
 // registered and completed by hand, holding no lock while they wait.
 
-// extension is the per-Sim state of the handler. Sim's fields belong to
-// sim.go, so the state hangs off a package map keyed by the Sim.
+// extension is the per-Sim state of the handler.
 type extension struct {
 	sim   *Sim
+	on    atomic.Bool // set by Extend: until then every call is vcsim's
 	tasks atomic.Int64
 
 	mu           sync.Mutex
@@ -57,52 +57,40 @@ type failure struct {
 	count int
 }
 
-var (
-	extMu      sync.Mutex
-	extensions = map[*Sim]*extension{}
-)
-
-// Extend installs this file's simulator extensions, once per Sim. Every
-// helper below calls it; call it directly when only the layoutEx upkeep is
-// wanted. Install before the code under test starts calls: the hook is a
-// plain field vcsim reads on every call.
+// Extend turns on this file's simulator extensions. Every helper below
+// calls it; call it directly when only the layoutEx upkeep is wanted, before
+// the code under test starts the calls it should see extended.
 //
-// Once installed, every RemoveSnapshot_Task runs as a task that, after
-// vcsim's own removal, re-applies the fleet's create times and layoutEx
-// sizes (vcsim rebuilds layoutEx with zero sizes), so later collections
-// measure what a vCenter would. It also refuses, with a NotSupported fault,
-// the removal that panics vcsim (a current root snapshot while other
-// snapshots remain).
+// Once on, every RemoveSnapshot_Task runs as a task that, after vcsim's own
+// removal, re-applies the fleet's create times and layoutEx sizes (vcsim
+// rebuilds layoutEx with zero sizes), so later collections measure what a
+// vCenter would. It also refuses, with a NotSupported fault, the removal
+// that panics vcsim (a current root snapshot while other snapshots remain).
 func (s *Sim) Extend() {
 	s.ext()
 }
 
 func (s *Sim) ext() *extension {
-	extMu.Lock()
-	defer extMu.Unlock()
-	if x, ok := extensions[s]; ok {
-		return x
-	}
-	x := &extension{sim: s, consolidates: map[string]int{}, slow: map[string]time.Duration{}, fail: map[string]*failure{},
-		reject: map[string]*failure{}, removals: map[string]int{}}
-	extensions[s] = x
-	s.chainHandler(x.handle)
-	return x
+	s.x.on.Store(true)
+	return s.x
 }
 
-// chainHandler installs h as the registry's Handler hook after whatever
-// extension installed one first (watch.go and this file each hook once per
-// Sim): the earlier hook answers first, h gets the calls it leaves to vcsim.
-func (s *Sim) chainHandler(h func(*simulator.Context, *simulator.Method) (mo.Reference, types.BaseMethodFault)) {
-	reg := s.Model.Map()
-	prev := reg.Handler
-	reg.Handler = func(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		if prev != nil {
-			if r, f := prev(ctx, m); r != nil || f != nil {
-				return r, f
-			}
+// installExtensions hooks this file's and watch.go's extensions into the
+// registry's Handler, which vcsim reads on every call without a lock: Start
+// calls it before the server serves, so that write happens before every
+// read (set later, by the first Extend or FastWait, it raced with the
+// server's goroutines). Each extension stays out of the way until turned
+// on; the wait extensions answer first, and each leaves the calls it does
+// not extend to the next, and to vcsim.
+func (s *Sim) installExtensions() {
+	s.x = &extension{sim: s, consolidates: map[string]int{}, slow: map[string]time.Duration{}, fail: map[string]*failure{},
+		reject: map[string]*failure{}, removals: map[string]int{}}
+	s.wx = &watchExt{listeners: map[types.ManagedObjectReference]*listener{}}
+	s.Model.Map().Handler = func(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+		if r, f := s.wx.handle(ctx, m); r != nil || f != nil {
+			return r, f
 		}
-		return h(ctx, m)
+		return s.x.handle(ctx, m)
 	}
 }
 
@@ -116,7 +104,7 @@ type callWrapper interface {
 // the caller's session registry, where vcsim looks first; nil leaves the
 // call to vcsim.
 func (x *extension) handle(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-	if ctx.Session == nil {
+	if !x.on.Load() || ctx.Session == nil {
 		return nil, nil
 	}
 	var w callWrapper

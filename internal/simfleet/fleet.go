@@ -34,6 +34,8 @@ type Orphan struct {
 	Size Size   `yaml:"size"`
 	// Age is how long ago the file was last written; default 2 days.
 	Age Duration `yaml:"age"`
+	// Datastore names the datastore that holds the file; default the first.
+	Datastore string `yaml:"datastore"`
 }
 
 // CloneSource names the snapshot a linked clone's disk is a child of.
@@ -68,6 +70,10 @@ type VM struct {
 	// LinkedCloneOf makes the VM a linked clone: its disk is a child of
 	// that snapshot's disk chain of another VM of the fleet.
 	LinkedCloneOf *CloneSource `yaml:"linked_clone_of"`
+
+	// store is the index of the datastore that holds the VM's files: the
+	// first for listed VMs, spread over all for generated ones.
+	store int
 }
 
 // Snap is one snapshot and its children.
@@ -91,6 +97,10 @@ type Generate struct {
 	SnapshotsPerVM int   `yaml:"snapshots_per_vm"`
 	Customers      int   `yaml:"customers"`
 	Seed           int64 `yaml:"seed"`
+	// Datastores spreads the generated VMs over that many datastores
+	// (LocalDS_0, LocalDS_1, ...), VM i on datastore i mod Datastores;
+	// default 1. Listed VMs stay on the first.
+	Datastores int `yaml:"datastores"`
 }
 
 // Duration is a Go duration that also accepts days ("3d", "2d12h").
@@ -181,6 +191,9 @@ func Parse(data []byte) (*Fleet, error) {
 			return nil, fmt.Errorf("vm %q: linked_clone_of: no VM %q with a snapshot %q in the fleet", vm.Name, c.VM, c.Snapshot)
 		}
 	}
+	if g := f.Generate; g != nil && g.Datastores < 0 {
+		return nil, fmt.Errorf("generate: datastores must be 1 or more, got %d", g.Datastores)
+	}
 	for i, o := range f.Orphans {
 		if o.Path == "" || path.IsAbs(o.Path) || strings.Contains(o.Path, "..") {
 			return nil, fmt.Errorf("orphans[%d]: path %q must be relative to the datastore, without ..", i, o.Path)
@@ -201,6 +214,14 @@ func hasSnap(list []Snap, name string) bool {
 	return false
 }
 
+// datastores is how many datastores the fleet's simulator has.
+func (f *Fleet) datastores() int {
+	if f.Generate == nil {
+		return 1
+	}
+	return max(f.Generate.Datastores, 1)
+}
+
 // expand returns the fleet's VMs plus the generated ones.
 func (f *Fleet) expand() []VM {
 	vms := append([]VM(nil), f.VMs...)
@@ -211,7 +232,7 @@ func (f *Fleet) expand() []VM {
 	customers := max(g.Customers, 1)
 	for i := 0; i < g.VMs; i++ {
 		c := fmt.Sprintf("cust-%03d", (i+int(g.Seed))%customers)
-		vm := VM{Name: fmt.Sprintf("gen-%05d", i), Folder: "Customers/" + c, Power: "on"}
+		vm := VM{Name: fmt.Sprintf("gen-%05d", i), Folder: "Customers/" + c, Power: "on", store: i % f.datastores()}
 		switch i % 3 { // spread ownership over the three rule kinds
 		case 0:
 			vm.Tags = map[string]string{"Customer": c}

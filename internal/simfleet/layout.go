@@ -2,6 +2,7 @@ package simfleet
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
@@ -23,6 +24,13 @@ type extra struct {
 	parent [][]diskFile
 }
 
+// vmDir is the datastore folder of a VM's files, "[LocalDS_3] name/": the
+// datastore of its .vmx (vcsim names the folder after the VM).
+func vmDir(vm *simulator.VirtualMachine) string {
+	store, _, _ := strings.Cut(strings.TrimPrefix(vm.Config.Files.VmPathName, "["), "]")
+	return "[" + store + "] " + vm.Name + "/"
+}
+
 // layout builds a vSphere-shaped layoutEx for a VM whose snapshots should
 // measure the given sizes with object.SnapshotSize. Each non-root snapshot
 // adds one delta disk to its parent's chain (the writes between the parent
@@ -36,8 +44,7 @@ type extra struct {
 // delta of its own.
 func layout(vm *simulator.VirtualMachine, sizes map[string]int64, vmsn map[string]string, ex extra) *types.VirtualMachineFileLayoutEx {
 	const diskKey = 2000
-	dir := "[LocalDS_0] " + vm.Name + "/"
-	ds := dir + vm.Name
+	ds := vmDir(vm) + vm.Name
 	le := &types.VirtualMachineFileLayoutEx{}
 	key := int32(0)
 	file := func(name, kind string, size int64) int32 {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -55,18 +56,23 @@ type Sim struct {
 	client *govmomi.Client
 	tags   *tags.Manager // the seeding session's, for tests that retag VMs
 	tmpDir string
-	dsRef  types.ManagedObjectReference
+	// stores are the datastores, LocalDS_0 first: listed VMs, orphans
+	// without a datastore and WriteDatastoreFile use the first.
+	stores []types.ManagedObjectReference
 	// authzOnce installs Restrict's privilege checks; roles counts its roles.
 	authzOnce sync.Once
 	roles     atomic.Int32
-	mu        sync.Mutex
-	vms       map[string]types.ManagedObjectReference // by VM name
-	sizes     map[string]int64                        // by snapshot moref value
-	created   map[string]time.Time                    // by snapshot moref value
-	vmsn      map[string]string                       // the .vmsn vcsim wrote, by snapshot moref value
-	growth    map[string]int64                        // bytes added by Grow, by snapshot moref value
-	grows     map[string]types.ManagedObjectReference // VMs with growing snapshots, by snapshot moref value
-	extras    map[string]extra                        // by VM moref value
+	// x and wx are the extensions' state (consolidate.go, watch.go).
+	x       *extension
+	wx      *watchExt
+	mu      sync.Mutex
+	vms     map[string]types.ManagedObjectReference // by VM name
+	sizes   map[string]int64                        // by snapshot moref value
+	created map[string]time.Time                    // by snapshot moref value
+	vmsn    map[string]string                       // the .vmsn vcsim wrote, by snapshot moref value
+	growth  map[string]int64                        // bytes added by Grow, by snapshot moref value
+	grows   map[string]types.ManagedObjectReference // VMs with growing snapshots, by snapshot moref value
+	extras  map[string]extra                        // by VM moref value
 }
 
 // Start builds the fleet in a new simulator and serves it on 127.0.0.1.
@@ -80,6 +86,7 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	quietVcsim()
 	model := simulator.VPX()
 	model.Host, model.Cluster, model.ClusterHost, model.Machine = 0, 1, 1, 0
+	model.Datastore = f.datastores()
 	if err := model.Create(); err != nil {
 		model.Remove() // its temp folder may exist already
 		return nil, fmt.Errorf("simulator: create model: %w", err)
@@ -87,9 +94,11 @@ func Start(ctx context.Context, f *Fleet, o Options) (*Sim, error) {
 	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.Username, o.Password)}
 	model.Service.TLS = new(tls.Config)
 	model.Service.RegisterEndpoints = true
-	s := &Sim{Model: model, server: model.Service.NewServer(), vms: map[string]types.ManagedObjectReference{},
+	s := &Sim{Model: model, vms: map[string]types.ManagedObjectReference{},
 		sizes: map[string]int64{}, created: map[string]time.Time{}, vmsn: map[string]string{}, extras: map[string]extra{},
 		growth: map[string]int64{}, grows: map[string]types.ManagedObjectReference{}}
+	s.installExtensions()
+	s.server = model.Service.NewServer()
 	s.URL = s.server.URL.Scheme + "://" + s.server.URL.Host + s.server.URL.Path
 	if err := s.writeCA(o.Dir); err != nil {
 		s.Close()
@@ -190,12 +199,22 @@ func (s *Sim) build(ctx context.Context, f *Fleet, o Options) error {
 	if err != nil {
 		return fmt.Errorf("simulator: resource pool: %w", err)
 	}
-	ds, err := finder.DefaultDatastore(ctx)
+	dss, err := finder.DatastoreList(ctx, "*")
 	if err != nil {
-		return fmt.Errorf("simulator: datastore: %w", err)
+		return fmt.Errorf("simulator: datastores: %w", err)
 	}
-	s.dsRef = ds.Reference()
-	b := &builder{sim: s, c: c, root: folders.VmFolder, pool: pool, ds: ds.Name(), now: o.Now,
+	// vcsim numbers them LocalDS_0, LocalDS_1, ...: order by number, so a
+	// VM's index picks the same datastore in every run.
+	sort.Slice(dss, func(i, j int) bool {
+		a, b := dss[i].Name(), dss[j].Name()
+		return len(a) < len(b) || len(a) == len(b) && a < b
+	})
+	names := make([]string, len(dss))
+	for i, ds := range dss {
+		names[i] = ds.Name()
+		s.stores = append(s.stores, ds.Reference())
+	}
+	b := &builder{sim: s, c: c, root: folders.VmFolder, pool: pool, stores: names, now: o.Now,
 		folders: map[string]*object.Folder{"": folders.VmFolder}, dc: dc.Reference()}
 	if err := b.prepareMetadata(ctx, f, o); err != nil {
 		return err
@@ -245,7 +264,7 @@ type builder struct {
 	c        *govmomi.Client
 	root     *object.Folder
 	pool     *object.ResourcePool
-	ds       string
+	stores   []string // datastore names, by VM.store
 	dc       types.ManagedObjectReference
 	now      time.Time
 	mu       sync.Mutex
@@ -335,7 +354,7 @@ func (b *builder) vm(ctx context.Context, v VM) error {
 		return err
 	}
 	spec := types.VirtualMachineConfigSpec{Name: v.Name, GuestId: string(types.VirtualMachineGuestOsIdentifierOtherGuest),
-		NumCPUs: 1, MemoryMB: 128, Files: &types.VirtualMachineFileInfo{VmPathName: "[" + b.ds + "]"}}
+		NumCPUs: 1, MemoryMB: 128, Files: &types.VirtualMachineFileInfo{VmPathName: "[" + b.stores[v.store] + "]"}}
 	// vcsim's CreateVM races with itself on the datastore's VM list (the
 	// race detector sees Datastore.resolve copy it while AppendReference
 	// grows it), so VMs are created one at a time; the rest runs in parallel.
@@ -624,7 +643,11 @@ func (s *Sim) problems(f *Fleet, now time.Time) error {
 		}
 	}
 	for _, o := range f.Orphans {
-		if err := s.WriteDatastoreFile(o.Path, int64(o.Size), now.Add(-time.Duration(o.Age))); err != nil {
+		ds := o.Datastore
+		if ds == "" {
+			ds = s.Datastores()[0]
+		}
+		if err := s.WriteFileOn(ds, o.Path, int64(o.Size), now.Add(-time.Duration(o.Age))); err != nil {
 			return err
 		}
 	}
@@ -665,16 +688,40 @@ func (s *Sim) chainOf(vmName, snapshot string) ([][]diskFile, error) {
 	return chain, nil
 }
 
-// DatastoreDir is the folder on disk that holds the simulated datastore.
+// Datastores names the simulator's datastores, LocalDS_0 first.
+func (s *Sim) Datastores() []string {
+	ctx := s.Context()
+	names := make([]string, len(s.stores))
+	for i, ref := range s.stores {
+		names[i] = ctx.Map.Get(ref).(*simulator.Datastore).Name
+	}
+	return names
+}
+
+// DatastoreDir is the folder on disk that holds the first datastore.
 func (s *Sim) DatastoreDir() string {
-	ds := s.Context().Map.Get(s.dsRef).(*simulator.Datastore)
+	return s.datastoreDir(s.stores[0])
+}
+
+func (s *Sim) datastoreDir(ref types.ManagedObjectReference) string {
+	ds := s.Context().Map.Get(ref).(*simulator.Datastore)
 	return ds.Info.GetDatastoreInfo().Url
 }
 
 // WriteDatastoreFile writes a sparse file of size bytes at rel (a path
-// under the datastore's root), last written at modified: an orphan file.
+// under the first datastore's root), last written at modified: an orphan
+// file.
 func (s *Sim) WriteDatastoreFile(rel string, size int64, modified time.Time) error {
-	p := filepath.Join(s.DatastoreDir(), filepath.FromSlash(rel))
+	return s.WriteFileOn(s.Datastores()[0], rel, size, modified)
+}
+
+// WriteFileOn is WriteDatastoreFile on the named datastore.
+func (s *Sim) WriteFileOn(datastore, rel string, size int64, modified time.Time) error {
+	i := slices.Index(s.Datastores(), datastore)
+	if i < 0 {
+		return fmt.Errorf("simulator: datastore file %s: no datastore %q (the simulator has %s)", rel, datastore, strings.Join(s.Datastores(), ", "))
+	}
+	p := filepath.Join(s.datastoreDir(s.stores[i]), filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("simulator: datastore file %s: %w", rel, err)
 	}
@@ -750,7 +797,7 @@ func (s *Sim) SetDiskMode(vmName, mode string) error {
 		}
 		if backing == nil {
 			backing = &types.VirtualDiskFlatVer2BackingInfo{VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
-				FileName: "[LocalDS_0] " + obj.Name + "/" + obj.Name + ".vmdk"}}
+				FileName: vmDir(obj) + obj.Name + ".vmdk"}}
 			obj.Config.Hardware.Device = append(obj.Config.Hardware.Device, &types.VirtualDisk{
 				VirtualDevice: types.VirtualDevice{Key: 2000, DeviceInfo: &types.Description{Label: "Hard disk 1", Summary: "16 GB"},
 					Backing: backing},
@@ -763,24 +810,27 @@ func (s *Sim) SetDiskMode(vmName, mode string) error {
 	return nil
 }
 
-// SetDatastoreSpace sets the capacity and free space the datastore reports.
+// SetDatastoreSpace sets the capacity and free space every datastore
+// reports.
 func (s *Sim) SetDatastoreSpace(capacity, free int64) error {
 	ctx := s.Context()
-	ds, ok := ctx.Map.Get(s.dsRef).(*simulator.Datastore)
-	if !ok {
-		return fmt.Errorf("datastore %s not in the simulator", s.dsRef.Value)
+	for _, ref := range s.stores {
+		ds, ok := ctx.Map.Get(ref).(*simulator.Datastore)
+		if !ok {
+			return fmt.Errorf("datastore %s not in the simulator", ref.Value)
+		}
+		ctx.WithLock(ds, func() {
+			ds.Summary.Capacity, ds.Summary.FreeSpace = capacity, free
+			ds.Info.GetDatastoreInfo().FreeSpace = free
+			ctx.Update(ds, []types.PropertyChange{{Name: "summary", Val: ds.Summary}})
+		})
 	}
-	ctx.WithLock(ds, func() {
-		ds.Summary.Capacity, ds.Summary.FreeSpace = capacity, free
-		ds.Info.GetDatastoreInfo().FreeSpace = free
-		ctx.Update(ds, []types.PropertyChange{{Name: "summary", Val: ds.Summary}})
-	})
 	return nil
 }
 
-// SetDatastoreFree changes only the free space.
+// SetDatastoreFree changes only the free space, of every datastore.
 func (s *Sim) SetDatastoreFree(free int64) error {
-	ds := s.Context().Map.Get(s.dsRef).(*simulator.Datastore)
+	ds := s.Context().Map.Get(s.stores[0]).(*simulator.Datastore)
 	return s.SetDatastoreSpace(ds.Summary.Capacity, free)
 }
 

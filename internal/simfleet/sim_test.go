@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/url"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +211,109 @@ func TestMutations(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(vm)
+	}
+}
+
+// A generated fleet spread over datastores: every VM's files, in layoutEx
+// and on disk, are on its own datastore, each datastore is searchable, and
+// orphans land on the datastore named.
+func TestGeneratedFleetSpreadsOverDatastores(t *testing.T) {
+	f, err := Parse([]byte(`
+datastore: {capacity: 1TiB, free: 600GiB}
+generate: {vms: 6, snapshots_per_vm: 2, customers: 2, seed: 1, datastores: 3}
+orphans:
+  - {path: gone/gone-000001.vmdk, size: 1GiB, datastore: LocalDS_2}
+  - {path: left/left.vmsn, size: 1MiB}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(context.Background(), f, Options{Username: "u@vsphere.local", Password: "pw", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	stores := []string{"LocalDS_0", "LocalDS_1", "LocalDS_2"}
+	if got := s.Datastores(); !slices.Equal(got, stores) {
+		t.Fatalf("datastores %v, want %v", got, stores)
+	}
+	if err := s.WriteFileOn("LocalDS_9", "x/x.vmsn", 1, now); err == nil {
+		t.Error("WriteFileOn an unknown datastore succeeded")
+	}
+	c, err := connect(t, s, "u@vsphere.local", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m := view.NewManager(c.Client)
+	v, err := m.CreateContainerView(ctx, c.ServiceContent.RootFolder, []string{"VirtualMachine", "Datastore"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dss []mo.Datastore
+	if err := v.Retrieve(ctx, []string{"Datastore"}, []string{"name", "browser", "summary"}, &dss); err != nil {
+		t.Fatal(err)
+	}
+	dsName := map[types.ManagedObjectReference]string{}
+	for _, ds := range dss {
+		dsName[ds.Self] = ds.Name
+		if ds.Summary.Capacity != 1<<40 || ds.Summary.FreeSpace != 600<<30 {
+			t.Errorf("%s: space %d/%d, want 600GiB free of 1TiB", ds.Name, ds.Summary.FreeSpace, ds.Summary.Capacity)
+		}
+	}
+	var vms []mo.VirtualMachine
+	if err := v.Retrieve(ctx, []string{"VirtualMachine"}, []string{"name", "datastore", "layoutEx.file"}, &vms); err != nil {
+		t.Fatal(err)
+	}
+	if len(vms) != 6 {
+		t.Fatalf("got %d VMs, want 6", len(vms))
+	}
+	// Every file a search finds, by datastore: the VMs' .vmsn and the orphans.
+	found := map[string][]string{}
+	for _, ds := range dss {
+		b := object.NewHostDatastoreBrowser(c.Client, ds.Browser)
+		task, err := b.SearchDatastoreSubFolders(ctx, "["+ds.Name+"]", &types.HostDatastoreBrowserSearchSpec{MatchPattern: []string{"*.vmsn", "*-??????.vmdk"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := task.WaitForResult(ctx)
+		if err != nil {
+			t.Fatalf("search %s: %v", ds.Name, err)
+		}
+		for _, r := range info.Result.(types.ArrayOfHostDatastoreBrowserSearchResults).HostDatastoreBrowserSearchResults {
+			for _, f := range r.File {
+				if _, dir := f.(*types.FolderFileInfo); !dir {
+					found[ds.Name] = append(found[ds.Name], path.Base(r.FolderPath)+"/"+f.GetFileInfo().Path)
+				}
+			}
+		}
+	}
+	for _, vm := range vms {
+		var i int
+		if _, err := fmt.Sscanf(vm.Name, "gen-%05d", &i); err != nil {
+			t.Fatal(err)
+		}
+		want := stores[i%3]
+		if len(vm.Datastore) != 1 || dsName[vm.Datastore[0]] != want {
+			t.Errorf("%s: datastore %v, want %s", vm.Name, vm.Datastore, want)
+		}
+		vmsn := 0
+		for _, f := range vm.LayoutEx.File {
+			if !strings.HasPrefix(f.Name, "["+want+"] "+vm.Name+"/") {
+				t.Errorf("%s: layoutEx file %s not in its folder on %s", vm.Name, f.Name, want)
+			}
+			if strings.HasSuffix(f.Name, ".vmsn") {
+				vmsn++
+				if rel := f.Name[len("["+want+"] "):]; !slices.Contains(found[want], rel) {
+					t.Errorf("%s: %s is not on %s: a search there found %v", vm.Name, f.Name, want, found[want])
+				}
+			}
+		}
+		if vmsn != 2 {
+			t.Errorf("%s: %d .vmsn files in layoutEx, want 2", vm.Name, vmsn)
+		}
+	}
+	if !slices.Contains(found["LocalDS_2"], "gone/gone-000001.vmdk") || !slices.Contains(found["LocalDS_0"], "left/left.vmsn") {
+		t.Errorf("orphans not on their datastores: %v", found)
 	}
 }

@@ -33,28 +33,11 @@ type watchExt struct {
 	listeners map[types.ManagedObjectReference]*listener
 }
 
-var (
-	watchMu   sync.Mutex
-	watchExts = map[*Sim]*watchExt{}
-)
-
-func (s *Sim) watchExt() *watchExt {
-	watchMu.Lock()
-	defer watchMu.Unlock()
-	if x, ok := watchExts[s]; ok {
-		return x
-	}
-	x := &watchExt{listeners: map[types.ManagedObjectReference]*listener{}}
-	watchExts[s] = x
-	s.chainHandler(x.handle)
-	return x
-}
-
 // FastWait makes later WaitForUpdatesEx calls answer with fresh reads of
 // only the changed objects (see above). Install it before the code under
 // test creates its collector.
 func (s *Sim) FastWait() {
-	x := s.watchExt()
+	x := s.wx
 	x.mu.Lock()
 	x.fast = true
 	x.mu.Unlock()
@@ -63,7 +46,7 @@ func (s *Sim) FastWait() {
 // FailWait makes the next WaitForUpdatesEx call that carries a version
 // fail with fault, e.g. InvalidCollectorVersion, which vcsim never sends.
 func (s *Sim) FailWait(fault types.BaseMethodFault) {
-	x := s.watchExt()
+	x := s.wx
 	x.mu.Lock()
 	x.fail = append(x.fail, fault)
 	x.mu.Unlock()
@@ -107,6 +90,9 @@ func (x *watchExt) handle(ctx *simulator.Context, m *simulator.Method) (mo.Refer
 			ctx.Map.AddHandler(l)
 		}
 		return nil, nil // vcsim's own full read
+	}
+	if l == nil && len(x.fail) == 0 {
+		return nil, nil // neither FastWait nor FailWait: vcsim's own wait
 	}
 	if pending(pc) {
 		return nil, nil // the pages of vcsim's full read

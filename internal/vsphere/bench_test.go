@@ -26,46 +26,69 @@ func benchVMs() int {
 	return 1000
 }
 
+// benchSims are the benchmarks' simulated fleets, by datastore count, each
+// started once per run and shared by every benchmark that asks for it.
 var (
-	benchOnce sync.Once
-	benchSim  *simfleet.Sim
-	benchErr  error
+	benchMu   sync.Mutex
+	benchSims = map[int]*benchSim{}
 )
 
-// TestMain removes the benchmarks' shared simulator, which no single
+type benchSim struct {
+	once sync.Once
+	sim  *simfleet.Sim
+	err  error
+}
+
+// TestMain removes the benchmarks' shared simulators, which no single
 // benchmark owns, so no govcsim-* folder is left in the temp directory.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if benchSim != nil {
-		benchSim.Close()
+	for _, bs := range benchSims {
+		if bs.sim != nil {
+			bs.sim.Close()
+		}
 	}
 	os.Exit(code)
 }
 
-// benchFleet starts one generated fleet (two snapshots per VM) for every
-// benchmark of the run: seeding 1,000 VMs takes seconds, 10,000 minutes.
+// benchFleet starts one generated fleet (two snapshots per VM, one
+// datastore) for every benchmark of the run: seeding 1,000 VMs takes
+// seconds, 10,000 minutes.
 func benchFleet(b *testing.B) *simfleet.Sim {
+	return benchFleetOn(b, 1)
+}
+
+// benchFleetOn is benchFleet with its VMs spread over that many datastores.
+func benchFleetOn(b *testing.B, datastores int) *simfleet.Sim {
 	b.Helper()
-	benchOnce.Do(func() {
-		f := &simfleet.Fleet{Datacenter: "DC0", Generate: &simfleet.Generate{VMs: benchVMs(), SnapshotsPerVM: 2, Customers: 100, Seed: 1}}
+	benchMu.Lock()
+	bs := benchSims[datastores]
+	if bs == nil {
+		bs = &benchSim{}
+		benchSims[datastores] = bs
+	}
+	benchMu.Unlock()
+	bs.once.Do(func() {
+		f := &simfleet.Fleet{Datacenter: "DC0", Generate: &simfleet.Generate{VMs: benchVMs(), SnapshotsPerVM: 2, Customers: 100, Seed: 1,
+			Datastores: datastores}}
 		f.Datastore.Capacity, f.Datastore.Free = 100<<40, 60<<40
-		benchSim, benchErr = simfleet.Start(context.Background(), f, simfleet.Options{Username: user, Password: pass, Now: now})
-		if benchErr != nil {
+		bs.sim, bs.err = simfleet.Start(context.Background(), f, simfleet.Options{Username: user, Password: pass, Now: now})
+		if bs.err != nil {
 			return
 		}
 		// One untimed collection first, and the seeding's garbage collected,
 		// so the first benchmark does not pay for what the others do not.
 		var c *Client
-		if c, benchErr = Dial(context.Background(), target(benchSim), Options{}); benchErr == nil {
-			_, benchErr = c.Collect(context.Background(), nil)
+		if c, bs.err = Dial(context.Background(), target(bs.sim), Options{}); bs.err == nil {
+			_, bs.err = c.Collect(context.Background(), nil)
 			_ = c.Logout(context.Background())
 		}
 		runtime.GC()
 	})
-	if benchErr != nil {
-		b.Fatal(benchErr)
+	if bs.err != nil {
+		b.Fatal(bs.err)
 	}
-	return benchSim
+	return bs.sim
 }
 
 // withDelay adds vCenter latency to every call for the benchmark's duration.

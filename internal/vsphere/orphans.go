@@ -12,6 +12,7 @@ import (
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/snapwarden/snapwarden/internal/facts"
 )
@@ -23,6 +24,9 @@ var (
 	orphanRE       = regexp.MustCompile(`(-\d{6}\.vmdk|-delta\.vmdk|-sesparse\.vmdk|\.vmsn)$`)
 )
 
+// searchParallel bounds the datastore searches one scan runs at once.
+const searchParallel = 4
+
 // orphanGrace spares files written recently: a snapshot being taken or a
 // VM being registered has files that its layoutEx may not list yet.
 const orphanGrace = time.Hour
@@ -30,7 +34,8 @@ const orphanGrace = time.Hour
 // Orphans searches every accessible datastore of the vCenter for delta and
 // snapshot files that no registered VM's layoutEx (templates included)
 // references: what a failed task or an unregistered VM left behind. It
-// costs one retrieval plus one SearchDatastoreSubFolders_Task per datastore.
+// costs one retrieval plus one SearchDatastoreSubFolders_Task per datastore,
+// searchParallel of them at a time.
 func (c *Client) Orphans(ctx context.Context) ([]facts.Problem, error) {
 	used := map[string]bool{}
 	type store struct {
@@ -77,14 +82,27 @@ func (c *Client) Orphans(ctx context.Context) ([]facts.Problem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vcenter %q: list VM files: %w", c.Name, err)
 	}
+	// A search of a big datastore takes vCenter a while: a few run at once,
+	// so a vCenter with many datastores is scanned within collect.timeout.
+	found := make([][]dsFile, len(stores))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(searchParallel)
+	for i, ds := range stores {
+		g.Go(func() error {
+			var err error
+			if found[i], err = c.searchDatastore(gctx, ds.browser, ds.name); err != nil {
+				return fmt.Errorf("vcenter %q: search datastore %s: %w", c.Name, ds.name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var out []facts.Problem
-	for _, ds := range stores {
+	for i, ds := range stores {
 		_, dc := path(nodes, parents[ds.name])
-		found, err := c.searchDatastore(ctx, ds.browser, ds.name)
-		if err != nil {
-			return nil, fmt.Errorf("vcenter %q: search datastore %s: %w", c.Name, ds.name, err)
-		}
-		for _, f := range found {
+		for _, f := range found[i] {
 			if used[f.path] || time.Since(f.modified) < orphanGrace {
 				continue
 			}
