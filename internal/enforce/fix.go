@@ -65,20 +65,15 @@ func (r *run) fix(ctx context.Context, d plan.Decision, inFlight string) []Outco
 	if err != nil {
 		return refuse(GuardVCenter, "vCenter could not be reached: "+err.Error(), "")
 	}
-	need, err := c.ConsolidationNeeded(ctx, vm.MoRef)
-	switch {
-	case errors.Is(err, vsphere.ErrNotFound):
+	// Reloaded first, so the re-read's consolidationNeeded is not stale.
+	if err := c.Reload(ctx, vm.MoRef); errors.Is(err, vsphere.ErrNotFound) {
 		return refuse(GuardGone, "the VM no longer exists", "")
-	case err != nil:
-		return refuse(GuardVCenter, "consolidationNeeded could not be read again: "+err.Error(), vsphere.FaultOf(err))
-	case !need:
-		return refuse(GuardNotNeeded, "the VM no longer needs its disks consolidated", "")
 	}
 	rr, err := c.Recheck(ctx, vm.MoRef, "")
 	switch {
 	case err != nil:
 		return refuse(GuardVCenter, "the VM could not be read again: "+err.Error(), vsphere.FaultOf(err))
-	case rr.VM == nil:
+	case rr.VM == nil || !rr.VM.ConsolidationNeeded:
 		return refuse(GuardNotNeeded, "the VM no longer needs its disks consolidated", "")
 	}
 	keepUnread(rr.VM, vm)

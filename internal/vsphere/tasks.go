@@ -369,14 +369,26 @@ func (c *Client) ConsolidateDisks(ctx context.Context, vmMoRef string) (string, 
 	return res.Returnval.Value, nil
 }
 
-// ConsolidationNeeded reloads the VM and reads runtime.consolidationNeeded:
-// vCenter can report a stale flag after a removal until the VM is reloaded.
+// Reload has vCenter read the VM's state again from its host:
+// runtime.consolidationNeeded can stay stale after a removal until then. A
+// refused reload is only logged (the flag read next may then be stale,
+// which only delays a disk consolidation), except for a VM that no longer
+// exists: ErrNotFound.
+func (c *Client) Reload(ctx context.Context, vmMoRef string) error {
+	_, err := methods.Reload(ctx, c.vim, &types.Reload{This: vmRef(vmMoRef)})
+	if err = classify(err); errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("vcenter %q: reload vm %s: %w", c.Name, vmMoRef, err)
+	} else if err != nil {
+		c.opt.Log.Debug().Err(err).Str("vcenter", c.Name).Str("vm", vmMoRef).Msg("reload before reading consolidationNeeded")
+	}
+	return nil
+}
+
+// ConsolidationNeeded reloads the VM and reads runtime.consolidationNeeded.
 func (c *Client) ConsolidationNeeded(ctx context.Context, vmMoRef string) (bool, error) {
 	ref := vmRef(vmMoRef)
-	if _, err := methods.Reload(ctx, c.vim, &types.Reload{This: ref}); err != nil {
-		// A vCenter that refuses the reload still answers the read; the flag
-		// may then be stale, which only delays the disk consolidation.
-		c.opt.Log.Debug().Err(err).Str("vcenter", c.Name).Str("vm", vmMoRef).Msg("reload before reading consolidationNeeded")
+	if err := c.Reload(ctx, vmMoRef); err != nil {
+		return false, err
 	}
 	var m mo.VirtualMachine
 	if err := property.DefaultCollector(c.vim).RetrieveOne(ctx, ref, []string{"runtime.consolidationNeeded"}, &m); err != nil {
